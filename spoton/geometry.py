@@ -1,0 +1,92 @@
+"""Image <-> floor-plan geometry: homographies from point pairs, foot points to metres."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from spoton.errors import SpotOnError
+
+
+class CalibrationError(SpotOnError):
+    """Point pairs that cannot define a homography."""
+
+
+def apply_homography(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points through a 3x3 homography; points at infinity become NaN."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    homogeneous = np.column_stack([points, np.ones(len(points))]) @ np.asarray(matrix, np.float64).T
+    w = homogeneous[:, 2:3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = homogeneous[:, :2] / w
+    out[np.abs(w[:, 0]) < 1e-12] = np.nan
+    return out
+
+
+@dataclass(frozen=True)
+class Homography:
+    """A camera's image-plane to ground-plane mapping (pixels -> metres).
+
+    ``reprojection_error_m`` is the RMS distance, in metres, between the map
+    points given and the image points mapped through the fitted matrix (over
+    RANSAC inliers); ``inliers`` marks which pairs were used.
+    """
+
+    image_to_map: np.ndarray
+    reprojection_error_m: float
+    inliers: np.ndarray
+
+    @classmethod
+    def from_point_pairs(cls, image_points, map_points, ransac_threshold_m: float = 0.5) -> "Homography":
+        image_points = np.asarray(image_points, dtype=np.float64).reshape(-1, 2)
+        map_points = np.asarray(map_points, dtype=np.float64).reshape(-1, 2)
+        if len(image_points) != len(map_points):
+            raise CalibrationError(
+                f"{len(image_points)} image points but {len(map_points)} map points: give one map "
+                "point (metres) per image point (pixels)")
+        if len(image_points) < 4:
+            raise CalibrationError(
+                f"a homography needs at least 4 point pairs, got {len(image_points)}: add "
+                "more image/map correspondences, spread over the floor")
+        method = cv2.RANSAC if len(image_points) > 4 else 0
+        matrix, mask = cv2.findHomography(image_points, map_points, method, ransac_threshold_m)
+        if matrix is None:
+            raise CalibrationError(
+                "the point pairs are degenerate (collinear or repeated): choose points that "
+                "span the floor, no three on one line")
+        inliers = mask.ravel().astype(bool) if mask is not None else np.ones(len(image_points), bool)
+        residual = apply_homography(matrix, image_points[inliers]) - map_points[inliers]
+        error = float(np.sqrt(np.mean(np.sum(residual**2, axis=1))))
+        return cls(matrix, error, inliers)
+
+    @classmethod
+    def from_json(cls, path: Path) -> "Homography":
+        """Load a calibration file: ``{"image_points": [[x, y], ...], "map_points": [[X, Y], ...]}``."""
+        spec = json.loads(Path(path).read_text())
+        try:
+            return cls.from_point_pairs(spec["image_points"], spec["map_points"])
+        except KeyError as missing:
+            raise CalibrationError(
+                f"{path} lacks {missing}: a calibration file lists image_points (pixels) and "
+                "map_points (metres) as pairs") from None
+
+    @property
+    def map_to_image(self) -> np.ndarray:
+        return np.linalg.inv(self.image_to_map)
+
+    def to_map(self, image_points: np.ndarray) -> np.ndarray:
+        """Pixels (N, 2) -> ground-plane metres (N, 2)."""
+        return apply_homography(self.image_to_map, image_points)
+
+    def to_image(self, map_points: np.ndarray) -> np.ndarray:
+        """Ground-plane metres (N, 2) -> pixels (N, 2)."""
+        return apply_homography(self.map_to_image, map_points)
+
+
+def foot_points(xyxy: np.ndarray) -> np.ndarray:
+    """Bottom-centre of (N, 4) boxes: where a person touches the ground."""
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    return np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]])

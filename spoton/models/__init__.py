@@ -1,0 +1,1 @@
+"""Detector and appearance-embedder models (ONNX Runtime, torch)."""

@@ -7,7 +7,7 @@ gets the same kind of track and map position in a backfill as live.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -88,3 +88,29 @@ class FrameProcessor:
                                  map_xy=map_xy)
 
 
+
+
+@dataclass(frozen=True)
+class ClockFrame:
+    """A decoded frame placed on the environment clock (satisfies ``FrameInput``)."""
+
+    index: int  # frame index within its own video
+    global_frame: int  # frame index on the environment clock: equal means simultaneous
+    ts: float  # seconds on the environment clock
+    image: np.ndarray
+
+
+def synchronized(streams: Mapping[str, Iterable[ClockFrame]]) -> Iterator[dict[str, ClockFrame]]:
+    """Merge per-camera streams (each ordered by ``global_frame``) into instants.
+
+    Each yielded dict holds the cameras that have a frame at that instant, so a
+    camera that starts later simply joins when its frames begin.
+    """
+    iterators = {name: iter(stream) for name, stream in streams.items()}
+    heads = {name: next(it, None) for name, it in iterators.items()}
+    while any(frame is not None for frame in heads.values()):
+        instant = min(frame.global_frame for frame in heads.values() if frame is not None)
+        now = {name: frame for name, frame in heads.items() if frame is not None and frame.global_frame == instant}
+        for name in now:
+            heads[name] = next(iterators[name], None)
+        yield now

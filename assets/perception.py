@@ -1,0 +1,154 @@
+"""Per-segment perception: detections and per-camera tracklets in one pass, then tracklet embeddings."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetOut,
+                     Output, asset, multi_asset)
+
+from assets.ingest import StoreResource
+from orchestration.partitions import ENV_SEGMENT, split_key
+from resources.perception import PerceptionResource
+from spoton.environment import load_environment_from_store, sub_video_key
+from spoton.processor import CameraSpec, ClockFrame, synchronized
+from spoton.schemas import detections_table, tracks_table
+from spoton.video import iter_frames
+
+MAX_MEAN_PEOPLE_PER_FRAME = 40.0
+MAX_SHORT_TRACKLET_SHARE = 0.6  # tracklets under 1 s; above this the tracker is fragmenting people
+
+
+def _camera_streams(store, environment: str, segment: str, frames: pa.Table) -> dict[str, object]:
+    streams = {}
+    for camera in pc.unique(frames["camera"]).to_pylist():
+        rows = frames.filter(pc.equal(frames["camera"], camera))
+        clock = dict(zip(rows["frame_index"].to_pylist(), zip(rows["global_frame"].to_pylist(), rows["ts"].to_pylist())))
+        path = store.local_path(sub_video_key(environment, camera, segment))
+
+        def stream(path=path, clock=clock):
+            for frame in iter_frames(path, stop=max(clock) + 1):
+                if frame.index in clock:
+                    global_frame, ts = clock[frame.index]
+                    yield ClockFrame(frame.index, global_frame, ts, frame.image)
+        streams[camera] = stream()
+    return streams
+
+
+def _add_clock_columns(table: pa.Table, frames: pa.Table) -> pa.Table:
+    lookup = {(c, i): g for c, i, g in zip(frames["camera"].to_pylist(), frames["frame_index"].to_pylist(),
+                                           frames["global_frame"].to_pylist())}
+    global_frame = [lookup[(c, i)] for c, i in zip(table["camera"].to_pylist(), table["frame_index"].to_pylist())]
+    return table.append_column("global_frame", pa.array(global_frame, pa.int64()))
+
+
+@multi_asset(
+    partitions_def=ENV_SEGMENT, group_name="perception",
+    outs={"detections": AssetOut(io_manager_key="lake_io_manager"),
+          "tracklets": AssetOut(io_manager_key="lake_io_manager")},
+    check_specs=[AssetCheckSpec("detections_per_frame", asset="detections"),
+                 AssetCheckSpec("frames_missing", asset="detections"),
+                 AssetCheckSpec("track_fragmentation", asset="tracklets")])
+def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: StoreResource,
+                     perception: PerceptionResource):
+    """Drive the FrameProcessor over the segment's synchronized camera frames.
+
+    One decode and one detector pass yield both tables; trackers are per
+    camera and start fresh per segment (identities continue across segments
+    through ``global_identities``).
+    """
+    environment, segment = split_key(context)
+    object_store = store.get_store()
+    env = load_environment_from_store(object_store, environment)
+    cameras = [CameraSpec(c.name, c.homography) for c in env.cameras if c.name in set(frames["camera"].to_pylist())]
+    step = int(np.median(np.diff(np.unique(frames["global_frame"].to_numpy())))) if frames.num_rows > 1 else 1
+    processor = perception.build_processor(cameras, frame_rate=env.fps / step)
+    results = []
+    for instant in synchronized(_camera_streams(object_store, environment, segment, frames)):
+        results.extend(processor.process(instant).values())
+    detections = _add_clock_columns(detections_table(results), frames)
+    tracks = _add_clock_columns(tracks_table(results), frames)
+    tracklet_ids = [f"{c}/{segment}/{t}" for c, t in zip(tracks["camera"].to_pylist(), tracks["track_id"].to_pylist())]
+    tracks = tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string()))
+
+    decoded = len(results)  # camera-frames processed
+    counts = np.array([len(r.detections) for r in results], dtype=np.int64)
+    mean_people = float(counts.mean()) if decoded else 0.0
+    lengths = np.array(list(_tracklet_lengths(tracklet_ids).values()))
+    short_share = float((lengths < env.fps / step).mean()) if len(lengths) else 0.0
+    yield Output(detections, output_name="detections",
+                 metadata={"rows": detections.num_rows, "mean_per_frame": round(mean_people, 2)})
+    yield Output(tracks, output_name="tracklets",
+                 metadata={"rows": tracks.num_rows, "tracklets": len(lengths)})
+    yield AssetCheckResult(
+        asset_key="detections", check_name="detections_per_frame",
+        passed=bool(decoded and 0.0 < mean_people <= MAX_MEAN_PEOPLE_PER_FRAME),
+        metadata={"mean": round(mean_people, 2), "max": int(counts.max()) if decoded else 0,
+                  "empty_frames": int((counts == 0).sum()) if decoded else 0},
+        description=f"mean detections per camera-frame must be in (0, {MAX_MEAN_PEOPLE_PER_FRAME}]")
+    yield AssetCheckResult(
+        asset_key="detections", check_name="frames_missing", passed=decoded == frames.num_rows,
+        metadata={"indexed": frames.num_rows, "decoded": decoded, "missing": frames.num_rows - decoded},
+        description="frames listed in the frame index that the decoder could not deliver")
+    yield AssetCheckResult(
+        asset_key="tracklets", check_name="track_fragmentation", severity=AssetCheckSeverity.WARN,
+        passed=short_share <= MAX_SHORT_TRACKLET_SHARE,
+        metadata={"tracklets": len(lengths), "median_length_frames": float(np.median(lengths)) if len(lengths) else 0.0,
+                  "short_share": round(short_share, 3)},
+        description=f"share of tracklets shorter than 1 s must be <= {MAX_SHORT_TRACKLET_SHARE}")
+
+
+def _tracklet_lengths(tracklet_ids: list[str]) -> dict[str, int]:
+    lengths: dict[str, int] = defaultdict(int)
+    for tracklet in tracklet_ids:
+        lengths[tracklet] += 1
+    return lengths
+
+
+def select_crops(tracks: pa.Table, per_tracklet: int) -> pa.Table:
+    """The best boxes of each tracklet to embed: confident, tall, spread over its life."""
+    frame = tracks.select(["tracklet_id", "camera", "frame_index", "x1", "y1", "x2", "y2", "conf"]).to_pandas()
+    frame["quality"] = frame["conf"] * (frame["y2"] - frame["y1"])
+    chosen = []
+    for _, boxes in frame.groupby("tracklet_id", sort=True):
+        boxes = boxes.sort_values("frame_index")
+        parts = np.array_split(boxes, min(len(boxes), per_tracklet))
+        chosen.extend(part.loc[part["quality"].idxmax()] for part in parts if len(part))
+    return pa.Table.from_pandas(pd.DataFrame(chosen), preserve_index=False)
+
+
+@asset(partitions_def=ENV_SEGMENT, group_name="perception", io_manager_key="lake_io_manager")
+def tracklet_embeddings(context: AssetExecutionContext, tracklets: pa.Table, store: StoreResource,
+                        perception: PerceptionResource) -> pa.Table:
+    """One appearance vector per tracklet: the normalised mean of its best crops' embeddings."""
+    environment, segment = split_key(context)
+    object_store = store.get_store()
+    embedder = perception.build_embedder()
+    crops = select_crops(tracklets, perception.crops_per_tracklet).to_pandas()
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for camera, camera_crops in crops.groupby("camera"):
+        by_frame = {i: g for i, g in camera_crops.groupby("frame_index")}
+        path = object_store.local_path(sub_video_key(environment, camera, segment))
+        for frame in iter_frames(path, stop=max(by_frame) + 1):
+            boxes = by_frame.get(frame.index)
+            if boxes is None:
+                continue
+            vectors = embedder.embed(frame.image, boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
+            for tracklet, vector in zip(boxes["tracklet_id"], vectors):
+                sums[tracklet] = sums.get(tracklet, 0) + vector
+                counts[tracklet] += 1
+    summary = tracklets.group_by(["tracklet_id", "camera"]).aggregate(
+        [("ts", "min"), ("ts", "max"), ("ts", "count")]).sort_by("tracklet_id")
+    ids = summary["tracklet_id"].to_pylist()
+    vectors = [sums[t] / max(np.linalg.norm(sums[t]), 1e-12) for t in ids]
+    table = pa.table({
+        "tracklet_id": ids, "camera": summary["camera"], "start_ts": summary["ts_min"], "end_ts": summary["ts_max"],
+        "n_boxes": summary["ts_count"], "n_crops": [counts[t] for t in ids],
+        "embedding": pa.array([v.astype(np.float32).tolist() for v in vectors], pa.list_(pa.float32())),
+    })
+    context.add_output_metadata({"tracklets": table.num_rows, "crops_embedded": int(sum(counts.values()))})
+    return table

@@ -1,0 +1,1 @@
+"""Dagster orchestration: partitions, sensors, checks and the Definitions object (``orchestration.definitions``)."""

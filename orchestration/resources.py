@@ -1,0 +1,57 @@
+"""Resource sets: LOCAL (embedded defaults, a folder on this machine) and PROD (S3 through dagster-aws).
+
+Chosen by ``SPOTON_DEPLOYMENT`` (``local`` by default). Secrets come from
+environment variables only (``EnvVar``), never from code or config files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import EnvVar
+from dagster_aws.s3 import S3Resource
+
+from resources.lake_io import ParquetLakeIOManager
+from resources.perception import PerceptionResource
+from resources.store import LocalStoreResource, S3StoreResource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def var_dir() -> Path:
+    """Where the local deployment keeps its store, lake, catalog and Dagster instance."""
+    return Path(os.environ.get("SPOTON_VAR", REPO_ROOT / "var"))
+
+
+def perception_from_env() -> PerceptionResource:
+    fps = os.environ.get("SPOTON_PROCESSING_FPS")
+    return PerceptionResource(processing_fps=float(fps) if fps else None,
+                              tracker=os.environ.get("SPOTON_TRACKER", "bytetrack"),
+                              ort_threads=int(os.environ.get("SPOTON_ORT_THREADS", "1")))
+
+
+def local_resources() -> dict:
+    lake = LocalStoreResource(root=str(var_dir() / "lake"))
+    return {
+        "store": LocalStoreResource(root=os.environ.get("SPOTON_STORE", str(var_dir() / "store"))),
+        "lake_io_manager": ParquetLakeIOManager(store=lake),
+        "perception": perception_from_env(),
+    }
+
+
+def prod_resources() -> dict:
+    s3 = S3Resource(endpoint_url=EnvVar("SPOTON_S3_ENDPOINT"), region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                    aws_access_key_id=EnvVar("AWS_ACCESS_KEY_ID"), aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"))
+    bucket = os.environ.get("SPOTON_S3_BUCKET", "spoton")
+    return {
+        "store": S3StoreResource(s3=s3, bucket=bucket, prefix="store"),
+        "lake_io_manager": ParquetLakeIOManager(store=S3StoreResource(s3=s3, bucket=bucket, prefix="lake")),
+        "perception": perception_from_env(),
+    }
+
+
+def resources_for(deployment: str | None = None) -> dict:
+    deployment = deployment or os.environ.get("SPOTON_DEPLOYMENT", "local")
+    if deployment not in ("local", "prod"):
+        raise ValueError(f"SPOTON_DEPLOYMENT={deployment!r}: use 'local' or 'prod'")
+    return local_resources() if deployment == "local" else prod_resources()

@@ -1,0 +1,1 @@
+"""Dagster resources: thin adapters that build SpotOn core objects from configuration."""

@@ -1,0 +1,58 @@
+"""IO manager that keeps every asset partition as one Parquet file in the lake."""
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, OutputContext, ResourceDependency
+
+from resources.store import LocalStoreResource, S3StoreResource
+from spoton.lake import ParquetLake
+from spoton.store import StoreError
+
+
+class ParquetLakeIOManager(ConfigurableIOManager):
+    """Arrow tables in, Arrow tables out; re-materializing a partition replaces its file.
+
+    An environment-level asset loading a segment-level one gets the
+    concatenation of the segments that exist; missing ones (a corrupt
+    sub-video whose partition failed) are skipped and logged, not fatal.
+    """
+
+    store: ResourceDependency[LocalStoreResource | S3StoreResource]
+
+    def _lake(self) -> ParquetLake:
+        return ParquetLake(self.store.get_store())
+
+    def handle_output(self, context: OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
+        environment, segment = _partition(context.partition_key)
+        key = self._lake().write(context.asset_key.path[-1], table, environment, segment)
+        context.add_output_metadata({"lake_key": key, "rows": table.num_rows})
+
+    def load_input(self, context: InputContext) -> pa.Table:
+        lake, name = self._lake(), context.asset_key.path[-1]
+        tables, missing = [], []
+        for partition in sorted(context.asset_partition_keys):
+            environment, segment = _partition(partition)
+            try:
+                tables.append(lake.read(name, environment, segment))
+            except StoreError:
+                missing.append(str(partition))
+        if missing:
+            context.log.warning(f"{name}: no data for partitions {missing}; using the {len(tables)} that exist")
+        if not tables:
+            raise StoreError(f"{name} has no materialized partitions for {context.asset_partition_keys}: "
+                             "materialize them first")
+        return pa.concat_tables(tables, promote_options="default")
+
+
+def _partition(key) -> tuple[str, str | None]:
+    """(environment, segment) from a partition key; Dagster orders dimensions by name."""
+    if isinstance(key, MultiPartitionKey):
+        return key.keys_by_dimension["environment"], key.keys_by_dimension["segment"]
+    if "|" in key:
+        environment, segment = key.split("|")
+        return environment, segment
+    return key, None

@@ -1,0 +1,47 @@
+"""Model configuration shared by the per-frame assets: which detector, tracker and embedder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from spoton.models.detector import DetectorConfig, build_detector
+from spoton.processor import CameraSpec, FrameProcessor
+from spoton.tracking import TrackerConfig
+
+
+class PerceptionResource(ConfigurableResource):
+    """Detector, tracker, embedder and processing rate.
+
+    ``ort_threads`` bounds ONNX Runtime's threads per process so that the
+    multiprocess executor's partitions share the cores instead of oversubscribing.
+    """
+
+    detector: str = "nanodet"
+    detector_model: str | None = None
+    score_threshold: float = 0.2
+    resize: str = "stretch"
+    tracker: str = "bytetrack"
+    embedder: str = "mobilenetv2"
+    embedder_weights: str | None = None
+    processing_fps: float | None = None  # None: every frame
+    ort_threads: int = 1
+    crops_per_tracklet: int = 8
+
+    def build_processor(self, cameras: list[CameraSpec], frame_rate: float) -> FrameProcessor:
+        os.environ.setdefault("SPOTON_ORT_THREADS", str(self.ort_threads))
+        detector = build_detector(self.detector, Path(self.detector_model) if self.detector_model else None,
+                                  DetectorConfig(score_threshold=self.score_threshold, resize=self.resize),
+                                  threads=self.ort_threads)
+        tracker_config = TrackerConfig(self.tracker, frame_rate=frame_rate)
+        embedder = self.build_embedder() if tracker_config.needs_embeddings else None
+        return FrameProcessor(cameras, detector, tracker_config, embedder)
+
+    def build_embedder(self):
+        import torch
+
+        from spoton.models.embedder import build_embedder
+
+        torch.set_num_threads(self.ort_threads)
+        return build_embedder(self.embedder, Path(self.embedder_weights) if self.embedder_weights else None)

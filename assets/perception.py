@@ -1,5 +1,4 @@
 """Per-segment perception: detections and per-camera tracklets in one pass, then tracklet embeddings."""
-from __future__ import annotations
 
 from collections import defaultdict
 
@@ -63,7 +62,7 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     environment, segment = split_key(context)
     object_store = store.get_store()
     env = load_environment_from_store(object_store, environment)
-    cameras = [CameraSpec(c.name, c.homography) for c in env.cameras if c.name in set(frames["camera"].to_pylist())]
+    cameras = [CameraSpec(c.name, env.homography(c.name)) for c in env.cameras if c.name in set(frames["camera"].to_pylist())]
     step = int(np.median(np.diff(np.unique(frames["global_frame"].to_numpy())))) if frames.num_rows > 1 else 1
     processor = perception.build_processor(cameras, frame_rate=env.fps / step)
     results = []

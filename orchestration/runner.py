@@ -31,7 +31,7 @@ def _assets():
     return list(defs.assets)
 
 
-def register_partitions(instance: DagsterInstance, found: dict[str, set[str]]) -> None:
+def register_partitions(instance: DagsterInstance, found: dict[str, dict[str, set[str]]]) -> None:
     """Add the environments and segments found in the store as dynamic partitions."""
     instance.add_dynamic_partitions(ENVIRONMENTS.name, sorted(found))
     instance.add_dynamic_partitions(SEGMENTS.name, sorted({s for segs in found.values() for s in segs}))

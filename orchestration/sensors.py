@@ -1,5 +1,4 @@
 """Sensor: new sub-videos in the store become partitions, and runs that process them."""
-from __future__ import annotations
 
 import json
 
@@ -8,18 +7,18 @@ from dagster import (AddDynamicPartitionsRequest, DefaultSensorStatus, MultiPart
 
 from orchestration.jobs import process_segments
 from orchestration.partitions import ENVIRONMENTS, SEGMENTS
-from resources.store import LocalStoreResource, S3StoreResource
+from resources.store import ObjectStoreResource
 from spoton.environment import scan_sub_videos
 
 
 @sensor(job=process_segments, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
-def sub_video_sensor(context: SensorEvaluationContext, store: LocalStoreResource | S3StoreResource):
+def sub_video_sensor(context: SensorEvaluationContext, store: ObjectStoreResource):
     """Adds environment and segment partitions for sub-videos that appeared, and requests their runs.
 
     The cursor remembers which (environment, segment) pairs were already requested,
     so each new segment is processed once; re-processing is a manual re-materialization.
     """
-    found = scan_sub_videos(store.get_store())  # {environment: {segment, ...}}
+    found = scan_sub_videos(store.get_store())  # {environment: {segment: cameras}}
     seen = {tuple(pair) for pair in json.loads(context.cursor or "[]")}
     pairs = {(env, seg) for env, segments in found.items() for seg in segments}
     new_pairs = sorted(pairs - seen)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
-from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, OutputContext, ResourceDependency
+from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, OutputContext
 
-from resources.store import LocalStoreResource, S3StoreResource
+from resources.store import ObjectStoreResource
 from spoton.lake import ParquetLake
 from spoton.store import StoreError
 
@@ -18,7 +18,7 @@ class ParquetLakeIOManager(ConfigurableIOManager):
     sub-video whose partition failed) are skipped and logged, not fatal.
     """
 
-    store: ResourceDependency[LocalStoreResource | S3StoreResource]
+    store: ObjectStoreResource
 
     def _lake(self) -> ParquetLake:
         return ParquetLake(self.store.get_store())

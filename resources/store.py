@@ -7,7 +7,14 @@ from dagster_aws.s3 import S3Resource
 from spoton.store import LocalStore, ObjectStore, S3Store
 
 
-class LocalStoreResource(ConfigurableResource):
+class ObjectStoreResource(ConfigurableResource):
+    """Where sub-videos, calibration and the lake live; subclasses pick local disk or S3."""
+
+    def get_store(self) -> ObjectStore:
+        raise NotImplementedError
+
+
+class LocalStoreResource(ObjectStoreResource):
     """A folder on this machine; ``root`` may be relative to the working directory."""
 
     root: str
@@ -16,7 +23,7 @@ class LocalStoreResource(ConfigurableResource):
         return LocalStore(self.root)
 
 
-class S3StoreResource(ConfigurableResource):
+class S3StoreResource(ObjectStoreResource):
     """A bucket (and key prefix) on any S3-compatible server, through dagster-aws ``S3Resource``."""
 
     s3: ResourceDependency[S3Resource]

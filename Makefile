@@ -5,8 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export SPOTON_CACHE ?= $(CURDIR)/.cache/spoton
 export PYTHONUNBUFFERED := 1
+export SPOTON_VAR ?= $(CURDIR)/var
+export DAGSTER_HOME ?= $(SPOTON_VAR)/dagster_home
 
-.PHONY: venv models demo test test-fast bench clean
+.PHONY: venv models demo ui test test-fast bench clean
 
 $(VENV)/.installed: requirements.lock requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +24,14 @@ venv: $(VENV)/.installed
 models: venv
 	$(VENV)/bin/spoton fetch
 
+# 1) track the sample video (annotated MP4 + Parquet in out/demo), 2) the whole Dagster graph
 demo: models
 	$(VENV)/bin/spoton track "$$($(VENV)/bin/spoton fetch --print sample_video)" --out out/demo
+	$(PY) -m orchestration.demo
+
+ui: models
+	mkdir -p $(DAGSTER_HOME) && cp -n deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml || true
+	$(VENV)/bin/dagster dev -w workspace.yaml
 
 test: models
 	$(PY) -m pytest -q
@@ -35,4 +43,4 @@ bench: models
 	$(PY) bench/track_speed.py
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out var

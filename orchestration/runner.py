@@ -17,6 +17,9 @@ from orchestration.partitions import ENVIRONMENTS, SEGMENTS
 from orchestration.resources import resources_for
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the UI keeps the full event log
+
+
 @dataclass(frozen=True)
 class PartitionRun:
     partition: str
@@ -39,7 +42,7 @@ def register_partitions(instance: DagsterInstance, found: dict[str, dict[str, se
 
 def _materialize(groups: tuple[str, ...], partition_key: str, resources: dict | None = None) -> PartitionRun:
     instance = DagsterInstance.get()
-    result = materialize(_assets(), instance=instance, partition_key=partition_key,
+    result = materialize(_assets(), instance=instance, partition_key=partition_key, run_config=QUIET,
                          selection=AssetSelection.groups(*groups), raise_on_error=False,
                          resources=resources or resources_for(), tags={"spoton/launched_by": "runner"})
     error = ""

@@ -45,7 +45,8 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
         earlier = sorted(s for s, cams in scan_sub_videos(object_store).get(environment, {}).items()
                          if camera.name in cams and s < segment)
         start = camera.start_offset_frames + sum(
-            probe(object_store.local_path(sub_video_key(environment, camera.name, s))).frame_count for s in earlier)
+            _frame_count(context, object_store, sub_video_key(environment, camera.name, s), info.frame_count)
+            for s in earlier)
         rows.append({"camera": camera.name, "key": key, "codec": info.codec, "fps": info.fps,
                      "frame_count": info.frame_count, "width": info.width, "height": info.height,
                      "duration_s": info.duration_s, "size_bytes": info.size_bytes, "start_frame": start})
@@ -59,6 +60,15 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
         passed=bool(worst <= 0.5), severity=AssetCheckSeverity.WARN,
         metadata={f"{name}_m": round(value, 3) for name, value in errors.items()} | {"worst_m": round(worst, 3)},
         description="RMS reprojection error of each camera's image->map homography (metres); warn above 0.5 m")
+
+
+def _frame_count(context, store, key: str, fallback: int) -> int:
+    """Frames of an earlier sub-video; an unreadable one (its own partition fails) counts as ``fallback``."""
+    try:
+        return probe(store.local_path(key)).frame_count
+    except VideoError as error:
+        context.log.warning(f"{key} is unreadable ({error}); assuming {fallback} frames to place later segments")
+        return fallback
 
 
 @asset(partitions_def=ENV_SEGMENT, group_name="ingest", io_manager_key="lake_io_manager")

@@ -40,25 +40,35 @@ def register_partitions(instance: DagsterInstance, found: dict[str, dict[str, se
     instance.add_dynamic_partitions(SEGMENTS.name, sorted({s for segs in found.values() for s in segs}))
 
 
-def _materialize(groups: tuple[str, ...], partition_key: str, resources: dict | None = None) -> PartitionRun:
-    instance = DagsterInstance.get()
+def _materialize(groups: tuple[str, ...], partition_key: str, resources: dict | None = None,
+                 instance: DagsterInstance | None = None) -> PartitionRun:
+    instance = instance or DagsterInstance.get()
     result = materialize(_assets(), instance=instance, partition_key=partition_key, run_config=QUIET,
                          selection=AssetSelection.groups(*groups), raise_on_error=False,
                          resources=resources or resources_for(), tags={"spoton/launched_by": "runner"})
     error = ""
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        error = "; ".join(str(e.step_failure_data.error.message).strip() for e in failures) or "run failed"
+        error = "; ".join(_root_cause(e.step_failure_data.error) for e in failures) or "run failed"
     return PartitionRun(partition_key, result.success, result.run_id, error)
 
 
-def materialize_segment(environment: str, segment: str, resources: dict | None = None) -> PartitionRun:
+def _root_cause(error) -> str:
+    """The user-facing message under Dagster's step-failure wrappers."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def materialize_segment(environment: str, segment: str, resources: dict | None = None,
+                        instance: DagsterInstance | None = None) -> PartitionRun:
     key = MultiPartitionKey({"environment": environment, "segment": segment})
-    return _materialize(SEGMENT_GROUPS, str(key), resources)
+    return _materialize(SEGMENT_GROUPS, str(key), resources, instance)
 
 
-def materialize_environment(environment: str, resources: dict | None = None) -> PartitionRun:
-    return _materialize(ENVIRONMENT_GROUPS, environment, resources)
+def materialize_environment(environment: str, resources: dict | None = None,
+                            instance: DagsterInstance | None = None) -> PartitionRun:
+    return _materialize(ENVIRONMENT_GROUPS, environment, resources, instance)
 
 
 def materialize_all(environment: str, segments: list[str], workers: int = 2) -> list[PartitionRun]:

@@ -1,0 +1,106 @@
+"""The whole asset graph on a short slice of the sample environment (real video, real models)."""
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterInstance, build_sensor_context, instance_for_test
+
+from orchestration.partitions import ENVIRONMENTS, SEGMENTS
+from orchestration.runner import materialize_environment, materialize_segment, register_partitions
+from resources.lake_io import ParquetLakeIOManager
+from resources.perception import PerceptionResource
+from resources.store import LocalStoreResource
+from spoton.catalog import build_catalog, query
+from spoton.environment import scan_sub_videos
+from spoton.lake import ParquetLake
+from spoton.sample_env import ENV_NAME, build_sample_environment
+from spoton.store import LocalStore
+
+pytestmark = pytest.mark.integration
+SOURCE_FRAMES = 28  # 7 per segment: a few seconds of processing per partition
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory, sample_video):
+    root = tmp_path_factory.mktemp("store")
+    build_sample_environment(sample_video, root, ENV_NAME, max_source_frames=SOURCE_FRAMES)
+    return root
+
+
+@pytest.fixture(scope="module")
+def lake_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("lake")
+
+
+@pytest.fixture(scope="module")
+def resources(store_root, lake_root):
+    return {"store": LocalStoreResource(root=str(store_root)),
+            "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(lake_root))),
+            "perception": PerceptionResource()}
+
+
+@pytest.fixture(scope="module")
+def instance():
+    with instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="module")
+def materialized(instance, resources, store_root):
+    found = scan_sub_videos(LocalStore(store_root))
+    register_partitions(instance, found)
+    runs = [materialize_segment(ENV_NAME, s, resources, instance) for s in sorted(found[ENV_NAME])]
+    runs.append(materialize_environment(ENV_NAME, resources, instance))
+    return runs
+
+
+def test_whole_graph_materializes_and_is_queryable(materialized, lake_root, tmp_path):
+    assert all(run.success for run in materialized), [r.error for r in materialized if not r.success]
+    lake = ParquetLake(LocalStore(lake_root))
+    assert {"sub_video_manifest", "frames", "detections", "tracklets", "tracklet_embeddings", "global_identities",
+            "map_trajectories", "heatmaps", "occupancy", "dwell"} <= set(lake.tables())
+    catalog = tmp_path / "catalog.duckdb"
+    build_catalog(lake, catalog)
+    (identities,), = query(catalog, "select count(distinct global_id) from global_identities")[1]
+    (cameras,), = query(catalog, "select count(distinct camera) from tracklets")[1]
+    assert cameras == 3 and 1 <= identities < 40
+    (frames_per_cam,), = query(catalog, "select max(n) from (select count(*) n from frames group by camera)")[1]
+    assert frames_per_cam == SOURCE_FRAMES  # cam1, cam2 cover every source frame
+    (metres,), = query(catalog, "select max(abs(map_x)) from map_trajectories")[1]
+    assert metres < 40, "positions are metres on the floor plan, not pixels"
+
+
+def test_rematerializing_a_partition_replaces_rows(materialized, instance, resources, lake_root):
+    lake = ParquetLake(LocalStore(lake_root))
+    before = lake.read("tracklets", ENV_NAME, "02")
+    assert materialize_segment(ENV_NAME, "02", resources, instance).success
+    after = lake.read("tracklets", ENV_NAME, "02")
+    assert after.num_rows == before.num_rows and after.equals(before)
+    assert not [p for p in lake_root.rglob("*") if p.name.endswith(".part")], "no temporary files left"
+
+
+def test_corrupt_sub_video_fails_only_its_partition(materialized, instance, resources, store_root, lake_root):
+    broken = store_root / ENV_NAME / "cam2" / "sub_video_03.mp4"
+    backup = broken.read_bytes()
+    try:
+        broken.write_bytes(b"\x00not a video" * 500)
+        failed = materialize_segment(ENV_NAME, "03", resources, instance)
+        assert not failed.success and "sub_video_03.mp4" in failed.error and "replace the file" in failed.error
+        assert materialize_segment(ENV_NAME, "04", resources, instance).success
+        assert materialize_environment(ENV_NAME, resources, instance).success  # uses what exists
+    finally:
+        broken.write_bytes(backup)
+
+
+def test_sensor_adds_partitions_and_requests_runs(store_root, resources):
+    from orchestration.sensors import sub_video_sensor
+
+    with instance_for_test() as fresh:
+        context = build_sensor_context(instance=fresh, resources={"store": resources["store"]})
+        result = sub_video_sensor(context)
+        assert sorted(r.partition_key.keys_by_dimension["segment"] for r in result.run_requests) == ["01", "02", "03", "04"]
+        added = {req.partitions_def_name: set(req.partition_keys) for req in result.dynamic_partitions_requests}
+        assert added == {ENVIRONMENTS.name: {ENV_NAME}, SEGMENTS.name: {"01", "02", "03", "04"}}
+        again = sub_video_sensor(build_sensor_context(instance=fresh, cursor=result.cursor,
+                                                      resources={"store": resources["store"]}))
+        assert again.run_requests == []  # nothing new in the store

@@ -1,7 +1,7 @@
 """Object-store resources: a local folder (embedded default) or S3 via dagster-aws."""
 from __future__ import annotations
 
-from dagster import ConfigurableResource, ResourceDependency
+from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 
 from spoton.store import LocalStore, ObjectStore, S3Store
@@ -26,7 +26,7 @@ class LocalStoreResource(ObjectStoreResource):
 class S3StoreResource(ObjectStoreResource):
     """A bucket (and key prefix) on any S3-compatible server, through dagster-aws ``S3Resource``."""
 
-    s3: ResourceDependency[S3Resource]
+    s3: S3Resource
     bucket: str
     prefix: str = ""
 

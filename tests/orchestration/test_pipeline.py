@@ -70,6 +70,46 @@ def test_whole_graph_materializes_and_is_queryable(materialized, lake_root, tmp_
     assert metres < 40, "positions are metres on the floor plan, not pixels"
 
 
+def test_a_person_keeps_one_global_id_across_cameras_and_segments(materialized, lake_root):
+    """Ground-truth people (warped into each virtual camera) must map to one global id each."""
+    import json
+    from collections import Counter
+
+    import numpy as np
+
+    from conftest import FIXTURES
+    from spoton.sample_env import load_environment
+
+    env = load_environment()
+    truth = np.array(json.loads((FIXTURES / "vtest_gt_frames_0000_0027.json").read_text())["rows"])
+    lake = ParquetLake(LocalStore(lake_root))
+    tracklets = lake.read_many("tracklets", ENV_NAME, ["01", "02", "03", "04"]).to_pandas()
+    ids = lake.read("global_identities", ENV_NAME).to_pandas()[["tracklet_id", "global_id"]]
+    tracklets = tracklets.merge(ids, on="tracklet_id")
+    seen: dict[int, list[tuple[str, str, int]]] = {}
+    for camera in env.cameras:
+        for frame in np.unique(truth[:, 0]).astype(int):
+            rows = truth[truth[:, 0] == frame]
+            boxes, kept = camera.source_boxes_to_camera(rows[:, 2:6])
+            ours = tracklets[(tracklets["camera"] == camera.name) & (tracklets["global_frame"] == frame)]
+            if ours.empty:
+                continue
+            for person, box in zip(rows[kept, 1].astype(int), boxes):
+                xyxy = ours[["x1", "y1", "x2", "y2"]].to_numpy()
+                inter = (np.clip(np.minimum(xyxy[:, 2], box[2]) - np.maximum(xyxy[:, 0], box[0]), 0, None)
+                         * np.clip(np.minimum(xyxy[:, 3], box[3]) - np.maximum(xyxy[:, 1], box[1]), 0, None))
+                iou = inter / ((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+                               + (box[2] - box[0]) * (box[3] - box[1]) - inter)
+                if iou.max() >= 0.5:
+                    best = ours.iloc[int(iou.argmax())]
+                    seen.setdefault(person, []).append((camera.name, best["segment"], int(best["global_id"])))
+    purity = {p: Counter(g for *_, g in obs).most_common(1)[0][1] / len(obs) for p, obs in seen.items()}
+    assert np.mean(list(purity.values())) >= 0.8, purity
+    spanning = [p for p, obs in seen.items()
+                if len({c for c, _, _ in obs}) >= 2 and len({s for _, s, _ in obs}) >= 2 and purity[p] >= 0.9]
+    assert spanning, "some person seen by two cameras over two segments keeps one global id"
+
+
 def test_rematerializing_a_partition_replaces_rows(materialized, instance, resources, lake_root):
     lake = ParquetLake(LocalStore(lake_root))
     before = lake.read("tracklets", ENV_NAME, "02")

@@ -114,8 +114,9 @@ def select_crops(tracks: pa.Table, per_tracklet: int) -> pa.Table:
     chosen = []
     for _, boxes in frame.groupby("tracklet_id", sort=True):
         boxes = boxes.sort_values("frame_index")
-        parts = np.array_split(boxes, min(len(boxes), per_tracklet))
-        chosen.extend(part.loc[part["quality"].idxmax()] for part in parts if len(part))
+        for rows in np.array_split(np.arange(len(boxes)), min(len(boxes), per_tracklet)):
+            part = boxes.iloc[rows]
+            chosen.append(part.loc[part["quality"].idxmax()])
     return pa.Table.from_pandas(pd.DataFrame(chosen), preserve_index=False)
 
 

@@ -1,0 +1,46 @@
+import os
+
+import pyarrow as pa
+import pytest
+
+from spoton.catalog import build_catalog, query
+from spoton.lake import ParquetLake
+from spoton.store import LocalStore, StoreError
+
+
+def test_partitions_replace_and_carry_their_keys(tmp_path):
+    lake = ParquetLake(LocalStore(tmp_path))
+    lake.write("tracklets", pa.table({"x": [1, 2]}), "env", "01")
+    lake.write("tracklets", pa.table({"x": [3]}), "env", "01")  # re-materialized: replaced
+    lake.write("tracklets", pa.table({"x": [4]}), "env", "02")
+    table = lake.read_many("tracklets", "env", ["01", "02"])
+    assert table.column("x").to_pylist() == [3, 4]
+    assert table.column("segment").to_pylist() == ["01", "02"] and set(table.column("environment").to_pylist()) == {"env"}
+    build_catalog(lake, tmp_path / "c.duckdb")
+    assert query(tmp_path / "c.duckdb", "select count(*) from tracklets")[1] == [(2,)]
+
+
+def test_a_write_killed_before_rename_leaves_the_old_file_and_no_visible_partial(tmp_path, monkeypatch):
+    lake = ParquetLake(LocalStore(tmp_path))
+    lake.write("detections", pa.table({"x": [1]}), "env", "01")
+
+    def crash(*args):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        lake.write("detections", pa.table({"x": [9, 9, 9]}), "env", "01")
+    monkeypatch.undo()
+    assert lake.read("detections", "env", "01").column("x").to_pylist() == [1]
+    assert lake.keys("detections") == ["detections/env/01.parquet"]  # the partial .part file is not listed
+    build_catalog(lake, tmp_path / "c.duckdb")
+    assert query(tmp_path / "c.duckdb", "select count(*) from detections")[1] == [(1,)]
+
+
+def test_keys_cannot_escape_the_store(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    for bad in ("../outside.txt", "/etc/passwd", "a/../../b", ""):
+        with pytest.raises(StoreError):
+            store.write_bytes(bad, b"x")
+    with pytest.raises(StoreError, match="materialize that partition"):
+        ParquetLake(store).read("tracklets", "env", "09")

@@ -31,6 +31,7 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
     environment, segment = split_key(context)
     object_store = store.get_store()
     env = load_environment_from_store(object_store, environment)
+    segments_by_camera = scan_sub_videos(object_store).get(environment, {})  # one listing per run
     rows = []
     for camera in env.cameras:
         key = sub_video_key(environment, camera.name, segment)
@@ -42,8 +43,7 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
         except VideoError as error:
             raise VideoError(f"{key}: {error} - replace the file in the store and re-materialize "
                              f"partition {environment}|{segment}") from None
-        earlier = sorted(s for s, cams in scan_sub_videos(object_store).get(environment, {}).items()
-                         if camera.name in cams and s < segment)
+        earlier = sorted(s for s, cams in segments_by_camera.items() if camera.name in cams and s < segment)
         start = camera.start_offset_frames + sum(
             _frame_count(context, object_store, sub_video_key(environment, camera.name, s), info.frame_count)
             for s in earlier)

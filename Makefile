@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 export SPOTON_VAR ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(SPOTON_VAR)/dagster_home
 
-.PHONY: venv models demo ui test test-fast bench clean
+.PHONY: venv models demo ui review test test-fast bench clean
 
 $(VENV)/.installed: requirements.lock requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ ui: models
 	mkdir -p $(DAGSTER_HOME) && cp -n deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml || true
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
+# the review app (Streamlit) on the demo's outputs: http://127.0.0.1:$(REVIEW_PORT)
+REVIEW_PORT ?= 8501
+review: models
+	@test -f "$(SPOTON_VAR)/spoton.duckdb" || { echo "no pipeline outputs in $(SPOTON_VAR): run 'make demo' first"; exit 1; }
+	$(VENV)/bin/streamlit run apps/streamlit/app.py --server.headless true --server.address 127.0.0.1 \
+		--server.port $(REVIEW_PORT) --browser.gatherUsageStats false
+
 test: models
 	$(PY) -m pytest -q
 
@@ -44,3 +51,18 @@ bench: models
 
 clean:
 	rm -rf $(VENV) out var
+
+# Debian packages the live-source tests use (GStreamer's RTSP server for a real RTSP stream on
+# loopback; its tests skip without them) and the overlay page test (Chromium).
+SYSTEM_DEPS := ffmpeg chromium chromium-driver gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
+	python3-gst-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+	gstreamer1.0-libav
+.PHONY: system-deps
+system-deps:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(SYSTEM_DEPS)
+
+# The live API on http://127.0.0.1:8000 (overlay page at /): builds the sample environment into
+# $(SPOTON_VAR)/store when missing; without SPOTON_API_KEYS / SPOTON_JWT_SECRET it prints a one-run admin key.
+.PHONY: live
+live: models
+	$(PY) -m apps.live_api

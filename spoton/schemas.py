@@ -105,3 +105,7 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# The live tick's JSON Schema lives with its builder in spoton.tick; exported here beside the tables.
+from spoton.tick import TICK_JSON_SCHEMA, TickBuilder  # noqa: E402,F401

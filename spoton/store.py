@@ -7,6 +7,7 @@ into place locally, a single PUT on S3, so a reader never sees half an object.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -80,7 +81,13 @@ class LocalStore:
         os.replace(handle.name, path)
 
     def upload_file(self, path: Path, key: str) -> None:
-        self.write_bytes(key, Path(path).read_bytes())
+        """Copy in chunks (uploads can be large), atomically like ``write_bytes``."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as source, tempfile.NamedTemporaryFile(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False) as handle:
+            shutil.copyfileobj(source, handle, 1024 * 1024)
+        os.replace(handle.name, target)
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)

@@ -1,0 +1,1 @@
+"""SpotOn live API: a FastAPI sidecar driving ``spoton.processor.FrameProcessor`` on live sources."""

@@ -1,0 +1,3 @@
+from apps.live_api.app import main
+
+main()

@@ -1,0 +1,238 @@
+"""The live API app factory and its ``python -m apps.live_api`` entry (uvicorn).
+
+REST under ``/api/v1`` (environments, sessions, the tick schema), the session WebSocket, health
+and metrics. Startup runs in a background thread: build the sample environment into the store
+when it is missing, load the detector and warm it up on a real frame; ``/readyz`` and
+``POST /sessions`` answer 503 until that is done.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import secrets
+import threading
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from spoton.sample_env import ENV_NAME
+from spoton.sources import SourceError, SourceSpec
+from spoton.store import LocalStore
+from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
+
+from apps.live_api import health, media, overlay, uploads, ws
+from apps.live_api.auth import AuthConfig, Principal, Role, require_role
+from apps.live_api.fanout import Fanout, Hub
+from apps.live_api.health import LiveMetrics, Readiness
+from apps.live_api.sessions import CommandError, SessionError, SessionManager, parse_command
+from apps.live_api.settings import Settings
+
+log = logging.getLogger(__name__)
+API = "/api/v1"
+
+
+class SourceBody(BaseModel):
+    kind: Literal["file", "store", "upload", "rtsp", "http"]
+    uri: str
+
+
+class SessionBody(BaseModel):
+    environment: str = Field(description="an environment of GET /api/v1/environments")
+    cameras: dict[str, SourceBody] | None = Field(
+        None, description="per camera, its source; omitted: every camera on its first sub-video")
+    tick_rate_hz: float | None = Field(None, description="ticks per second at most (default SPOTON_TICK_RATE)")
+
+
+def _environment_names(store: LocalStore) -> list[str]:
+    return sorted({key.split("/")[0] for key in store.list_keys() if key.count("/") == 1
+                   and key.endswith("/environment.json")})
+
+
+def _warm_up(app: FastAPI) -> None:
+    """Build what is missing, load and exercise the detector, then mark the app ready."""
+    settings: Settings = app.state.settings
+    readiness: Readiness = app.state.readiness
+    store: LocalStore = app.state.store
+    try:
+        if settings.build_sample_environment and not store.exists(f"{ENV_NAME}/environment.json"):
+            from spoton.artifacts import fetch_sample_video
+            from spoton.sample_env import build_sample_environment
+
+            readiness.detail = f"building the sample environment {ENV_NAME!r} into {store.root}"
+            build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
+                                     max_source_frames=settings.sample_max_source_frames)
+        readiness.checks["environments"] = _environment_names(store)
+        readiness.detail = "loading and warming up the detector"
+        from spoton.models.detector import build_detector
+        from spoton.video import iter_frames
+
+        detector = build_detector(threads=settings.ort_threads)
+        videos = [k for k in store.list_keys() if k.endswith(".mp4")]
+        frame = (next(iter_frames(store.local_path(videos[0]))).image if videos
+                 else np.zeros((480, 640, 3), np.uint8))
+        for _ in range(2):
+            detector.detect(frame)
+        app.state.detector = detector
+        readiness.checks["detector"] = f"nanodet warmed up on a {frame.shape[1]}x{frame.shape[0]} frame"
+        readiness.ready = True
+        readiness.detail = "ready"
+        log.info("live API ready (store %s)", store.root)
+    except Exception as exc:  # /readyz shows it; /healthz stays up so it can be read
+        log.exception("live API startup failed")
+        readiness.detail = f"startup failed: {type(exc).__name__}: {exc}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = (settings or Settings.from_env()).check()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await app.state.fanout.start()
+        app.state.fanout.on_remote_command = _remote_command
+        threading.Thread(target=_warm_up, args=(app,), name="warm-up", daemon=True).start()
+        yield
+        await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
+        await app.state.fanout.stop()
+
+    app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan)
+    store = LocalStore(settings.store_root)
+    hub = Hub(settings.client_queue_size)
+    fanout = Fanout(hub, settings.instance_id, settings.redis_url, settings.redis_prefix)
+    metrics = LiveMetrics()
+    app.state.settings, app.state.store, app.state.hub, app.state.fanout = settings, store, hub, fanout
+    app.state.metrics, app.state.readiness, app.state.auth = metrics, Readiness(), settings.auth
+    app.state.detector = None
+
+    def check_store() -> tuple[bool, str]:
+        ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
+        return ok, f"{store.root} {'reachable' if ok else 'missing or not writable'}"
+
+    app.state.check_store = check_store
+
+    def shared_detector():
+        if app.state.detector is None:
+            raise SessionError(503, "not ready: the detector is still loading (see /readyz)")
+        return app.state.detector
+
+    app.include_router(uploads.router)
+    app.include_router(media.router)
+
+    sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
+                              max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
+                              status_interval_s=settings.status_interval_s,
+                              resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store))
+    app.state.sessions = sessions
+
+    async def _remote_command(session_id: str, data: dict) -> None:
+        """A command sent to another instance for a session this instance owns."""
+        if session_id not in sessions.sessions:
+            return
+        if data.get("type") == "__delete__":
+            await asyncio.get_running_loop().run_in_executor(None, sessions.delete, session_id)
+            return
+        try:
+            sessions.sessions[session_id].apply(parse_command(data))
+        except CommandError:
+            log.warning("ignored a bad forwarded command for %s: %r", session_id, data)
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
+                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length"])
+
+    @app.exception_handler(SessionError)
+    async def session_error(_: Request, exc: SessionError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.get(TICK_SCHEMA_URL_PATH, tags=["live"])
+    def tick_schema() -> dict:
+        """The JSON Schema every tick validates against (stable URL)."""
+        return TICK_JSON_SCHEMA
+
+    @app.get(f"{API}/environments", tags=["live"])
+    def list_environments(_: Principal = Depends(require_role(Role.viewer))) -> dict:
+        environments = []
+        for name in _environment_names(store):
+            env = sessions.environment(name)
+            environments.append({"name": name, "fps": env.fps, "cameras": list(env.camera_names),
+                                 "segments": env.segments})
+        return {"environments": environments}
+
+    @app.get(f"{API}/environments/{{environment}}/cameras", tags=["live"])
+    def list_cameras(environment: str, _: Principal = Depends(require_role(Role.viewer))) -> dict:
+        env = sessions.environment(environment)
+        cameras = []
+        for camera in env.cameras:
+            videos = [k for k in store.list_keys(f"{environment}/{camera.name}/") if k.endswith(".mp4")]
+            cameras.append({"name": camera.name, "size": {"w": camera.size[0], "h": camera.size[1]},
+                            "calibrated": store.exists(f"{environment}/calibration/{camera.name}.json"),
+                            "sub_videos": videos, "media_urls": [media.media_url(k) for k in videos],
+                            "default_source": {"kind": "store", "uri": videos[0]} if videos else None})
+        return {"environment": environment, "cameras": cameras}
+
+    @app.post(f"{API}/sessions", status_code=201, tags=["live"])
+    async def create_session(body: SessionBody, request: Request,
+                             _: Principal = Depends(require_role(Role.admin))) -> dict:
+        try:
+            sources = ({cam: SourceSpec(src.kind, src.uri) for cam, src in body.cameras.items()}
+                       if body.cameras else None)
+        except SourceError as exc:
+            raise HTTPException(422, str(exc)) from None
+        rate = body.tick_rate_hz if body.tick_rate_hz is not None else settings.default_tick_rate_hz
+        session = await asyncio.get_running_loop().run_in_executor(
+            None, sessions.create, body.environment, sources, rate)
+        scheme = "wss" if request.url.scheme == "https" else "ws"
+        path = f"/ws/sessions/{session.id}"
+        return {"session_id": session.id, "ws_path": path, "ws_url": f"{scheme}://{request.url.netloc}{path}",
+                "status": session.status()}
+
+    @app.get(f"{API}/sessions", tags=["live"])
+    async def list_sessions(_: Principal = Depends(require_role(Role.viewer))) -> dict:
+        local = [s.status() for s in sessions.sessions.values()]
+        remote = [s for s in await fanout.remote_statuses() if s["session_id"] not in sessions.sessions]
+        return {"sessions": local + remote}
+
+    @app.get(f"{API}/sessions/{{session_id}}", tags=["live"])
+    async def get_session(session_id: str, _: Principal = Depends(require_role(Role.viewer))) -> dict:
+        session = sessions.get(session_id)
+        status = session.status() if session is not None else await fanout.remote_status(session_id)
+        if status is None:
+            raise HTTPException(404, f"no session {session_id}: list them with GET {API}/sessions")
+        return status
+
+    @app.delete(f"{API}/sessions/{{session_id}}", tags=["live"])
+    async def delete_session(session_id: str, _: Principal = Depends(require_role(Role.admin))) -> dict:
+        if session_id in sessions.sessions:
+            await asyncio.get_running_loop().run_in_executor(None, sessions.delete, session_id)
+            return {"session_id": session_id, "state": "stopped"}
+        if await fanout.remote_status(session_id) is not None:
+            await fanout.send_remote_command(session_id, {"type": "__delete__"})
+            return {"session_id": session_id, "state": "stopping"}
+        raise HTTPException(404, f"no session {session_id}: list them with GET {API}/sessions")
+
+    app.include_router(health.router)
+    app.include_router(ws.router)
+    overlay.mount(app)  # the overlay page at /, after the API routes
+    return app
+
+
+def main() -> None:
+    """``python -m apps.live_api``: serve on SPOTON_LIVE_HOST:SPOTON_LIVE_PORT (default 127.0.0.1:8000)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    if not settings.auth.api_keys and not settings.auth.jwt_secret:
+        key = secrets.token_urlsafe(18)
+        settings = dataclasses.replace(settings, auth=AuthConfig(api_keys={key: Role.admin}))
+        print(f"No SPOTON_API_KEYS / SPOTON_JWT_SECRET set: generated an admin key for this run only:\n"
+              f"  {key}\n  overlay page: http://{settings.host}:{settings.port}/?token={key}", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                ws_ping_interval=20, ws_ping_timeout=20)

@@ -1,0 +1,159 @@
+"""Bearer-token auth for REST and WebSocket: API keys or HS256 JWTs, roles viewer < operator < admin.
+
+Secrets come only from environment variables (see ``settings.py``). REST routes depend on
+``require_role(Role.X)``; WebSocket routes call ``authenticate_websocket`` before accepting,
+which answers a real HTTP 401/403 on the upgrade request (browsers cannot set headers on a
+WebSocket, so the token may also come as ``?token=`` or as the sub-protocol ``bearer.<token>``).
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Mapping
+
+import jwt
+from fastapi import Depends, HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+WS_PROTOCOL_PREFIX = "bearer."
+
+
+class Role(IntEnum):
+    """Ordered: a higher role may do everything a lower one may."""
+
+    viewer = 1  # watch sessions and media
+    operator = 2  # send commands (target, mode, pause)
+    admin = 3  # create/delete sessions, upload videos
+
+    @classmethod
+    def parse(cls, name: str) -> "Role":
+        try:
+            return cls[name.strip().lower()]
+        except KeyError:
+            raise ValueError(f"unknown role {name!r}: use one of {[r.name for r in cls]}") from None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and with which role."""
+
+    subject: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """API keys (key -> role) and an optional JWT secret; empty means nobody gets in."""
+
+    api_keys: Mapping[str, Role] = field(default_factory=dict)
+    jwt_secret: str | None = None
+
+    @classmethod
+    def parse_api_keys(cls, text: str) -> dict[str, Role]:
+        """``"key:role,key2:role"`` (the SPOTON_API_KEYS format)."""
+        keys: dict[str, Role] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, role = item.rpartition(":")
+            if not sep or not key:
+                raise ValueError(f"SPOTON_API_KEYS entry {item!r} is not 'key:role' "
+                                 "(e.g. SPOTON_API_KEYS='k1:admin,k2:viewer')")
+            keys[key] = Role.parse(role)
+        return keys
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def issue_jwt(secret: str, subject: str, role: Role | str, ttl_s: float = 3600.0) -> str:
+    """Mint an HS256 token (for tests, the bench and operators holding the secret)."""
+    import time
+
+    role = Role.parse(role) if isinstance(role, str) else role
+    now = int(time.time())
+    return jwt.encode({"sub": subject, "role": role.name, "iat": now, "exp": now + int(ttl_s)},
+                      secret, algorithm="HS256")
+
+
+def authenticate_token(token: str | None, config: AuthConfig) -> Principal:
+    """Resolve a bearer token to a principal, or raise AuthError(401)."""
+    if not token:
+        raise AuthError(401, "missing bearer token: send 'Authorization: Bearer <token>' "
+                             "(WebSocket: ?token=<token> or sub-protocol 'bearer.<token>')")
+    for key, role in config.api_keys.items():
+        if hmac.compare_digest(token.encode(), key.encode()):
+            return Principal(subject=f"key:{key[:4]}…", role=role)
+    if config.jwt_secret and token.count(".") == 2:
+        try:
+            claims = jwt.decode(token, config.jwt_secret, algorithms=["HS256"],
+                                options={"require": ["exp", "sub"]})
+            return Principal(subject=str(claims["sub"]), role=Role.parse(str(claims.get("role", ""))))
+        except jwt.ExpiredSignatureError:
+            raise AuthError(401, "token expired: get a new one") from None
+        except (jwt.InvalidTokenError, ValueError) as exc:
+            raise AuthError(401, f"invalid token ({exc}): check the token and the server's "
+                                 "SPOTON_JWT_SECRET") from None
+    raise AuthError(401, "unknown API key or token: check SPOTON_API_KEYS / SPOTON_JWT_SECRET on "
+                         "the server")
+
+
+def authorize(principal: Principal, role: Role) -> Principal:
+    if principal.role < role:
+        raise AuthError(403, f"role {principal.role.name!r} may not do this: it needs "
+                             f"{role.name!r} or higher")
+    return principal
+
+
+def auth_config(request_or_ws: Request | WebSocket) -> AuthConfig:
+    return request_or_ws.app.state.auth
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_role(role: Role):
+    """FastAPI dependency: 401 without a valid token, 403 with a lower role."""
+
+    def dependency(request: Request,
+                   credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+        token = credentials.credentials if credentials is not None else None
+        try:
+            return authorize(authenticate_token(token, auth_config(request)), role)
+        except AuthError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            raise HTTPException(exc.status, exc.detail, headers=headers) from None
+
+    return dependency
+
+
+def websocket_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """(token, sub-protocol to echo back) from the header, the query string or the sub-protocol."""
+    header = websocket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip(), None
+    if websocket.query_params.get("token"):
+        return websocket.query_params["token"], None
+    for protocol in websocket.scope.get("subprotocols", []):
+        if protocol.startswith(WS_PROTOCOL_PREFIX):
+            return protocol[len(WS_PROTOCOL_PREFIX):], protocol
+    return None, None
+
+
+async def authenticate_websocket(websocket: WebSocket, role: Role) -> tuple[Principal, str | None] | None:
+    """Check the token before accepting; on failure answer HTTP 401/403 and return None.
+
+    Returns the principal and the sub-protocol to pass to ``websocket.accept(subprotocol=...)``.
+    """
+    token, subprotocol = websocket_token(websocket)
+    try:
+        principal = authorize(authenticate_token(token, auth_config(websocket)), role)
+    except AuthError as exc:
+        await websocket.send_denial_response(
+            JSONResponse({"detail": exc.detail}, status_code=exc.status))
+        return None
+    return principal, subprotocol

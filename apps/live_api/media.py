@@ -1,0 +1,145 @@
+"""``GET /api/v1/media/{key}``: store objects (sub-videos, uploads, frames) with HTTP Range.
+
+A browser ``<video>`` seeks by asking for byte ranges, so single ranges get ``206 Partial
+Content`` with ``Content-Range``; an unsatisfiable or malformed range gets ``416`` with
+``Content-Range: bytes */size``; a request for several ranges gets the whole object (``200``),
+which RFC 9110 allows. Bodies are streamed from the file in chunks.
+
+Keys are checked by :func:`spoton.store.check_key`: ``..``, absolute paths, hidden parts
+(temporary ``.part`` files) and unknown keys are all ``404``, so nothing outside the store is
+ever served. An S3 store's object is served from its local cache copy (downloaded once).
+
+Reading needs the viewer role. A ``<video src>`` cannot send an ``Authorization`` header, so
+the token may also come as ``?token=`` (as on the WebSocket).
+"""
+from __future__ import annotations
+
+import mimetypes
+import re
+from pathlib import Path
+from typing import Iterator
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from apps.live_api.auth import AuthError, Principal, Role, auth_config, authenticate_token, authorize
+from spoton.store import ObjectStore, StoreError, check_key
+
+CHUNK_BYTES = 256 * 1024
+MEDIA_PREFIX = "/api/v1/media/"
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".avi": "video/x-msvideo",
+                  ".mkv": "video/x-matroska", ".webm": "video/webm", ".mov": "video/quicktime",
+                  ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+                  ".json": "application/json", ".parquet": "application/vnd.apache.parquet"}
+
+router = APIRouter(prefix="/api/v1", tags=["media"])
+_bearer = HTTPBearer(auto_error=False)
+
+
+def media_url(key: str) -> str:
+    """The API path that serves a store key."""
+    return MEDIA_PREFIX + check_key(key)
+
+
+def app_store(request: Request) -> ObjectStore:
+    """The app's object store (``create_app`` puts it on ``app.state.store``)."""
+    return request.app.state.store
+
+
+def viewer_by_header_or_query(request: Request,
+                              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+                              ) -> Principal:
+    """Like ``require_role(Role.viewer)``, also accepting ``?token=`` for ``<video>``/``<img>``."""
+    token = credentials.credentials if credentials is not None else request.query_params.get("token")
+    try:
+        return authorize(authenticate_token(token, auth_config(request)), Role.viewer)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        raise HTTPException(exc.status, exc.detail, headers=headers) from None
+
+
+def content_type(key: str) -> str:
+    suffix = Path(key).suffix.lower()
+    return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` inclusive for a single byte range, None for several (serve it all).
+
+    Raises ValueError with the reason when the range is malformed or unsatisfiable.
+    """
+    if "," in header:
+        if not header.strip().lower().startswith("bytes"):
+            raise ValueError(f"unsupported range unit in {header!r}: use 'bytes=start-end'")
+        return None
+    match = _RANGE.match(header)
+    if not match or (match[1] == "" and match[2] == ""):
+        raise ValueError(f"malformed Range {header!r}: use 'bytes=start-end', 'bytes=start-' or "
+                         "'bytes=-suffix_length'")
+    first, last = match[1], match[2]
+    if first == "":  # suffix: the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise ValueError(f"range {header!r} selects no bytes of a {size}-byte object")
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last != "" else size - 1
+    if last != "" and int(last) < start:
+        raise ValueError(f"range {header!r} ends before it starts")
+    if start >= size:
+        raise ValueError(f"range {header!r} starts at or past the end of the {size}-byte object")
+    return start, end
+
+
+def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_BYTES, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+
+def resolve_media(store: ObjectStore, key: str) -> Path:
+    """The local file of a servable key; HTTP 404 for anything else (never a path outside)."""
+    try:
+        check_key(key)
+        if any(part.startswith(".") for part in key.split("/")):
+            raise StoreError(f"hidden object {key!r}")
+        return store.local_path(key)
+    except StoreError:
+        raise HTTPException(404, f"no media {key!r} in the store: list the store or check the "
+                                 "key (e.g. pets_s2l1/cam1/sub_video_01.mp4)") from None
+
+
+@router.api_route("/media/{key:path}", methods=["GET", "HEAD"])
+def get_media(key: str, request: Request, _: Principal = Depends(viewer_by_header_or_query)):
+    """Serve one store object, whole or one byte range of it."""
+    path = resolve_media(app_store(request), key)
+    size = path.stat().st_size
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=60"}
+    media_type = content_type(key)
+    header = request.headers.get("range")
+    span = None
+    if header is not None:
+        try:
+            span = parse_range(header, size)
+        except ValueError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=416,
+                                headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, end = span if span is not None else (0, size - 1)
+    length = max(end - start + 1, 0)
+    headers["Content-Length"] = str(length)
+    status = 200
+    if span is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    return StreamingResponse(_read(path, start, length), status_code=status, headers=headers,
+                             media_type=media_type)

@@ -1,0 +1,399 @@
+"""Live sessions: one FrameProcessor (own trackers, own identity gallery) per session, in its own thread.
+
+The processing loop takes only the latest frame of each camera (sources drop and count stale
+ones), processes whatever cameras have a new frame, and publishes a tick at most at the
+session's tick rate. Publishing hands a serialized tick to the fan-out and returns at once, so
+inference never waits on a client.
+
+Frame-to-tick latency runs from the moment the source made the frame available
+(``LiveSource.last_frame_monotonic`` read right after taking it) to the tick's hand-over.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from spoton.environment import load_environment_from_store
+from spoton.errors import SpotOnError
+from spoton.live_identity import LiveIdentityGallery
+from spoton.models.detector import Detector
+from spoton.processor import CameraSpec, FrameProcessor
+from spoton.records import CameraFrameResult
+from spoton.sample_env import EnvironmentConfig
+from spoton.sources import LiveSource, SourceError, SourceSpec, open_source
+from spoton.store import ObjectStore
+from spoton.tick import TickBuilder
+from spoton.tracking import TrackerConfig
+
+from apps.live_api.fanout import Fanout, Message, status_message
+from apps.live_api.health import LiveMetrics
+
+log = logging.getLogger(__name__)
+
+STATES = ("starting", "running", "reconnecting", "stopped", "failed")
+MODES = ("auto", "manual")
+
+
+class SessionError(SpotOnError):
+    """A session request cannot be served; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class CommandError(ValueError):
+    """A client command is malformed or unknown; the connection stays open."""
+
+
+@dataclass(frozen=True)
+class Command:
+    type: str
+    target_id: int | None = None
+    mode: str | None = None
+
+
+def parse_command(data) -> Command:
+    """Validate a client command (already JSON-decoded) or raise CommandError saying what is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise CommandError('a command is a JSON object with a "type": one of set_target_id, '
+                           'clear_target, set_mode, pause, resume')
+    kind = data["type"]
+    if kind == "set_target_id":
+        target = data.get("target_id")
+        if isinstance(target, bool) or not isinstance(target, int) or target < 1:
+            raise CommandError(f'set_target_id needs "target_id": a global id (integer >= 1), got {target!r}')
+        return Command(kind, target_id=target)
+    if kind == "set_mode":
+        if data.get("mode") not in MODES:
+            raise CommandError(f'set_mode needs "mode": "auto" or "manual", got {data.get("mode")!r}')
+        return Command(kind, mode=data["mode"])
+    if kind in ("clear_target", "pause", "resume"):
+        return Command(kind)
+    raise CommandError(f"unknown command type {kind!r}: use set_target_id, clear_target, set_mode, "
+                       "pause or resume")
+
+
+class _Window:
+    """The last N samples, for rates and percentiles."""
+
+    def __init__(self, size: int = 300):
+        self.values: deque[float] = deque(maxlen=size)
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    def percentile(self, q: float) -> float | None:
+        return float(np.percentile(self.values, q)) if self.values else None
+
+    def rate(self, horizon_s: float = 5.0) -> float:
+        """Events per second over the last ``horizon_s`` when the values are event times."""
+        if len(self.values) < 2:
+            return 0.0
+        now = self.values[-1]
+        recent = [t for t in self.values if now - t <= horizon_s]
+        span = recent[-1] - recent[0]
+        return (len(recent) - 1) / span if span > 0 else 0.0
+
+
+class LiveSession:
+    """Sources -> FrameProcessor -> identity gallery -> ticks, in one thread; see the module docstring."""
+
+    def __init__(self, session_id: str, environment: EnvironmentConfig, sources: Mapping[str, LiveSource],
+                 processor: FrameProcessor, *, tick_rate_hz: float, fanout: Fanout, metrics: LiveMetrics,
+                 instance_id: str, status_interval_s: float = 1.0):
+        self.id = session_id
+        self.environment = environment
+        self.sources = dict(sources)
+        self.processor = processor
+        self.tick_rate_hz = float(tick_rate_hz)
+        self.fanout = fanout
+        self.metrics = metrics
+        self.instance_id = instance_id
+        self.status_interval_s = status_interval_s
+        self.gallery = LiveIdentityGallery()
+        self.ticks = TickBuilder(session_id)
+        self.state = "starting"
+        self.reason: str | None = None
+        self.paused = False
+        self.mode = "auto"
+        self.selected_target_id: int | None = None
+        self.created_unix_ms = int(time.time() * 1000)
+        self.ticks_published = 0
+        self._latency = _Window()
+        self._processed_at = _Window()
+        self._latest: dict[str, CameraFrameResult] = {}
+        self._latest_ids: dict[str, np.ndarray] = {}
+        self._pending: dict[str, float] = {}  # camera -> arrival time of a processed, unpublished frame
+        self._last_frame_unix_ms: dict[str, int] = {}
+        self._dropped_reported: dict[str, int] = {name: 0 for name in self.sources}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"session-{session_id}", daemon=True)
+
+    # --- control -------------------------------------------------------------------------
+    def start(self) -> "LiveSession":
+        self._thread.start()
+        return self
+
+    def stop(self, reason: str | None = None) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(15)
+        for source in self.sources.values():
+            source.stop()
+        if self.state != "failed":
+            self._set_state("stopped", reason)
+        self.metrics.forget_session(self.id)
+
+    def apply(self, command: Command) -> None:
+        with self._lock:
+            if command.type == "set_target_id":
+                self.selected_target_id = command.target_id
+            elif command.type == "clear_target":
+                self.selected_target_id = None
+            elif command.type == "set_mode":
+                self.mode = command.mode
+            elif command.type == "pause":
+                self.paused = True
+            elif command.type == "resume":
+                self.paused = False
+        self.publish_status()
+
+    # --- status --------------------------------------------------------------------------
+    def status(self) -> dict:
+        cameras = {}
+        for name, source in self.sources.items():
+            result = self._latest.get(name)
+            cameras[name] = {
+                "state": source.state, "error": source.error,
+                "source": {"kind": source.spec.kind, "uri": source.spec.uri},
+                "frames_read": source.frames_read, "dropped_frames": source.dropped,
+                "source_fps": round(source.fps, 2),
+                "frame_index": None if result is None else result.frame_index,
+                "last_frame_unix_ms": self._last_frame_unix_ms.get(name),
+            }
+        p50, p95 = self._latency.percentile(50), self._latency.percentile(95)
+        return {
+            "type": "status", "session_id": self.id, "environment": self.environment.name,
+            "state": self.state, "reason": self.reason, "paused": self.paused, "mode": self.mode,
+            "selected_target_id": self.selected_target_id, "tick_rate_hz": self.tick_rate_hz,
+            "fps": round(self._processed_at.rate(), 2),
+            "latency_ms": {"p50": None if p50 is None else round(p50 * 1000, 1),
+                           "p95": None if p95 is None else round(p95 * 1000, 1)},
+            "dropped_frames": sum(s.dropped for s in self.sources.values()),
+            "ticks_published": self.ticks_published, "global_ids": len(self.gallery),
+            "cameras": cameras, "created_unix_ms": self.created_unix_ms, "instance": self.instance_id,
+            "ws_path": f"/ws/sessions/{self.id}",
+        }
+
+    def publish_status(self) -> None:
+        status = self.status()
+        self.fanout.publish(status_message(status), status)
+
+    def _set_state(self, state: str, reason: str | None = None) -> None:
+        if state == self.state and reason == self.reason:
+            return
+        self.state, self.reason = state, reason
+        log.info("session %s: %s%s", self.id, state, f" ({reason})" if reason else "")
+        self.publish_status()
+
+    def _state_from_sources(self) -> None:
+        failed = {n: s.error for n, s in self.sources.items() if s.state == "failed"}
+        if failed:
+            raise SessionError(502, "; ".join(f"camera {n}: {e}" for n, e in failed.items()))
+        states = {s.state for s in self.sources.values()}
+        if "reconnecting" in states:
+            waiting = [n for n, s in self.sources.items() if s.state == "reconnecting"]
+            self._set_state("reconnecting", f"reconnecting to {', '.join(waiting)}")
+        elif self._latest and states <= {"running", "stopped"}:
+            self._set_state("running")
+
+    # --- the processing loop -------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            for source in self.sources.values():
+                source.start()
+            self.publish_status()
+            next_status = time.monotonic() + self.status_interval_s
+            last_tick = -float("inf")
+            while not self._stop.is_set():
+                self._state_from_sources()
+                if self.paused:  # sources keep running and drop stale frames meanwhile
+                    self._stop.wait(0.02)
+                    self._account_drops()
+                    continue
+                frames, arrivals = {}, {}
+                for name, source in self.sources.items():
+                    frame = source.latest()
+                    if frame is not None:
+                        frames[name], arrivals[name] = frame, source.last_frame_monotonic or time.monotonic()
+                if frames:
+                    self._process(frames, arrivals)
+                now = time.monotonic()
+                if self._pending and now - last_tick >= 1.0 / self.tick_rate_hz:
+                    self._publish_tick()
+                    last_tick = now
+                elif not frames:
+                    self._stop.wait(0.004)
+                if now >= next_status:
+                    self._account_drops()
+                    self.publish_status()
+                    next_status = now + self.status_interval_s
+        except Exception as exc:
+            log.exception("session %s failed", self.id)
+            self._set_state("failed", exc.detail if isinstance(exc, SessionError) else f"{type(exc).__name__}: {exc}")
+        finally:
+            for source in self.sources.values():
+                source.stop(timeout_s=2)
+
+    def _process(self, frames: dict, arrivals: dict[str, float]) -> None:
+        results = self.processor.process(frames)
+        now = time.monotonic()
+        global_ids = self.gallery.update(results, now)
+        unix_ms = int(time.time() * 1000)
+        for name in results:
+            self._latest[name] = results[name]
+            self._latest_ids[name] = global_ids[name]
+            self._pending.setdefault(name, arrivals[name])
+            self._last_frame_unix_ms[name] = unix_ms
+        self._processed_at.add(now)
+        self.metrics.frames_processed.labels(self.id).inc(len(results))
+
+    def _auto_target(self) -> None:
+        """Auto mode keeps a visible target, else picks the identity seen by the most cameras."""
+        visible: dict[int, int] = {}
+        for ids in self._latest_ids.values():
+            for gid in ids:
+                visible[int(gid)] = visible.get(int(gid), 0) + 1
+        if self.selected_target_id in visible or not visible:
+            return
+        self.selected_target_id = max(visible, key=lambda gid: (visible[gid], -gid))
+
+    def _publish_tick(self) -> None:
+        with self._lock:
+            if self.mode == "auto":
+                self._auto_target()
+            tick = self.ticks.build(self._latest, self._latest_ids, selected_target_id=self.selected_target_id,
+                                    mode=self.mode, ts_unix_ms=int(time.time() * 1000),
+                                    ts_mono_ms=int(time.monotonic() * 1000))
+        self.fanout.publish(Message(self.id, "tick", json.dumps(tick, separators=(",", ":"))))
+        done = time.monotonic()
+        for arrival in self._pending.values():
+            self._latency.add(done - arrival)
+            self.metrics.latency.observe(done - arrival)
+        self._pending.clear()
+        self.ticks_published += 1
+        self.metrics.ticks.labels(self.id).inc()
+        self.metrics.fps.labels(self.id).set(self._processed_at.rate())
+
+    def _account_drops(self) -> None:
+        for name, source in self.sources.items():
+            delta = source.dropped - self._dropped_reported[name]
+            if delta > 0:
+                self.metrics.dropped_frames.labels(self.id, name).inc(delta)
+                self._dropped_reported[name] = source.dropped
+
+
+class SessionManager:
+    """Creates, finds and stops this instance's sessions; the detector is shared, state is not."""
+
+    def __init__(self, store: ObjectStore, detector_factory: Callable[[], Detector], fanout: Fanout,
+                 metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
+                 status_interval_s: float = 1.0, realtime_sources: bool = True,
+                 resolve_upload: Callable[[str], str] | None = None):
+        self.store = store
+        self.detector_factory = detector_factory
+        self.fanout = fanout
+        self.metrics = metrics
+        self.instance_id = instance_id
+        self.max_sessions = max_sessions
+        self.max_tick_rate_hz = max_tick_rate_hz
+        self.status_interval_s = status_interval_s
+        self.realtime_sources = realtime_sources
+        self.resolve_upload = resolve_upload
+        self.sessions: dict[str, LiveSession] = {}
+        self._lock = threading.Lock()
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        if "/" in name or name.startswith("."):
+            raise SessionError(404, f"unknown environment {name!r}")
+        try:
+            return load_environment_from_store(self.store, name)
+        except SpotOnError as exc:
+            raise SessionError(404, f"unknown environment {name!r}: {exc}") from None
+
+    def default_source(self, environment: str, camera: str) -> SourceSpec:
+        keys = sorted(self.store.list_keys(f"{environment}/{camera}/"))
+        videos = [k for k in keys if k.endswith(".mp4")]
+        if not videos:
+            raise SessionError(422, f"camera {camera!r} of {environment!r} has no sub-videos in the store: "
+                                    "give its source explicitly (file, store key, upload, rtsp or http)")
+        return SourceSpec("store", videos[0])
+
+    def create(self, environment: str, sources: Mapping[str, SourceSpec] | None,
+               tick_rate_hz: float) -> LiveSession:
+        if not 0 < tick_rate_hz <= self.max_tick_rate_hz:
+            raise SessionError(422, f"tick_rate_hz must be within (0, {self.max_tick_rate_hz}], got {tick_rate_hz}")
+        env = self.environment(environment)
+        known = env.camera_names
+        unknown = set(sources or {}) - set(known)
+        if unknown:
+            raise SessionError(422, f"unknown cameras {sorted(unknown)} for {environment!r}; known: {list(known)}")
+        specs = {cam: (sources or {}).get(cam) or self.default_source(environment, cam)
+                 for cam in (sources.keys() if sources else known)}
+        with self._lock:
+            if len(self.sessions) >= self.max_sessions:
+                raise SessionError(429, f"this instance runs its maximum of {self.max_sessions} sessions: "
+                                        "delete one (DELETE /api/v1/sessions/{id}) or raise SPOTON_MAX_SESSIONS")
+            opened: dict[str, LiveSource] = {}
+            try:
+                for cam, spec in specs.items():
+                    if spec.kind == "upload":
+                        if self.resolve_upload is None:
+                            raise SessionError(422, "uploads are not available on this instance")
+                        spec = SourceSpec("upload", self.resolve_upload(spec.uri))
+                    opened[cam] = open_source(spec, store=self.store, realtime=self.realtime_sources)
+            except SourceError as exc:  # an UploadError carries its own status (404 unknown id)
+                raise SessionError(getattr(exc, "status", 422), f"camera {cam}: {exc}") from None
+            cameras = [CameraSpec(cam, self._homography(env, cam)) for cam in specs]
+            processor = FrameProcessor(cameras, self.detector_factory(), TrackerConfig("bytetrack", frame_rate=env.fps))
+            session_id = f"s-{uuid.uuid4().hex[:12]}"
+            session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
+                                  fanout=self.fanout, metrics=self.metrics, instance_id=self.instance_id,
+                                  status_interval_s=self.status_interval_s)
+            self.sessions[session_id] = session
+        return session.start()
+
+    @staticmethod
+    def _homography(env: EnvironmentConfig, camera: str):
+        """The camera's calibration, or None (no map positions) when it has none."""
+        try:
+            return env.homography(camera)
+        except (SpotOnError, OSError) as exc:
+            log.warning("camera %s of %s has no usable calibration (%s): no map positions", camera, env.name, exc)
+            return None
+
+    def get(self, session_id: str) -> LiveSession | None:
+        return self.sessions.get(session_id)
+
+    def delete(self, session_id: str) -> bool:
+        with self._lock:
+            session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        session.stop("deleted")
+        return True
+
+    def stop_all(self) -> None:
+        for session_id in list(self.sessions):
+            self.delete(session_id)

@@ -1,0 +1,85 @@
+"""Live API settings, read from environment variables only (secrets included)."""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from apps.live_api.auth import AuthConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name, default))
+    except ValueError:
+        raise ValueError(f"{name}={env[name]!r} is not a number") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(env.get(name, default))
+    except ValueError:
+        raise ValueError(f"{name}={env[name]!r} is not an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app factory needs; ``from_env`` documents the variable of each field."""
+
+    store_root: Path
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    redis_url: str | None = None
+    redis_prefix: str = "spoton"
+    cors_origins: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    build_sample_environment: bool = True  # build pets_s2l1 into the store when it is missing
+    sample_max_source_frames: int | None = None  # a shorter sample (tests)
+    max_sessions: int = 4
+    default_tick_rate_hz: float = 10.0
+    max_tick_rate_hz: float = 30.0
+    client_queue_size: int = 8  # ticks buffered per WebSocket client; older ones are dropped
+    commands_per_second: float = 10.0  # per connection, burst of twice that
+    status_interval_s: float = 1.0
+    ort_threads: int = 1
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        var = Path(env.get("SPOTON_VAR", REPO_ROOT / "var"))
+        sample_max = env.get("SPOTON_SAMPLE_MAX_FRAMES")
+        return cls(
+            store_root=Path(env.get("SPOTON_STORE", var / "store")),
+            auth=AuthConfig(api_keys=AuthConfig.parse_api_keys(env.get("SPOTON_API_KEYS", "")),
+                            jwt_secret=env.get("SPOTON_JWT_SECRET") or None),
+            redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("SPOTON_REDIS_PREFIX", "spoton"),
+            cors_origins=tuple(o.strip() for o in env.get("SPOTON_CORS_ORIGINS", "").split(",") if o.strip()),
+            host=env.get("SPOTON_LIVE_HOST", "127.0.0.1"),
+            port=_int(env, "SPOTON_LIVE_PORT", 8000),
+            build_sample_environment=env.get("SPOTON_BUILD_SAMPLE", "1") not in ("0", "false", "no"),
+            sample_max_source_frames=int(sample_max) if sample_max else None,
+            max_sessions=_int(env, "SPOTON_MAX_SESSIONS", 4),
+            default_tick_rate_hz=_float(env, "SPOTON_TICK_RATE", 10.0),
+            max_tick_rate_hz=_float(env, "SPOTON_MAX_TICK_RATE", 30.0),
+            client_queue_size=_int(env, "SPOTON_CLIENT_QUEUE", 8),
+            commands_per_second=_float(env, "SPOTON_COMMANDS_PER_S", 10.0),
+            ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
+        )
+
+    def check(self) -> "Settings":
+        """Refuse to start with no way in: an API with no keys and no JWT secret is useless."""
+        if not self.auth.api_keys and not self.auth.jwt_secret:
+            raise ValueError("no credentials configured: set SPOTON_API_KEYS='key:admin,...' and/or "
+                             "SPOTON_JWT_SECRET (roles: viewer, operator, admin)")
+        if not 0 < self.default_tick_rate_hz <= self.max_tick_rate_hz:
+            raise ValueError(f"need 0 < SPOTON_TICK_RATE ({self.default_tick_rate_hz}) <= "
+                             f"SPOTON_MAX_TICK_RATE ({self.max_tick_rate_hz})")
+        if self.client_queue_size < 1:
+            raise ValueError("SPOTON_CLIENT_QUEUE must be >= 1")
+        return self

@@ -1,0 +1,133 @@
+"""The live tick: what a session pushes per published instant, and its JSON Schema (``spoton.tick/1``).
+
+Boxes are normalised to [0, 1] of the source frame, (x, y) top-left, the convention of the
+``bbox_*`` table columns, so a client scales them to whatever size it displays the video at.
+Velocity is the box centre's motion in normalised frame units per second of video time.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from spoton.records import PERSON_CLASS_ID, CameraFrameResult
+
+TICK_SCHEMA_ID = "spoton.tick/1"
+TICK_SCHEMA_URL_PATH = "/api/v1/schemas/tick.json"
+
+_NUMBER_PAIR = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
+                "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}
+_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+
+TICK_JSON_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": TICK_SCHEMA_ID,
+    "title": "SpotOn live tick",
+    "type": "object",
+    "required": ["type", "schema", "session_id", "seq", "ts_unix_ms", "ts_mono_ms", "cameras",
+                 "selected_target_id", "mode"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"const": "tick"},
+        "schema": {"const": TICK_SCHEMA_ID},
+        "session_id": {"type": "string", "minLength": 1},
+        "seq": {"type": "integer", "minimum": 0},
+        "ts_unix_ms": {"type": "integer", "minimum": 0},
+        "ts_mono_ms": {"type": "integer", "minimum": 0},
+        "cameras": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["frame_index", "frame_ts", "frame_size", "space", "tracks"],
+                "additionalProperties": False,
+                "properties": {
+                    "frame_index": {"type": "integer", "minimum": 0},
+                    "frame_ts": {"type": "number", "minimum": 0},
+                    "frame_size": {"type": "object", "required": ["w", "h"], "additionalProperties": False,
+                                   "properties": {"w": {"type": "integer", "minimum": 1},
+                                                  "h": {"type": "integer", "minimum": 1}}},
+                    "space": {"const": "source"},
+                    "tracks": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["track_id", "global_id", "label", "conf", "bbox", "velocity", "map"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "track_id": {"type": "integer"},
+                            "global_id": {"type": "integer", "minimum": 1},
+                            "label": {"type": "string"},
+                            "conf": _UNIT,
+                            "bbox": {"type": "object", "required": ["x", "y", "w", "h"],
+                                     "additionalProperties": False,
+                                     "properties": {"x": _UNIT, "y": _UNIT, "w": _UNIT, "h": _UNIT}},
+                            "velocity": _NUMBER_PAIR,
+                            "map": {"oneOf": [{"type": "null"}, _NUMBER_PAIR]},
+                        }}},
+                }},
+        },
+        "selected_target_id": {"type": ["integer", "null"]},
+        "mode": {"enum": ["auto", "manual"]},
+    },
+}
+
+
+def normalised_boxes(xyxy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) x, y, w, h in [0, 1] of the frame; boxes reaching past the border are clipped."""
+    width, height = frame_size
+    scaled = np.asarray(xyxy, np.float64) / np.array([width, height, width, height])
+    scaled = np.clip(scaled, 0.0, 1.0)
+    return np.column_stack([scaled[:, :2], scaled[:, 2:] - scaled[:, :2]])
+
+
+class TickBuilder:
+    """Builds ticks for one session; remembers each track's last centre to give its velocity.
+
+    A tick may repeat a camera's latest result (no new frame since): its velocity is kept.
+    """
+
+    def __init__(self, session_id: str):
+        self.session_id = session_id
+        self.seq = 0
+        self._last_centre: dict[tuple[str, int], tuple[float, np.ndarray, np.ndarray]] = {}
+
+    def build(self, results: Mapping[str, CameraFrameResult], global_ids: Mapping[str, np.ndarray],
+              *, selected_target_id: int | None, mode: str, ts_unix_ms: int, ts_mono_ms: int) -> dict:
+        cameras = {}
+        seen: set[tuple[str, int]] = set()
+        for camera, result in results.items():
+            boxes = normalised_boxes(result.tracks.xyxy, result.frame_size)
+            tracks = []
+            for row, box in enumerate(boxes):
+                track_id = int(result.tracks.track_id[row])
+                centre = box[:2] + box[2:] / 2
+                velocity = np.zeros(2)
+                previous = self._last_centre.get((camera, track_id))
+                if previous is not None and result.ts > previous[0]:
+                    velocity = (centre - previous[1]) / (result.ts - previous[0])
+                elif previous is not None and result.ts == previous[0]:  # same frame, ticked again
+                    centre, velocity = previous[1], previous[2]
+                self._last_centre[(camera, track_id)] = (result.ts, centre, velocity)
+                seen.add((camera, track_id))
+                class_id = int(result.tracks.class_id[row])
+                map_xy = result.map_xy[row]
+                tracks.append({
+                    "track_id": track_id,
+                    "global_id": int(global_ids[camera][row]),
+                    "label": "person" if class_id == PERSON_CLASS_ID else f"class_{class_id}",
+                    "conf": round(float(np.clip(result.tracks.confidence[row], 0, 1)), 4),
+                    "bbox": {k: round(float(v), 5) for k, v in zip("xywh", box)},
+                    "velocity": {"x": round(float(velocity[0]), 5), "y": round(float(velocity[1]), 5)},
+                    "map": ({"x": round(float(map_xy[0]), 3), "y": round(float(map_xy[1]), 3)}
+                            if np.all(np.isfinite(map_xy)) else None),
+                })
+            width, height = result.frame_size
+            cameras[camera] = {"frame_index": int(result.frame_index), "frame_ts": round(float(result.ts), 4),
+                               "frame_size": {"w": int(width), "h": int(height)}, "space": "source",
+                               "tracks": tracks}
+        present = set(results)
+        self._last_centre = {key: value for key, value in self._last_centre.items()
+                             if key in seen or key[0] not in present}
+        tick = {"type": "tick", "schema": TICK_SCHEMA_ID, "session_id": self.session_id, "seq": self.seq,
+                "ts_unix_ms": int(ts_unix_ms), "ts_mono_ms": int(ts_mono_ms), "cameras": cameras,
+                "selected_target_id": selected_target_id, "mode": mode}
+        self.seq += 1
+        return tick

@@ -1,0 +1,62 @@
+"""Bearer tokens: API keys and HS256 JWTs, role order, and settings that refuse a locked-out API."""
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from apps.live_api.auth import AuthConfig, AuthError, Role, authenticate_token, authorize, issue_jwt
+from apps.live_api.settings import Settings
+
+SECRET = "s3cret-0123456789abcdef0123456789ab"
+CONFIG = AuthConfig(api_keys=AuthConfig.parse_api_keys("k-admin:admin, k-view:viewer"), jwt_secret=SECRET)
+
+
+def test_api_keys_and_roles():
+    assert authenticate_token("k-admin", CONFIG).role is Role.admin
+    viewer = authenticate_token("k-view", CONFIG)
+    assert authorize(viewer, Role.viewer) is viewer
+    with pytest.raises(AuthError) as info:
+        authorize(viewer, Role.operator)
+    assert info.value.status == 403 and "operator" in info.value.detail
+    assert Role.viewer < Role.operator < Role.admin
+
+
+@pytest.mark.parametrize("token, words", [(None, "missing"), ("", "missing"), ("k-admin2", "unknown API key")])
+def test_bad_tokens_are_401(token, words):
+    with pytest.raises(AuthError) as info:
+        authenticate_token(token, CONFIG)
+    assert info.value.status == 401 and words in info.value.detail
+
+
+def test_jwt():
+    principal = authenticate_token(issue_jwt(SECRET, "dana", "operator"), CONFIG)
+    assert (principal.subject, principal.role) == ("dana", Role.operator)
+    for token, words in [(issue_jwt("another-secret-0123456789abcdef01", "dana", "admin"), "invalid token"),
+                         (issue_jwt(SECRET, "dana", "admin", ttl_s=-5), "expired"),
+                         (jwt.encode({"sub": "x", "exp": 2**33, "role": "king"}, SECRET), "unknown role"),
+                         (jwt.encode({"sub": "x", "role": "admin"}, SECRET), "exp")]:
+        with pytest.raises(AuthError) as info:
+            authenticate_token(token, CONFIG)
+        assert info.value.status == 401 and words in info.value.detail, (words, info.value.detail)
+    # without a configured secret a JWT is just an unknown token
+    with pytest.raises(AuthError):
+        authenticate_token(issue_jwt(SECRET, "dana", "admin"), AuthConfig(api_keys={"k": Role.admin}))
+
+
+def test_settings_from_env_and_their_errors(tmp_path):
+    settings = Settings.from_env({"SPOTON_STORE": str(tmp_path), "SPOTON_API_KEYS": "a:admin",
+                                  "SPOTON_CORS_ORIGINS": "http://a.example, http://b.example",
+                                  "REDIS_URL": "redis://127.0.0.1:6379/0"}).check()
+    assert settings.store_root == tmp_path and settings.auth.api_keys == {"a": Role.admin}
+    assert settings.cors_origins == ("http://a.example", "http://b.example")
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    with pytest.raises(ValueError, match="no credentials"):
+        Settings.from_env({"SPOTON_STORE": str(tmp_path)}).check()
+    with pytest.raises(ValueError, match="key:role"):
+        Settings.from_env({"SPOTON_API_KEYS": "justakey"})
+    with pytest.raises(ValueError, match="unknown role"):
+        Settings.from_env({"SPOTON_API_KEYS": "k:superuser"})
+    with pytest.raises(ValueError, match="SPOTON_TICK_RATE"):
+        Settings.from_env({"SPOTON_API_KEYS": "a:admin", "SPOTON_TICK_RATE": "100"}).check()
+    with pytest.raises(ValueError, match="not a number"):
+        Settings.from_env({"SPOTON_TICK_RATE": "fast"})

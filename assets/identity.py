@@ -9,6 +9,8 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from orchestration.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.identity import resolve_global_identities
+from spoton.lake import ParquetLake
+from spoton.overrides import apply_overrides, read_overrides
 
 MAX_CROSS_CAMERA_DISAGREEMENT_M = 1.0
 ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
@@ -36,12 +38,17 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
     embeddings = tracklet_embeddings.select(["tracklet_id", "embedding"]).to_pandas()
     embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
     result = resolve_global_identities(boxes, embeddings)
+    # analysts' corrections (identity_overrides in the lake, written by the review app) win over the resolver
+    lake = ParquetLake(context.resources.lake_io_manager.store.get_store())
+    corrected = apply_overrides(result.assignments, read_overrides(lake, context.partition_key))
     summary = (boxes.groupby(["tracklet_id", "camera", "segment"], as_index=False)
                .agg(start_ts=("ts", "min"), end_ts=("ts", "max"), n_boxes=("ts", "size")))
-    table = summary.merge(result.assignments, on="tracklet_id").sort_values(["global_id", "start_ts"])
-    agreement_m, pairs = cross_camera_agreement(boxes.merge(result.assignments, on="tracklet_id"))
+    table = summary.merge(corrected.assignments, on="tracklet_id").sort_values(["global_id", "start_ts"])
+    agreement_m, pairs = cross_camera_agreement(boxes.merge(corrected.assignments, on="tracklet_id"))
     yield Output(pa.Table.from_pandas(table, preserve_index=False), metadata={
         "identities": int(table["global_id"].nunique()), "tracklets": len(table),
+        "overrides_applied": len(corrected.applied),
+        "overrides_skipped": MetadataValue.json({str(k): v for k, v in corrected.skipped.items()}),
         "links": MetadataValue.json({k: int(v) for k, v in result.diagnostics.items()}),
         "preview": MetadataValue.md(table.head(20).to_markdown(index=False))})
     yield AssetCheckResult(

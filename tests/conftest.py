@@ -40,3 +40,60 @@ def read_frame(path: Path, index: int) -> np.ndarray:
 @pytest.fixture(scope="session")
 def frame_100(sample_video) -> np.ndarray:
     return read_frame(sample_video, 100)
+
+
+# ---- a small deployment folder (store, lake, Dagster instance, catalog) shared by the review-app,
+# notebook and correction tests: the real pipeline on a short slice of the sample environment
+PIPELINE_SOURCE_FRAMES = 28
+
+
+def copy_pipeline_var(source: Path, target: Path) -> Path:
+    """A private copy of a pipeline folder for tests that write to it; the catalog is rebuilt because
+    its views name the lake's absolute path."""
+    import shutil
+
+    from spoton.catalog import build_catalog
+    from spoton.lake import ParquetLake
+    from spoton.store import LocalStore
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("spoton.duckdb*"))
+    build_catalog(ParquetLake(LocalStore(target / "lake")), target / "spoton.duckdb")
+    return target
+
+
+@pytest.fixture(scope="session")
+def pipeline_var(tmp_path_factory, sample_video) -> Path:
+    """``var/`` as `make demo` lays it out, from 28 source frames; treat as read-only (see copy_pipeline_var)."""
+    from dagster import DagsterInstance
+
+    from orchestration.runner import materialize_environment, materialize_segment, register_partitions
+    from resources.lake_io import ParquetLakeIOManager
+    from resources.perception import PerceptionResource
+    from resources.store import LocalStoreResource
+    from spoton.catalog import build_catalog
+    from spoton.environment import scan_sub_videos
+    from spoton.lake import ParquetLake
+    from spoton.sample_env import ENV_NAME, build_sample_environment
+    from spoton.store import LocalStore
+
+    os.environ.setdefault("SPOTON_ORT_THREADS", "1")
+    var = tmp_path_factory.mktemp("pipeline_var")
+    build_sample_environment(sample_video, var / "store", ENV_NAME, max_source_frames=PIPELINE_SOURCE_FRAMES)
+    resources = {"store": LocalStoreResource(root=str(var / "store")),
+                 "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(var / "lake"))),
+                 "perception": PerceptionResource(ort_threads=1)}
+    (var / "dagster_home").mkdir()
+    with DagsterInstance.from_config(str(var / "dagster_home")) as instance:
+        found = scan_sub_videos(LocalStore(var / "store"))
+        register_partitions(instance, found)
+        runs = [materialize_segment(ENV_NAME, s, resources, instance) for s in sorted(found[ENV_NAME])]
+        runs.append(materialize_environment(ENV_NAME, resources, instance))
+    assert all(r.success for r in runs), [r.error for r in runs if not r.success]
+    build_catalog(ParquetLake(LocalStore(var / "lake")), var / "spoton.duckdb")
+    return var
+
+
+@pytest.fixture
+def writable_pipeline_var(pipeline_var, tmp_path) -> Path:
+    """A private, writable copy of ``pipeline_var`` (corrections, re-materialization)."""
+    return copy_pipeline_var(pipeline_var, tmp_path / "var")

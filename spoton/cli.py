@@ -84,6 +84,58 @@ def _cmd_sql(args: argparse.Namespace) -> int:
             buffer = ""
 
 
+def _var_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("SPOTON_VAR", "var"))
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from spoton.evaluation import evaluate_lake, evaluate_video
+
+    if args.tracks is not None:  # one video tracked by `spoton track`
+        if args.gt is None:
+            print("spoton eval: --tracks needs --gt, the MOTChallenge ground truth of that video", file=sys.stderr)
+            return 2
+        frames = tuple(int(v) for v in args.frames.split(":")) if args.frames else None
+        metrics, map_error = evaluate_video(args.tracks, args.gt, frames, processed_only=args.processed_only)
+        if args.json:
+            print(json.dumps(metrics.as_dict()))
+        else:
+            from spoton.evaluation import metrics_table
+
+            print(metrics_table({args.tracks.parent.name or "tracks": metrics},
+                                {args.tracks.parent.name or "tracks": map_error}))
+        return 0
+
+    from spoton.lake import ParquetLake
+    from spoton.store import LocalStore
+
+    var = _var_dir()
+    store = LocalStore(args.store or var / "store")
+    lake = ParquetLake(LocalStore(args.lake or var / "lake"))
+    evaluation = evaluate_lake(store, lake, args.env)
+    if evaluation is None:
+        print(f"spoton eval: environment {args.env!r} has no ground truth in {store.uri}/{args.env}/ground_truth/, "
+              "nothing to score (the sample environment gets one when ../shared/pets is present at build time)")
+        return 0
+    print(json.dumps(evaluation.records(), default=float) if args.json else evaluation.table())
+    return 0
+
+
+def _cmd_export_mot(args: argparse.Namespace) -> int:
+    from spoton.evaluation import export_mot
+    from spoton.lake import ParquetLake
+    from spoton.store import LocalStore
+
+    lake = ParquetLake(LocalStore(args.lake or _var_dir() / "lake"))
+    for path, boxes in export_mot(lake, args.env, args.out, global_ids=not args.tracker_ids):
+        print(f"{len(boxes):>6} boxes -> {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spoton", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", nargs="?", help='e.g. "select count(distinct global_id) from global_identities"')
     sql.add_argument("--catalog", type=Path, default=default_catalog(), help="DuckDB catalog file")
     sql.set_defaults(func=_cmd_sql)
+
+    evaluate = commands.add_parser(
+        "eval", help="score tracks against MOTChallenge ground truth (HOTA, MOTA, IDF1, cross-camera IDF1, map error)")
+    evaluate.add_argument("--env", default="pets_s2l1", help="environment whose pipeline output to score")
+    evaluate.add_argument("--store", type=Path, help="object-store folder (default $SPOTON_VAR/store)")
+    evaluate.add_argument("--lake", type=Path, help="lake folder (default $SPOTON_VAR/lake)")
+    evaluate.add_argument("--tracks", type=Path, help="instead: tracks.parquet written by `spoton track`")
+    evaluate.add_argument("--gt", type=Path, help="MOTChallenge ground truth of that video (with --tracks)")
+    evaluate.add_argument("--frames", help="START:STOP 0-based frames to score with --tracks (default: the GT's)")
+    evaluate.add_argument("--processed-only", action="store_true",
+                          help="with --tracks: score only frames the tracker processed (e.g. with --fps)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON records instead of the table")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    export = commands.add_parser("export-mot", help="write the pipeline's tracks as MOTChallenge text per camera")
+    export.add_argument("--env", default="pets_s2l1")
+    export.add_argument("--lake", type=Path, help="lake folder (default $SPOTON_VAR/lake)")
+    export.add_argument("--out", type=Path, required=True, help="folder: writes {out}/{env}/{camera}.txt")
+    export.add_argument("--tracker-ids", action="store_true",
+                        help="per-camera tracker ids instead of global ids")
+    export.set_defaults(func=_cmd_export_mot)
     return parser
 
 

@@ -381,3 +381,73 @@ def evaluate_environment(gt: Mapping[str, MotBoxes], tracks, frames: Mapping[str
         distances = [_trajectory_errors(truth[c], predicted[c], trajectories, fps) for c in truth]
         errors["trajectories"] = MapError.of(np.concatenate(distances) if distances else np.zeros(0))
     return EnvironmentEvaluation(per_camera, tracker_ids, cross, errors)
+
+
+def _lake_frame(lake, table: str, environment: str, segments: list[str] | None):
+    return (lake.read_many(table, environment, segments) if segments is not None
+            else lake.read(table, environment)).to_pandas()
+
+
+def lake_segments(lake, environment: str) -> list[str]:
+    """Segments of ``environment`` whose tracklets are in the lake."""
+    prefix = f"tracklets/{environment}/"
+    return sorted(k[len(prefix):-len(".parquet")] for k in lake.keys("tracklets") if k.startswith(prefix))
+
+
+def evaluate_lake(store, lake, environment: str) -> EnvironmentEvaluation | None:
+    """Score what the pipeline wrote to ``lake`` for ``environment`` against the ground truth in
+    ``store``; None when the environment has no ground truth."""
+    from spoton.ground_truth import load_ground_truth
+
+    truth = load_ground_truth(store, environment)
+    if truth is None:
+        return None
+    segments = lake_segments(lake, environment)
+    tracks = _lake_frame(lake, "tracklets", environment, segments)
+    identities = _lake_frame(lake, "global_identities", environment, None)
+    tracks = tracks.merge(identities[["tracklet_id", "global_id"]], on="tracklet_id", how="left")
+    frames = _lake_frame(lake, "frames", environment, segments)
+    processed = {camera: truth.frames_of(camera, group["global_frame"].to_numpy())
+                 for camera, group in frames.groupby("camera")}
+    fps = float(len(frames) and (frames["global_frame"] / frames["ts"].where(frames["ts"] > 0)).median())
+    trajectories = _lake_frame(lake, "map_trajectories", environment, None)
+    return evaluate_environment(truth.cameras, tracks, processed, trajectories, fps)
+
+
+def evaluate_video(tracks_path: Path, gt_path: Path, frames: tuple[int, int] | None = None, *,
+                   processed_only: bool = False) -> tuple[TrackingMetrics, MapError]:
+    """Score a ``spoton track`` output (tracks.parquet) against one video's MOTChallenge ground truth.
+
+    ``frames`` = [start, stop) video frames (default: the ground truth's span); every frame of the
+    span counts unless ``processed_only`` (then frames the tracker skipped are not misses).
+    """
+    import pyarrow.parquet as pq
+
+    gt = MotBoxes.read_mot(gt_path)
+    tracks = pq.read_table(tracks_path).to_pandas().rename(columns={"frame_index": "global_frame"})
+    pred = boxes_from_tracks(tracks, "track_id")
+    start, stop = frames if frames else (int(gt.frame.min()), int(gt.frame.max()) + 1)
+    scored = np.unique(pred.frame) if processed_only else np.arange(start, stop)
+    scored = scored[(scored >= start) & (scored < stop)]
+    gt, pred = gt.in_frames(scored), pred.in_frames(scored)
+    return evaluate_sequence(gt, pred, scored), MapError.of(map_errors(gt, pred))
+
+
+def export_mot(lake, environment: str, out_dir: Path, global_ids: bool = True) -> list[tuple[Path, MotBoxes]]:
+    """Write ``{out_dir}/{environment}/{camera}.txt`` (MOTChallenge; frame = environment frame + 1,
+    world x, y = map metres) from the pipeline's tracklets, with global or per-camera tracker ids."""
+    from spoton.errors import SpotOnError
+
+    segments = lake_segments(lake, environment)
+    if not segments:
+        raise SpotOnError(f"no tracklets of environment {environment!r} in {lake.store.uri}: "
+                          "materialize its partitions first (make demo)")
+    tracks = lake.read_many("tracklets", environment, segments).to_pandas()
+    if global_ids:
+        identities = lake.read("global_identities", environment).to_pandas()
+        tracks = tracks.merge(identities[["tracklet_id", "global_id"]], on="tracklet_id")
+    written = []
+    for camera, rows in tracks.groupby("camera"):
+        boxes = boxes_from_tracks(rows, "global_id" if global_ids else "tracklet_id")
+        written.append((boxes.write_mot(Path(out_dir) / environment / f"{camera}.txt"), boxes))
+    return written

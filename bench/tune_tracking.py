@@ -1,0 +1,121 @@
+"""Tracking experiments on the development split (vtest frames 0..399 vs the PETS annotation).
+
+Detections (and, for appearance trackers, embeddings) are computed once per detector setting and
+cached, so tracker settings can be compared in seconds. Each row is one experiment: detector
+setting, tracker and its parameters, the offline stitching pass; scored with TrackEval.
+
+    .venv/bin/python bench/tune_tracking.py                       # the experiments below
+    .venv/bin/python bench/tune_tracking.py --gt PATH --frames 400
+
+Needs the annotation (``../shared/pets/gt_view1_frames0000-0399.txt`` or --gt).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spoton.artifacts import cache_dir, fetch_sample_video
+from spoton.evaluation import MotBoxes, evaluate_sequence, metrics_table
+from spoton.ground_truth import shared_source_ground_truth
+from spoton.models.detector import DetectorConfig, build_detector
+from spoton.records import Detections
+from spoton.tracking import Tracker, TrackerConfig
+from spoton.video import iter_frames
+
+FPS = 7.0
+
+
+def load_frames(count: int) -> list[np.ndarray]:
+    return [frame.image for frame in iter_frames(fetch_sample_video(), stop=count)]
+
+
+def cached_detections(frames: list[np.ndarray], config: DetectorConfig, embed: bool) -> list[Detections]:
+    key = hashlib.sha1(json.dumps([config.__dict__, len(frames), embed], sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir() / "tuning" / f"detections-{key}.npz"
+    if path.is_file():
+        data = np.load(path)
+        out = []
+        for i in range(len(frames)):
+            rows = data["frame"] == i
+            out.append(Detections(data["xyxy"][rows], data["conf"][rows], np.zeros(rows.sum()),
+                                  data["emb"][rows] if embed else None))
+        return out
+    detector = build_detector("nanodet", config=config, threads=1)
+    embedder = None
+    if embed:
+        from spoton.models.embedder import build_embedder
+
+        embedder = build_embedder()
+    out = []
+    for image in frames:
+        detections = detector.detect(image)
+        if embedder is not None:
+            detections = detections.with_embeddings(embedder.embed(image, detections.xyxy) if len(detections)
+                                                    else np.zeros((0, embedder.dim), np.float32))
+        out.append(detections)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, frame=np.concatenate([np.full(len(d), i) for i, d in enumerate(out)]),
+             xyxy=np.concatenate([d.xyxy for d in out]), conf=np.concatenate([d.confidence for d in out]),
+             emb=np.concatenate([d.embeddings for d in out]) if embed else np.zeros(0))
+    return out
+
+
+def run_tracker(frames, detections, config: TrackerConfig) -> MotBoxes:
+    tracker = Tracker(config)
+    rows = []
+    for i, (image, dets) in enumerate(zip(frames, detections)):
+        tracks = tracker.update(dets, image)
+        for box, tid, conf in zip(tracks.xyxy, tracks.track_id, tracks.confidence):
+            rows.append((i, tid, *box, conf))
+    rows = np.asarray(rows, np.float64).reshape(-1, 7)
+    return MotBoxes.create(rows[:, 0], rows[:, 1], rows[:, 2:6], rows[:, 6])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gt", type=Path, default=shared_source_ground_truth())
+    parser.add_argument("--frames", type=int, default=400)
+    args = parser.parse_args()
+    if args.gt is None:
+        print("no ground truth: give --gt or put ../shared/pets beside the repo", file=sys.stderr)
+        return 2
+    gt = MotBoxes.read_mot(args.gt)
+    gt = gt.select(gt.frame < args.frames)
+    frames = load_frames(args.frames)
+    scored = np.arange(args.frames)
+
+    base = DetectorConfig(score_threshold=0.1)
+    bt = dict(track_thresh=0.45, match_thresh=0.8, track_buffer=30, min_conf=0.1)
+    experiments = {
+        "bytetrack defaults": (DetectorConfig(), TrackerConfig("bytetrack", FPS), 0.2),
+        "bytetrack score>=0.3": (base, TrackerConfig("bytetrack", FPS), 0.3),
+        "bytetrack score>=0.4": (base, TrackerConfig("bytetrack", FPS), 0.4),
+        "buffer 90": (base, TrackerConfig("bytetrack", FPS, {**bt, "track_buffer": 90}), 0.2),
+        "thresh 0.5 buffer 90": (base, TrackerConfig("bytetrack", FPS, {**bt, "track_thresh": 0.5, "track_buffer": 90}), 0.2),
+        "thresh 0.35 buffer 90": (base, TrackerConfig("bytetrack", FPS, {**bt, "track_thresh": 0.35, "track_buffer": 90}), 0.2),
+        "match 0.9 buffer 90": (base, TrackerConfig("bytetrack", FPS, {**bt, "match_thresh": 0.9, "track_buffer": 90}), 0.2),
+        "match 0.7 buffer 90": (base, TrackerConfig("bytetrack", FPS, {**bt, "match_thresh": 0.7, "track_buffer": 90}), 0.2),
+        "ocsort": (base, TrackerConfig("ocsort", FPS), 0.2),
+        "botsort": (base, TrackerConfig("botsort", FPS), 0.2),
+        "botsort buffer 90": (base, TrackerConfig("botsort", FPS, {"use_cmc": False, "track_buffer": 90}), 0.2),
+        "deepocsort": (base, TrackerConfig("deepocsort", FPS), 0.2),
+    }
+    results = {}
+    for name, (det_config, tracker_config, score) in experiments.items():
+        detections = [d[d.confidence >= score] for d in cached_detections(frames, det_config, True)]
+        started = time.perf_counter()
+        pred = run_tracker(frames, detections, tracker_config)
+        results[name] = evaluate_sequence(gt, pred.in_frames(scored), scored)
+        print(f"{name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(metrics_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

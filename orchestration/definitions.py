@@ -4,6 +4,7 @@ from __future__ import annotations
 from dagster import Definitions, load_assets_from_modules, multiprocess_executor
 
 import assets.analytics
+import assets.evaluation
 import assets.identity
 import assets.ingest
 import assets.perception
@@ -15,7 +16,8 @@ from orchestration.sensors import sub_video_sensor
 executor = multiprocess_executor.configured({"max_concurrent": 2})
 
 defs = Definitions(
-    assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.analytics]),
+    assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.analytics,
+                                    assets.evaluation]),
     jobs=[process_segments, analyze_environment],
     sensors=[sub_video_sensor],
     resources=resources_for(),

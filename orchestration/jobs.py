@@ -6,7 +6,7 @@ from dagster import AssetSelection, define_asset_job
 from orchestration.partitions import ENV_SEGMENT, ENVIRONMENTS
 
 SEGMENT_GROUPS = ("ingest", "perception")
-ENVIRONMENT_GROUPS = ("identity", "analytics")
+ENVIRONMENT_GROUPS = ("identity", "analytics", "evaluation")
 
 process_segments = define_asset_job(
     "process_segments", selection=AssetSelection.groups(*SEGMENT_GROUPS), partitions_def=ENV_SEGMENT,
@@ -14,4 +14,4 @@ process_segments = define_asset_job(
 
 analyze_environment = define_asset_job(
     "analyze_environment", selection=AssetSelection.groups(*ENVIRONMENT_GROUPS), partitions_def=ENVIRONMENTS,
-    description="Global identities, map trajectories, heatmaps, occupancy and dwell for one environment.")
+    description="Global identities, map trajectories, heatmaps, occupancy, dwell and accuracy for one environment.")

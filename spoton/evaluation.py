@@ -403,15 +403,20 @@ def evaluate_lake(store, lake, environment: str) -> EnvironmentEvaluation | None
     if truth is None:
         return None
     segments = lake_segments(lake, environment)
-    tracks = _lake_frame(lake, "tracklets", environment, segments)
-    identities = _lake_frame(lake, "global_identities", environment, None)
-    tracks = tracks.merge(identities[["tracklet_id", "global_id"]], on="tracklet_id", how="left")
-    frames = _lake_frame(lake, "frames", environment, segments)
+    return evaluate_pipeline_tables(truth, _lake_frame(lake, "tracklets", environment, segments),
+                                    _lake_frame(lake, "global_identities", environment, None),
+                                    _lake_frame(lake, "frames", environment, segments),
+                                    _lake_frame(lake, "map_trajectories", environment, None))
+
+
+def evaluate_pipeline_tables(truth, tracklets, global_identities, frames, map_trajectories) -> EnvironmentEvaluation:
+    """Score the pipeline's tables (pandas: all segments of tracklets and frames, the environment's
+    identities and trajectories) against ``truth`` (a :class:`spoton.ground_truth.GroundTruth`)."""
+    tracks = tracklets.merge(global_identities[["tracklet_id", "global_id"]], on="tracklet_id", how="left")
     processed = {camera: truth.frames_of(camera, group["global_frame"].to_numpy())
                  for camera, group in frames.groupby("camera")}
     fps = float(len(frames) and (frames["global_frame"] / frames["ts"].where(frames["ts"] > 0)).median())
-    trajectories = _lake_frame(lake, "map_trajectories", environment, None)
-    return evaluate_environment(truth.cameras, tracks, processed, trajectories, fps)
+    return evaluate_environment(truth.cameras, tracks, processed, map_trajectories, fps)
 
 
 def evaluate_video(tracks_path: Path, gt_path: Path, frames: tuple[int, int] | None = None, *,

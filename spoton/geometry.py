@@ -90,3 +90,17 @@ def foot_points(xyxy: np.ndarray) -> np.ndarray:
     """Bottom-centre of (N, 4) boxes: where a person touches the ground."""
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     return np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]])
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool: which points lie inside the polygon (K, 2) (even-odd rule)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    polygon = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    x, y = points[:, 0:1], points[:, 1:2]
+    x1, y1 = polygon[:, 0], polygon[:, 1]
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    crosses = (y1 > y) != (y2 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+    inside = np.sum(crosses & (x < x_at), axis=1) % 2 == 1
+    return inside

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from spoton.geometry import Homography, foot_points
+from spoton.geometry import Homography, foot_points, points_in_polygon
 from spoton.models.detector import Detector
 from spoton.records import CameraFrameResult
 from spoton.tracking import Tracker, TrackerConfig
@@ -31,10 +31,24 @@ class FrameInput(Protocol):
     image: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CameraSpec:
+    """A camera as the processor sees it.
+
+    ``region_m``: the floor-plan polygon (metres) this camera tracks people in. Detections whose
+    foot point falls outside it (far away, beyond the calibrated ground) are dropped before
+    tracking. None tracks everything.
+    """
+
     name: str
     homography: Homography | None = None  # image pixels -> floor-plan metres
+    region_m: np.ndarray | None = None
+
+    def in_region(self, xyxy: np.ndarray) -> np.ndarray:
+        """(N,) bool: boxes whose foot point is inside ``region_m`` (all True without one)."""
+        if self.region_m is None or self.homography is None or not len(xyxy):
+            return np.ones(len(xyxy), bool)
+        return points_in_polygon(self.homography.to_map(foot_points(xyxy)), self.region_m)
 
 
 class FrameProcessor:
@@ -71,13 +85,15 @@ class FrameProcessor:
 
     def process_camera(self, camera: str, frame: FrameInput) -> CameraFrameResult:
         image = frame.image
+        spec = self.cameras[camera]
         detections = self.detector.detect(image)
+        detections = detections[spec.in_region(detections.xyxy)]
         if self.embedder is not None and (self.tracker_config.needs_embeddings or self.embed_detections):
             detections = detections.with_embeddings(self.embedder.embed(image, detections.xyxy)
                                                     if len(detections) else
                                                     np.zeros((0, self.embedder.dim), np.float32))
         tracks = self.trackers[camera].update(detections, image)
-        homography = self.cameras[camera].homography
+        homography = spec.homography
         if homography is not None and len(tracks):
             map_xy = homography.to_map(foot_points(tracks.xyxy))
         else:

@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 
 from spoton.errors import SpotOnError
-from spoton.geometry import Homography, apply_homography
+from spoton.geometry import Homography, apply_homography, points_in_polygon
+from spoton.processor import CameraSpec
 from spoton.tsai import TsaiCamera
 from spoton.video import H264Writer, iter_frames, probe
 
@@ -319,6 +320,11 @@ class EnvironmentConfig:
         """The camera's pixels -> metres mapping, fitted from its calibration file."""
         return Homography.from_json(self.calibration_path(camera))
 
+    def camera_spec(self, camera: str) -> CameraSpec:
+        """What the FrameProcessor needs of a camera: its calibration and the ground it tracks
+        (its footprint: beyond it the calibration extrapolates and people are too far to track)."""
+        return CameraSpec(camera, self.homography(camera), region_m=self.camera(camera).footprint_m)
+
     def segment_plan(self, source_frame_count: int | None = None) -> dict[str, list[SegmentSpan]]:
         n = int(source_frame_count or self.source.get("frame_count", SOURCE_FRAME_COUNT))
         return segment_plan(self.cameras, n, self.segments)
@@ -353,19 +359,6 @@ def dumps_json(value, indent: int = 2, _level: int = 0) -> str:
 
 def sub_video_name(index: int) -> str:
     return f"sub_video_{index:02d}.mp4"
-
-
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    polygon = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-    x, y = points[:, 0:1], points[:, 1:2]
-    x1, y1 = polygon[:, 0], polygon[:, 1]
-    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
-    crosses = (y1 > y) != (y2 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-    inside = np.sum(crosses & (x < x_at), axis=1) % 2 == 1
-    return inside
 
 
 def segment_bounds(source_frame_count: int, segments: int = SEGMENTS) -> list[tuple[int, int]]:

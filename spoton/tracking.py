@@ -17,9 +17,12 @@ import numpy as np
 from spoton.records import Detections, Tracks
 
 # name -> (boxmot class name, whether it consumes embeddings, SpotOn defaults)
+# ByteTrack: tracks start at score >= 0.5 (0.45 let flickering far-away boxes open tracks) and a
+# lost track is kept for track_buffer * frame_rate / 30 frames = 3 s (boxmot's scaling), long
+# enough to bridge an occlusion by a passer-by. Measured in docs/benchmarks.md.
 TRACKERS: dict[str, tuple[str, bool, dict[str, Any]]] = {
-    "bytetrack": ("ByteTrack", False, {"min_conf": 0.1, "track_thresh": 0.45, "match_thresh": 0.8,
-                                       "track_buffer": 30}),
+    "bytetrack": ("ByteTrack", False, {"min_conf": 0.1, "track_thresh": 0.5, "match_thresh": 0.8,
+                                       "track_buffer": 90}),
     "ocsort": ("OcSort", False, {"min_conf": 0.1}),
     "botsort": ("BotSort", True, {"use_cmc": False, "track_buffer": 30}),
     "deepocsort": ("DeepOcSort", True, {"cmc_off": True}),

@@ -42,6 +42,36 @@ def frame_100(sample_video) -> np.ndarray:
     return read_frame(sample_video, 100)
 
 
+def _source_ground_truth():
+    """The committed PETS annotation rows of source frames 0..27 as MotBoxes (0-based frames, xyxy)."""
+    import json
+
+    from spoton.evaluation import MotBoxes
+
+    rows = np.array(json.loads((FIXTURES / "vtest_gt_frames_0000_0027.json").read_text())["rows"])
+    return MotBoxes.create(rows[:, 0], rows[:, 1], rows[:, 2:6])
+
+
+def _write_fixture_ground_truth(store, environment: str) -> None:
+    """Per-camera ground truth of the sample environment from the committed annotation (frames 0..27)."""
+    from spoton.ground_truth import GroundTruth, derive_camera_ground_truth, write_ground_truth
+    from spoton.sample_env import load_environment
+
+    cameras = derive_camera_ground_truth(load_environment(), _source_ground_truth())
+    write_ground_truth(store, environment, GroundTruth(cameras, (0, PIPELINE_SOURCE_FRAMES), "test fixture"))
+
+
+@pytest.fixture(scope="session")
+def source_ground_truth():
+    return _source_ground_truth()
+
+
+@pytest.fixture(scope="session")
+def write_fixture_ground_truth():
+    """``write(store, environment)``: put the committed annotation's ground truth into a store."""
+    return _write_fixture_ground_truth
+
+
 # ---- a small deployment folder (store, lake, Dagster instance, catalog) shared by the review-app,
 # notebook and correction tests: the real pipeline on a short slice of the sample environment
 PIPELINE_SOURCE_FRAMES = 28
@@ -79,6 +109,7 @@ def pipeline_var(tmp_path_factory, sample_video) -> Path:
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")
     var = tmp_path_factory.mktemp("pipeline_var")
     build_sample_environment(sample_video, var / "store", ENV_NAME, max_source_frames=PIPELINE_SOURCE_FRAMES)
+    _write_fixture_ground_truth(LocalStore(var / "store"), ENV_NAME)
     resources = {"store": LocalStoreResource(root=str(var / "store")),
                  "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(var / "lake"))),
                  "perception": PerceptionResource(ort_threads=1)}

@@ -365,7 +365,7 @@ class SessionManager:
                     opened[cam] = open_source(spec, store=self.store, realtime=self.realtime_sources)
             except SourceError as exc:  # an UploadError carries its own status (404 unknown id)
                 raise SessionError(getattr(exc, "status", 422), f"camera {cam}: {exc}") from None
-            cameras = [CameraSpec(cam, self._homography(env, cam)) for cam in specs]
+            cameras = [self._camera_spec(env, cam) for cam in specs]
             processor = FrameProcessor(cameras, self.detector_factory(), TrackerConfig("bytetrack", frame_rate=env.fps))
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
@@ -375,13 +375,13 @@ class SessionManager:
         return session.start()
 
     @staticmethod
-    def _homography(env: EnvironmentConfig, camera: str):
-        """The camera's calibration, or None (no map positions) when it has none."""
+    def _camera_spec(env: EnvironmentConfig, camera: str) -> CameraSpec:
+        """The camera's calibration and tracked region, or neither (no map positions) when it has no calibration."""
         try:
-            return env.homography(camera)
+            return env.camera_spec(camera)
         except (SpotOnError, OSError) as exc:
             log.warning("camera %s of %s has no usable calibration (%s): no map positions", camera, env.name, exc)
-            return None
+            return CameraSpec(camera)
 
     def get(self, session_id: str) -> LiveSession | None:
         return self.sessions.get(session_id)

@@ -21,9 +21,10 @@ SOURCE_FRAMES = 28  # 7 per segment: a few seconds of processing per partition
 
 
 @pytest.fixture(scope="module")
-def store_root(tmp_path_factory, sample_video):
+def store_root(tmp_path_factory, sample_video, write_fixture_ground_truth):
     root = tmp_path_factory.mktemp("store")
     build_sample_environment(sample_video, root, ENV_NAME, max_source_frames=SOURCE_FRAMES)
+    write_fixture_ground_truth(LocalStore(root), ENV_NAME)  # the committed annotation, frames 0..27
     return root
 
 
@@ -77,7 +78,9 @@ def test_a_person_keeps_one_global_id_across_cameras_and_segments(materialized, 
 
     import numpy as np
 
-    from conftest import FIXTURES
+    from pathlib import Path
+
+    FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"  # not `from conftest`: ambiguous beside other conftests
     from spoton.sample_env import load_environment
 
     env = load_environment()
@@ -144,3 +147,52 @@ def test_sensor_adds_partitions_and_requests_runs(store_root, resources):
         again = sub_video_sensor(build_sensor_context(instance=fresh, cursor=result.cursor,
                                                       resources={"store": resources["store"]}))
         assert again.run_requests == []  # nothing new in the store
+
+
+def _latest_check(instance, name: str = "accuracy_targets"):
+    from dagster import AssetCheckKey, AssetKey
+
+    key = AssetCheckKey(AssetKey("tracking_evaluation"), name)
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    return record.event.dagster_event.event_specific_data
+
+
+def test_environment_run_scores_tracking_against_ground_truth(materialized, instance, lake_root):
+    assert all(run.success for run in materialized), [r.error for r in materialized if not r.success]
+    table = ParquetLake(LocalStore(lake_root)).read("tracking_evaluation", ENV_NAME).to_pandas()
+    assert sorted(zip(table["scope"], table["camera"])) == sorted(
+        [(s, c) for s in ("global", "tracker") for c in ("cam1", "cam2", "cam3")] + [("cross_camera", "all")])
+    for column in ("hota", "mota", "idf1", "precision", "recall"):
+        assert table[column].between(0, 1).all(), table[[column]]
+    assert (table["gt_boxes"] > 0).all() and (table["true_positives"] > 0).all()
+    cross = table[table["scope"] == "cross_camera"].iloc[0]
+    assert cross["gt_boxes"] == table[table["scope"] == "global"]["gt_boxes"].sum()
+    assert cross["idf1"] > 0.3 and table["map_error_median_m"].dropna().between(0, 5).all()
+
+    check = _latest_check(instance)
+    assert check.severity.value == "WARN"
+    figures = {k: v.value for k, v in check.metadata.items()}
+    assert figures["target_mota_per_camera"] == 0.85 and figures["target_map_error_median_m"] == 0.5
+    assert figures["cross_camera_idf1"] == pytest.approx(cross["idf1"], abs=1e-4)
+    assert {"cam1_mota", "cam2_idf1", "cam3_mota", "map_error_median_m"} <= set(figures)
+    assert check.passed == (figures["failed"] == [])
+
+
+def test_accuracy_check_is_skipped_without_ground_truth(materialized, instance, resources, store_root, lake_root):
+    from dagster import AssetSelection, materialize
+
+    from orchestration.runner import QUIET, _assets
+
+    truth = store_root / ENV_NAME / "ground_truth"
+    aside = store_root / "ground_truth_aside"
+    truth.rename(aside)
+    try:
+        result = materialize(_assets(), instance=instance, partition_key=ENV_NAME, resources=resources,
+                             selection=AssetSelection.assets("tracking_evaluation"), run_config=QUIET)
+    finally:
+        aside.rename(truth)
+    assert result.success
+    table = ParquetLake(LocalStore(lake_root)).read("tracking_evaluation", ENV_NAME)
+    assert table.num_rows == 0 and {"scope", "camera", "mota", "idf1", "map_error_median_m"} <= set(table.column_names)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["skipped"].value.startswith("no ground truth")

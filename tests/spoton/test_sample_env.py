@@ -5,14 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
-from spoton.geometry import Homography
+from spoton.geometry import Homography, points_in_polygon
 from spoton.sample_env import (
     DEFAULT_CONFIG_DIR,
     SOURCE_SIZE,
     TSAI_XML,
     build_sample_environment,
     load_environment,
-    points_in_polygon,
     segment_plan,
     write_environment_config,
 )

@@ -23,12 +23,15 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_track(args: argparse.Namespace) -> int:
     from spoton.models.detector import DetectorConfig
     from spoton.pipeline import TrackOptions, track_video
+    from spoton.postprocess import OfflineConfig
 
     options = TrackOptions(
         detector=args.detector, detector_model=args.detector_model,
-        detector_config=DetectorConfig(score_threshold=args.score_threshold, resize=args.resize),
+        detector_config=DetectorConfig(score_threshold=args.score_threshold, resize=args.resize,
+                                       min_box_height_px=args.min_box_height),
         tracker=args.tracker, embedder=args.embedder, embedder_weights=args.embedder_weights,
-        fps=args.fps, max_frames=args.max_frames, write_video=not args.no_video)
+        fps=args.fps, max_frames=args.max_frames, write_video=not args.no_video,
+        tracker_frame_rate=args.frame_rate, calibration=args.calibration, offline=None if args.online_only else OfflineConfig())
     summary = track_video(args.video, args.out, options, progress=not args.quiet)
     print(summary.format())
     return 0
@@ -158,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--embedder-weights", type=Path, help="ReID weights (e.g. osnet_x0_25_msmt17.pt)")
     track.add_argument("--fps", type=float, help="processing rate (default: every frame)")
     track.add_argument("--max-frames", type=int, help="stop after this many processed frames")
+    track.add_argument("--calibration", type=Path,
+                       help="calibration JSON (image_points/map_points, optional region_m): adds map metres, "
+                            "tracks only inside the region; e.g. data/calibration/pets_s2l1_view_001.json")
+    track.add_argument("--min-box-height", type=float, default=8.0,
+                       help="ignore detections shorter than this many pixels (far-away people)")
+    track.add_argument("--frame-rate", type=float, default=7.0,
+                       help="the footage's real frame rate, for the tracker's motion model and time gaps")
+    track.add_argument("--online-only", action="store_true",
+                       help="keep the online tracker ids: no stitching, interpolation or short-track removal")
     track.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     track.set_defaults(func=_cmd_track)

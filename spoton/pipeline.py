@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,8 +9,9 @@ import numpy as np
 
 from spoton.annotate import draw_tracks
 from spoton.models.detector import DetectorConfig, build_detector
-from spoton.processor import FrameProcessor
-from spoton.records import CameraFrameResult
+from spoton.processor import CameraSpec, FrameProcessor
+from spoton.postprocess import OfflineConfig, clean_camera_tracks
+from spoton.records import CameraFrameResult, Tracks
 from spoton.schemas import detections_table, tracks_table, write_parquet_atomic
 from spoton.tracking import TrackerConfig
 from spoton.video import H264Writer, iter_frames, probe
@@ -29,6 +29,9 @@ class TrackOptions:
     max_frames: int | None = None
     camera: str = "cam"
     write_video: bool = True
+    calibration: Path | None = None  # image <-> map file: map positions, tracked region
+    tracker_frame_rate: float = 7.0  # the footage's real rate (vtest.avi's header says 10, PETS is 7)
+    offline: OfflineConfig | None = field(default_factory=OfflineConfig)  # None: online tracks only
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class TrackSummary:
 
 
 def build_processor(options: TrackOptions, cameras: list) -> FrameProcessor:
-    tracker_config = TrackerConfig(options.tracker)
+    tracker_config = TrackerConfig(options.tracker, frame_rate=options.tracker_frame_rate)
     embedder = None
     if tracker_config.needs_embeddings:
         from spoton.models.embedder import build_embedder
@@ -67,11 +70,21 @@ def build_processor(options: TrackOptions, cameras: list) -> FrameProcessor:
 
 def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions(),
                 progress: bool = False) -> TrackSummary:
-    """Detect and track people in one video; write Parquet tables and an annotated H.264 MP4."""
+    """Detect and track people in one video; write Parquet tables and an annotated H.264 MP4.
+
+    Pass 1 runs the online processor over the video. Unless ``options.offline`` is None, the
+    tracks are then cleaned up knowing the whole sequence (stitching after occlusions, holes
+    interpolated, fleeting identities dropped: :func:`spoton.postprocess.clean_camera_tracks`).
+    Pass 2 decodes again (cheap next to detection) to draw the final tracks into the MP4.
+    """
+    import pyarrow as pa
+
     info = probe(video)  # fails early, with a clear message, on a bad file
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    processor = build_processor(options, [options.camera])
+    camera = (CameraSpec.from_calibration(options.camera, options.calibration) if options.calibration
+              else CameraSpec(options.camera))
+    processor = build_processor(options, [camera])
     stop = options.max_frames if options.fps is None else None
     frames = iter_frames(video, fps=options.fps, stop=stop)
     total = info.frame_count if options.max_frames is None else min(info.frame_count, options.max_frames)
@@ -80,27 +93,48 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
 
         frames = tqdm(frames, total=total, unit="frame", desc=Path(video).name)
     results: list[CameraFrameResult] = []
-    out_fps = options.fps or info.fps
-    video_path = out_dir / "annotated.mp4"
-    writer = H264Writer(video_path, out_fps, (info.width, info.height)) if options.write_video else nullcontext()
     started = time.perf_counter()
-    with writer:  # a failed run leaves no partial MP4
-        for frame in frames:
-            if options.max_frames is not None and len(results) >= options.max_frames:
-                break
-            result = processor.process({options.camera: frame})[options.camera]
-            results.append(result)
-            if options.write_video:
-                writer.write(draw_tracks(frame.image, result.tracks))
-    seconds = time.perf_counter() - started
+    for frame in frames:
+        if options.max_frames is not None and len(results) >= options.max_frames:
+            break
+        results.append(processor.process({options.camera: frame})[options.camera])
+    online = tracks_table(results)
+    if options.offline is not None:
+        cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline)
+        tracks = pa.Table.from_pandas(cleaned, preserve_index=False)
+    else:
+        tracks = online
     outputs = {"detections": write_parquet_atomic(detections_table(results), out_dir / "detections.parquet"),
-               "tracks": write_parquet_atomic(tracks_table(results), out_dir / "tracks.parquet")}
+               "tracks": write_parquet_atomic(tracks, out_dir / "tracks.parquet")}
     if options.write_video:
-        outputs["annotated video"] = video_path
-    track_ids = np.concatenate([r.tracks.track_id for r in results]) if results else np.zeros(0)
+        outputs["annotated video"] = _write_annotated(video, out_dir / "annotated.mp4", tracks, options,
+                                                      options.fps or info.fps, (info.width, info.height))
+    seconds = time.perf_counter() - started
+    frame_index = tracks.column("frame_index").to_numpy()
     return TrackSummary(
         frames=len(results),
         detections=int(sum(len(r.detections) for r in results)),
-        tracks=int(len(np.unique(track_ids))),
-        people_per_frame=float(np.mean([len(r.tracks) for r in results])) if results else 0.0,
+        tracks=int(len(np.unique(tracks.column("track_id").to_numpy()))),
+        people_per_frame=float(len(frame_index) / len(results)) if results else 0.0,
         seconds=seconds, outputs=outputs)
+
+
+def _write_annotated(video: Path, path: Path, tracks, options: TrackOptions, fps: float,
+                     size: tuple[int, int]) -> Path:
+    """Draw ``tracks`` on the processed frames into an H.264 MP4 (no partial file on failure)."""
+    columns = tracks.select(["frame_index", "x1", "y1", "x2", "y2", "track_id"]).to_pandas()
+    by_frame = {index: rows for index, rows in columns.groupby("frame_index")}
+    stop = options.max_frames if options.fps is None else None
+    with H264Writer(path, fps, size) as writer:
+        for count, frame in enumerate(iter_frames(video, fps=options.fps, stop=stop)):
+            if options.max_frames is not None and count >= options.max_frames:
+                break
+            rows = by_frame.get(frame.index)
+            if rows is None:
+                writer.write(frame.image)
+                continue
+            n = len(rows)
+            drawn = Tracks(rows[["x1", "y1", "x2", "y2"]].to_numpy(), rows["track_id"].to_numpy(),
+                           np.ones(n), np.zeros(n), np.arange(n))
+            writer.write(draw_tracks(frame.image, drawn))
+    return path

@@ -6,7 +6,9 @@ gets the same kind of track and map position in a backfill as live.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -43,6 +45,12 @@ class CameraSpec:
     name: str
     homography: Homography | None = None  # image pixels -> floor-plan metres
     region_m: np.ndarray | None = None
+
+    @classmethod
+    def from_calibration(cls, name: str, path: Path) -> "CameraSpec":
+        """From a calibration file (image/map point pairs, optional ``region_m`` polygon)."""
+        region = json.loads(Path(path).read_text()).get("region_m")
+        return cls(name, Homography.from_json(path), None if region is None else np.asarray(region, np.float64))
 
     def in_region(self, xyxy: np.ndarray) -> np.ndarray:
         """(N,) bool: boxes whose foot point is inside ``region_m`` (all True without one)."""

@@ -637,6 +637,26 @@ def build_environment_config(tsai_xml: Path = TSAI_XML) -> tuple[dict, dict[str,
     return environment, calibrations, draw_floor_plan(floor_plan, cameras, zones)
 
 
+SOURCE_VIEW_CALIBRATION = REPO_ROOT / "data" / "calibration" / "pets_s2l1_view_001.json"
+
+
+def source_view_calibration(tsai_xml: Path = TSAI_XML) -> dict:
+    """A calibration file for the real source view itself (what ``spoton track --calibration``
+    reads): image/map point pairs as for the virtual cameras, plus ``region_m``, the ground it
+    tracks (below :data:`GROUND_MIN_SOURCE_ROW`)."""
+    tsai = TsaiCamera.from_xml(tsai_xml)
+    view = CameraConfig("view_001", SOURCE_SIZE, np.eye(3))
+    image_points, map_points = calibration_points(view, tsai)
+    homography = Homography.from_point_pairs(image_points, map_points)
+    rms, worst = ground_check_error_m(view, homography, tsai)
+    return {"camera": view.name, "units": "m", "image_size": list(SOURCE_SIZE),
+            "image_points": image_points.tolist(), "map_points": map_points.tolist(),
+            "reprojection_error_m": round(homography.reprojection_error_m, 4),
+            "ground_check_rms_m": round(rms, 4), "ground_check_max_m": round(worst, 4),
+            "region_m": _round(camera_footprint_m(view, tsai), 3),
+            "source": "PETS 2009 S2.L1 View_001 Tsai model (lens distortion included) -> ground plane Z=0, mm / 1000"}
+
+
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -658,6 +678,8 @@ def write_environment_config(out_dir: Path = DEFAULT_CONFIG_DIR,
         path = out_dir / "calibration" / f"{name}.json"
         _write_text(path, dumps_json(calibration) + "\n")
         written.append(path)
+    _write_text(SOURCE_VIEW_CALIBRATION, dumps_json(source_view_calibration(tsai_xml)) + "\n")
+    written.append(SOURCE_VIEW_CALIBRATION)
     path = out_dir / "floor_plan.png"
     ok, encoded = cv2.imencode(".png", floor_plan_image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     assert ok

@@ -78,7 +78,7 @@ def accuracy_check(evaluation: EnvironmentEvaluation, targets: AccuracyTargets =
        ins={"tracklets": AssetIn(**ALL_SEGMENTS), "frames": AssetIn(**ALL_SEGMENTS)},
        check_specs=[AssetCheckSpec("accuracy_targets", asset="tracking_evaluation")])
 def tracking_evaluation(context: AssetExecutionContext, tracklets: pa.Table, frames: pa.Table,
-                        global_identities: pa.Table, map_trajectories: pa.Table, store: StoreResource):
+                        camera_tracks: pa.Table, map_trajectories: pa.Table, store: StoreResource):
     """HOTA, MOTA, IDF1 per camera, cross-camera IDF1 and map error against the ground truth in the store."""
     truth = load_ground_truth(store.get_store(), context.partition_key)
     if truth is None:
@@ -87,7 +87,7 @@ def tracking_evaluation(context: AssetExecutionContext, tracklets: pa.Table, fra
         yield Output(EVALUATION_SCHEMA.empty_table(), metadata={"skipped": reason})
         yield AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN, metadata={"skipped": reason})
         return
-    evaluation = evaluate_pipeline_tables(truth, tracklets.to_pandas(), global_identities.to_pandas(),
+    evaluation = evaluate_pipeline_tables(truth, tracklets.to_pandas(), camera_tracks.to_pandas(),
                                           frames.to_pandas(), map_trajectories.to_pandas())
     table = pa.Table.from_pylist(evaluation.records(), schema=EVALUATION_SCHEMA)
     numbers = {name: float(value) if math.isfinite(value) else None for name, value in headline(evaluation).items()}

@@ -11,6 +11,7 @@ from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.identity import resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.overrides import apply_overrides, read_overrides
+from spoton.postprocess import clean_environment_tracks
 
 MAX_CROSS_CAMERA_DISAGREEMENT_M = 1.0
 ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
@@ -58,12 +59,28 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
 
 
 @asset(partitions_def=ENVIRONMENTS, group_name="identity", io_manager_key="lake_io_manager",
-       ins={"tracklets": AssetIn(**ALL_SEGMENTS)})
-def map_trajectories(context: AssetExecutionContext, tracklets: pa.Table, global_identities: pa.Table) -> pa.Table:
-    """Each identity's path on the floor in metres: cameras fused per instant, then smoothed."""
+       ins={"tracklets": AssetIn(**ALL_SEGMENTS), "frames": AssetIn(**ALL_SEGMENTS)})
+def camera_tracks(context: AssetExecutionContext, tracklets: pa.Table, frames: pa.Table,
+                  global_identities: pa.Table) -> pa.Table:
+    """Each camera's final tracks: boxes with their global id, short holes interpolated (flagged)
+    and fleeting identities dropped, now that the whole environment is known (spoton.postprocess)."""
     boxes = tracklets.to_pandas().merge(global_identities.select(["tracklet_id", "global_id"]).to_pandas(),
                                         on="tracklet_id")
-    trajectories = fuse_and_smooth(boxes.dropna(subset=["map_x", "map_y"]))
+    global_frames = np.unique(frames.column("global_frame").to_numpy())
+    step = int(np.median(np.diff(global_frames))) if len(global_frames) > 1 else 1
+    ts = frames.column("ts").to_numpy()
+    fps = float(np.median(frames.column("global_frame").to_numpy()[ts > 0] / ts[ts > 0])) if (ts > 0).any() else 1.0
+    table = clean_environment_tracks(boxes, step, fps)
+    context.add_output_metadata({"rows": len(table), "interpolated": int(table["interpolated"].sum()),
+                                 "dropped_rows": int(len(boxes) - (~table["interpolated"]).sum()),
+                                 "identities": int(table["global_id"].nunique())})
+    return pa.Table.from_pandas(table, preserve_index=False)
+
+
+@asset(partitions_def=ENVIRONMENTS, group_name="identity", io_manager_key="lake_io_manager")
+def map_trajectories(context: AssetExecutionContext, camera_tracks: pa.Table) -> pa.Table:
+    """Each identity's path on the floor in metres: cameras fused per instant, then smoothed."""
+    trajectories = fuse_and_smooth(camera_tracks.to_pandas().dropna(subset=["map_x", "map_y"]))
     context.add_output_metadata({"identities": int(trajectories["global_id"].nunique()), "samples": len(trajectories),
                                  "preview": MetadataValue.md(trajectories.head(10).to_markdown(index=False))})
     return pa.Table.from_pandas(trajectories, preserve_index=False)

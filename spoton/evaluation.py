@@ -357,14 +357,16 @@ def _trajectory_errors(gt: MotBoxes, pred: MotBoxes, trajectories, fps: float) -
 
 
 def evaluate_environment(gt: Mapping[str, MotBoxes], tracks, frames: Mapping[str, np.ndarray],
-                         trajectories=None, fps: float | None = None) -> EnvironmentEvaluation:
+                         trajectories=None, fps: float | None = None, online_tracks=None) -> EnvironmentEvaluation:
     """Score a multi-camera run.
 
     ``tracks``: pandas rows with camera, global_frame, x1..y2, conf, map_x, map_y, tracklet_id,
     global_id. ``frames``: per camera, the environment frames that were processed and annotated.
     ``trajectories`` (global_id, ts, map_x, map_y) with the environment ``fps`` adds the map error
-    of the fused trajectories.
+    of the fused trajectories. ``online_tracks`` (same columns but global_id) are scored with their
+    tracklet ids for the "tracker ids" rows (default: ``tracks``).
     """
+    online_tracks = tracks if online_tracks is None else online_tracks
     per_camera, tracker_ids, errors = {}, {}, {}
     predicted: dict[str, MotBoxes] = {}
     truth: dict[str, MotBoxes] = {}
@@ -374,7 +376,8 @@ def evaluate_environment(gt: Mapping[str, MotBoxes], tracks, frames: Mapping[str
         predicted[camera] = boxes_from_tracks(rows, "global_id")
         truth[camera] = gt[camera].in_frames(camera_frames)
         per_camera[camera] = evaluate_sequence(truth[camera], predicted[camera], camera_frames)
-        tracker_ids[camera] = evaluate_sequence(truth[camera], boxes_from_tracks(rows, "tracklet_id"), camera_frames)
+        online = online_tracks[(online_tracks["camera"] == camera) & online_tracks["global_frame"].isin(camera_frames)]
+        tracker_ids[camera] = evaluate_sequence(truth[camera], boxes_from_tracks(online, "tracklet_id"), camera_frames)
         errors[camera] = MapError.of(map_errors(truth[camera], predicted[camera]))
     cross = evaluate_cross_camera(truth, predicted, {c: frames.get(c, []) for c in truth})
     if trajectories is not None and fps:
@@ -404,19 +407,20 @@ def evaluate_lake(store, lake, environment: str) -> EnvironmentEvaluation | None
         return None
     segments = lake_segments(lake, environment)
     return evaluate_pipeline_tables(truth, _lake_frame(lake, "tracklets", environment, segments),
-                                    _lake_frame(lake, "global_identities", environment, None),
+                                    _lake_frame(lake, "camera_tracks", environment, None),
                                     _lake_frame(lake, "frames", environment, segments),
                                     _lake_frame(lake, "map_trajectories", environment, None))
 
 
-def evaluate_pipeline_tables(truth, tracklets, global_identities, frames, map_trajectories) -> EnvironmentEvaluation:
+def evaluate_pipeline_tables(truth, tracklets, camera_tracks, frames, map_trajectories) -> EnvironmentEvaluation:
     """Score the pipeline's tables (pandas: all segments of tracklets and frames, the environment's
-    identities and trajectories) against ``truth`` (a :class:`spoton.ground_truth.GroundTruth`)."""
-    tracks = tracklets.merge(global_identities[["tracklet_id", "global_id"]], on="tracklet_id", how="left")
+    final camera tracks and trajectories) against ``truth`` (a :class:`spoton.ground_truth.GroundTruth`):
+    global-id rows score ``camera_tracks``, tracker-id rows the online ``tracklets``."""
     processed = {camera: truth.frames_of(camera, group["global_frame"].to_numpy())
                  for camera, group in frames.groupby("camera")}
     fps = float(len(frames) and (frames["global_frame"] / frames["ts"].where(frames["ts"] > 0)).median())
-    return evaluate_environment(truth.cameras, tracks, processed, map_trajectories, fps)
+    return evaluate_environment(truth.cameras, camera_tracks, processed, map_trajectories, fps,
+                                online_tracks=tracklets)
 
 
 def evaluate_video(tracks_path: Path, gt_path: Path, frames: tuple[int, int] | None = None, *,
@@ -447,10 +451,8 @@ def export_mot(lake, environment: str, out_dir: Path, global_ids: bool = True) -
     if not segments:
         raise SpotOnError(f"no tracklets of environment {environment!r} in {lake.store.uri}: "
                           "materialize its partitions first (make demo)")
-    tracks = lake.read_many("tracklets", environment, segments).to_pandas()
-    if global_ids:
-        identities = lake.read("global_identities", environment).to_pandas()
-        tracks = tracks.merge(identities[["tracklet_id", "global_id"]], on="tracklet_id")
+    tracks = (lake.read("camera_tracks", environment) if global_ids
+              else lake.read_many("tracklets", environment, segments)).to_pandas()
     written = []
     for camera, rows in tracks.groupby("camera"):
         boxes = boxes_from_tracks(rows, "global_id" if global_ids else "tracklet_id")

@@ -101,6 +101,8 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
     online = tracks_table(results)
     if options.offline is not None:
         cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline)
+        cleaned[["bbox_x", "bbox_w"]] = cleaned[["x1", "x2"]].to_numpy() @ [[1, -1], [0, 1]] / info.width
+        cleaned[["bbox_y", "bbox_h"]] = cleaned[["y1", "y2"]].to_numpy() @ [[1, -1], [0, 1]] / info.height
         tracks = pa.Table.from_pandas(cleaned, preserve_index=False)
     else:
         tracks = online

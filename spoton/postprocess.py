@@ -76,13 +76,31 @@ class OfflineConfig:
         return int(np.ceil(self.min_track_s * fps))
 
 
+def fill_and_prune(table: pd.DataFrame, id_column: str, frame_column: str, frame_rate: float,
+                   config: OfflineConfig = OfflineConfig()) -> pd.DataFrame:
+    """Interpolate each identity's holes and drop fleeting identities.
+
+    ``frame_column`` counts processed frames at ``frame_rate``; filled rows get ``ts`` and
+    ``map_x, map_y`` interpolated between their neighbours (all linear in time over a short hole).
+    """
+    table = interpolate_gaps(table, id_column, config.gap_frames(frame_rate), frame_column=frame_column)
+    filled = table["interpolated"].to_numpy()
+    if filled.any():
+        columns = [c for c in ("ts", "map_x", "map_y") if c in table]
+        table.loc[filled, columns] = np.nan  # rows are in frame order: fill between neighbours
+        for column in columns:
+            table[column] = table.groupby(id_column)[column].transform(
+                lambda values: values.interpolate(limit_area="inside"))
+    return drop_short_identities(table, id_column, config.min_frames(frame_rate))
+
+
 def clean_camera_tracks(tracks: pd.DataFrame, fps: float, config: OfflineConfig = OfflineConfig()) -> pd.DataFrame:
-    """One camera's online tracks -> offline tracks.
+    """One camera's online tracks (a ``spoton track`` run) -> offline tracks.
 
     ``tracks`` has ``frame_index``, ``ts``, ``track_id``, ``x1..y2`` and ``map_x, map_y`` (NaN
     without calibration: stitching then predicts in pixels). The result keeps the tracker's id
     as ``tracker_id``, gives ``track_id`` the stitched id (dense from 1, by first appearance) and
-    flags ``interpolated`` rows (their ``ts`` and map position are interpolated too).
+    flags ``interpolated`` rows.
     """
     from spoton.identity import resolve_global_identities
 
@@ -95,12 +113,29 @@ def clean_camera_tracks(tracks: pd.DataFrame, fps: float, config: OfflineConfig 
         table = table.rename(columns={"global_id": "track_id"})
     else:
         table = table.assign(track_id=table["tracker_id"])
-    table = interpolate_gaps(table, "track_id", config.gap_frames(fps), frame_column="frame_index")
-    if len(table) and table["interpolated"].any():
-        filled = table["interpolated"].to_numpy()
-        table.loc[filled, "ts"] = table.loc[filled, "frame_index"] / fps
-        table.loc[filled, ["map_x", "map_y"]] = np.nan  # rows are in frame order: fill between neighbours
-        for column in ("map_x", "map_y"):
-            table[column] = table.groupby("track_id")[column].transform(
-                lambda values: values.interpolate(limit_area="inside"))
-    return drop_short_identities(table, "track_id", config.min_frames(fps))
+    return fill_and_prune(table, "track_id", "frame_index", fps, config)
+
+
+CAMERA_TRACK_COLUMNS = ["camera", "global_frame", "ts", "global_id", "tracklet_id", "x1", "y1", "x2", "y2",
+                        "conf", "map_x", "map_y", "interpolated"]
+
+
+def clean_environment_tracks(boxes: pd.DataFrame, frame_step: int, fps: float,
+                             config: OfflineConfig = OfflineConfig()) -> pd.DataFrame:
+    """Every camera's boxes with their global ids -> the final per-camera tracks.
+
+    ``boxes``: tracklet rows (camera, global_frame, ts, x1..y2, conf, map_x, map_y, tracklet_id)
+    with ``global_id``; frames were processed every ``frame_step`` environment frames at ``fps``.
+    Each camera's view of an identity gets its holes filled and is dropped when fleeting.
+    """
+    if boxes.empty:
+        return pd.DataFrame({c: pd.Series(dtype=boxes[c].dtype if c in boxes else "float64")
+                             for c in CAMERA_TRACK_COLUMNS}).astype({"interpolated": bool})
+    parts = []
+    for camera, rows in boxes.groupby("camera", sort=True):
+        phase = int(rows["global_frame"].min()) % frame_step  # a late camera's grid may be shifted
+        rows = rows[CAMERA_TRACK_COLUMNS[:-1]].assign(step=(rows["global_frame"] - phase) // frame_step)
+        rows = fill_and_prune(rows, "global_id", "step", fps / frame_step, config)
+        parts.append(rows.assign(global_frame=rows["step"] * frame_step + phase, camera=camera))
+    out = pd.concat(parts, ignore_index=True)[CAMERA_TRACK_COLUMNS]
+    return out.sort_values(["camera", "global_frame", "global_id"], ignore_index=True)

@@ -14,10 +14,20 @@ def test_track_writes_parquet_and_a_browser_playable_mp4(sample_video, tmp_path,
     detections = pq.read_table(tmp_path / "detections.parquet").to_pandas()
     assert tracks["frame_index"].nunique() > 15 and tracks["track_id"].nunique() >= 3
     assert ((tracks[["bbox_x", "bbox_y"]] >= 0).all().all() and (tracks["bbox_x"] + tracks["bbox_w"] <= 1.0001).all())
-    assert detections["track_id"].notna().sum() == len(tracks)
+    observed = tracks[~tracks["interpolated"]]
+    assert len(observed) <= detections["track_id"].notna().sum(), "offline rows are online rows, or flagged"
+    assert tracks["track_id"].nunique() <= tracks["tracker_id"].nunique(), "stitching only joins tracker ids"
+    expected = tracks[["x1", "y1", "x2", "y2"]].to_numpy() / [768, 576, 768, 576]
+    assert np.allclose(tracks[["bbox_x", "bbox_y"]].to_numpy(), expected[:, :2], atol=1e-4)
     video = probe(tmp_path / "annotated.mp4")
     assert video.codec == "h264" and video.frame_count == 25
     assert "distinct tracks" in capsys.readouterr().out
+
+    online = tmp_path / "online"
+    assert main(["track", str(sample_video), "--out", str(online), "--max-frames", "25", "--quiet",
+                 "--online-only", "--no-video"]) == 0
+    online_tracks = pq.read_table(online / "tracks.parquet").to_pandas()
+    assert pq.read_table(online / "detections.parquet").column("track_id").null_count + len(online_tracks) == len(detections)
 
 
 def test_corrupt_video_is_a_clear_error(tmp_path, capsys):
@@ -75,13 +85,12 @@ def test_export_mot_writes_what_read_mot_reads_back(pipeline_var, tmp_path, caps
 
     assert main(["export-mot", "--lake", str(pipeline_var / "lake"), "--out", str(tmp_path / "mot")]) == 0
     printed = capsys.readouterr().out
-    tracklets = ParquetLake(LocalStore(pipeline_var / "lake")).read_many(
-        "tracklets", "pets_s2l1", ["01", "02", "03", "04"]).to_pandas()
+    tracks = ParquetLake(LocalStore(pipeline_var / "lake")).read("camera_tracks", "pets_s2l1").to_pandas()
     files = sorted((tmp_path / "mot" / "pets_s2l1").glob("*.txt"))
     assert [f.stem for f in files] == ["cam1", "cam2", "cam3"]
     for path in files:
         boxes = MotBoxes.read_mot(path)
-        rows = tracklets[tracklets["camera"] == path.stem]
+        rows = tracks[tracks["camera"] == path.stem]
         assert len(boxes) == len(rows) and boxes.frame.min() == rows["global_frame"].min()
         assert f"{len(rows):>6} boxes -> {path}" in printed
     assert np.isfinite(MotBoxes.read_mot(files[0]).map_xy).any(), "map metres travel in the world x, y columns"

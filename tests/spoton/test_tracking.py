@@ -1,11 +1,12 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from spoton.records import Detections
 from spoton.tracking import Tracker, TrackerConfig
-from conftest import FIXTURES
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _walk(tracker: Tracker, steps: int = 8, start: int = 0):

@@ -1,5 +1,6 @@
 """The project's own TF.js -> ONNX converter against the tf2onnx oracle and a committed fixture."""
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -9,7 +10,7 @@ import pytest
 from spoton.artifacts import fetch_nanodet_graph, nanodet_onnx_path
 from spoton.models.detector import NanoDetDetector
 from spoton.models.tfjs_onnx import SUPPORTED_OPS, ConversionError, convert_tfjs_graph, read_weights
-from conftest import FIXTURES
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 ORACLE = "models/nanodet-reference.onnx"
 

@@ -26,7 +26,8 @@ models: venv
 
 # 1) track the sample video (annotated MP4 + Parquet in out/demo), 2) the whole Dagster graph
 demo: models
-	$(VENV)/bin/spoton track "$$($(VENV)/bin/spoton fetch --print sample_video)" --out out/demo
+	$(VENV)/bin/spoton track "$$($(VENV)/bin/spoton fetch --print sample_video)" --out out/demo \
+		--calibration data/calibration/pets_s2l1_view_001.json
 	$(PY) -m orchestration.demo
 
 ui: models

@@ -24,9 +24,12 @@ def heatmaps(context: AssetExecutionContext, map_trajectories: pa.Table, store: 
     env = load_environment_from_store(store.get_store(), context.partition_key)
     extent = env.floor_plan.bounds_m
     table = analytics.heatmap(map_trajectories.to_pandas(), extent_m=extent, cell_m=HEATMAP_CELL_M)
-    png = analytics.heatmap_image(table, extent, HEATMAP_CELL_M)
+    object_store = store.get_store()
+    plan_key = f"{context.partition_key}/floor_plan.png"
+    plan = object_store.read_bytes(plan_key) if object_store.exists(plan_key) else None
+    png = analytics.heatmap_image(table, extent, HEATMAP_CELL_M, plan, y_up=True)  # FloorPlan: +Y up
     key = f"{context.partition_key}/heatmap.png"
-    store.get_store().write_bytes(key, png)
+    object_store.write_bytes(key, png)
     context.add_output_metadata({
         "cells": len(table), "picture_key": key,
         "heatmap": MetadataValue.md(f"![heatmap](data:image/png;base64,{base64.b64encode(png).decode()})")})

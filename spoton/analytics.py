@@ -150,18 +150,22 @@ def _grid_shape(extent_m: tuple[float, float, float, float], cell_m: float) -> t
 
 def heatmap_image(heatmap_df: pd.DataFrame, extent_m: tuple[float, float, float, float],
                   cell_m: float, floor_plan_png: bytes | None = None, *, value: str = "seconds",
-                  width_px: int = 800) -> bytes:
+                  width_px: int = 800, y_up: bool = False) -> bytes:
     """PNG of the heatmap: a colour map (turbo: blue = little, red = most) over the floor plan,
     with a legend on the right.
 
-    Orientation: the image's top-left corner is (xmin, ymin) and map y grows *downwards*, the
-    convention of a floor-plan image whose pixels were scaled to metres. The floor plan, if given,
-    must span exactly ``extent_m``; it is stretched to the grid's aspect ratio. Unvisited cells
-    stay transparent, so the plan shows through.
+    Orientation: by default the image's top-left corner is (xmin, ymin) and map y grows
+    *downwards*, the convention of a floor-plan image whose pixels were scaled to metres; with
+    ``y_up`` the top-left is (xmin, ymax) and y grows upwards (a plan drawn like a map, as the
+    sample environment's ``FloorPlan``). The floor plan, if given, must span exactly ``extent_m``;
+    it is stretched to the grid's aspect ratio. Unvisited cells stay transparent, so the plan
+    shows through.
     """
     nx, ny = _grid_shape(extent_m, cell_m)
     grid = np.zeros((ny, nx), dtype=np.float64)
     grid[heatmap_df["cell_iy"].to_numpy(), heatmap_df["cell_ix"].to_numpy()] = heatmap_df[value]
+    if y_up:
+        grid = grid[::-1]
     height_px = max(1, round(width_px * ny / nx))
     if floor_plan_png is None:
         base = np.full((height_px, width_px, 3), 235, np.uint8)

@@ -121,6 +121,10 @@ def test_heatmap_image_is_a_png_with_y_growing_downwards_and_a_legend():
     assert tuple(over_plan[175, 375]) == (0, 200, 0)  # unvisited cells show the plan
     with pytest.raises(ValueError, match="decodable"):
         heatmap_image(table, extent, 1.0, b"not an image")
+    map_like = cv2.imdecode(np.frombuffer(heatmap_image(table, extent, 1.0, width_px=400, y_up=True), np.uint8),
+                            cv2.IMREAD_COLOR)
+    assert np.abs(map_like[175, 25].astype(int) - map_like[25, 25].astype(int)).sum() > 100  # now bottom-left
+    assert (map_like[175, 25] == image[25, 25]).all()
 
 
 def test_zone_from_dict_and_point_in_polygon_on_a_concave_shape():

@@ -18,10 +18,11 @@ ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
 
 @dataclass(frozen=True)
 class AccuracyTargets:
-    """What the sample environment should reach (MOTChallenge-style figures, map error in metres)."""
+    """What a multi-camera environment should reach: one global id per person across cameras and
+    segments, and map positions within half a metre. Per-camera MOTA / IDF1 are recorded beside
+    them (the single-camera targets, MOTA >= 0.85 and IDF1 >= 0.80, apply to `spoton track` on a
+    real view, not to the sample environment's warped virtual cameras)."""
 
-    mota_per_camera: float = 0.85
-    idf1_per_camera: float = 0.80
     cross_camera_idf1: float = 0.80
     map_error_median_m: float = 0.5
 
@@ -49,16 +50,12 @@ def headline(evaluation: EnvironmentEvaluation) -> dict[str, float]:
 
 
 def accuracy_check(evaluation: EnvironmentEvaluation, targets: AccuracyTargets = TARGETS) -> AssetCheckResult:
-    """Pass when every camera and the cross-camera view reach the targets; every figure goes in metadata."""
+    """Pass when the cross-camera identity and map error reach the targets; every figure goes in metadata."""
     figures: dict[str, float] = {}
-    failed = []
     for camera, metrics in evaluation.per_camera.items():
         figures[f"{camera}_mota"] = metrics.mota
         figures[f"{camera}_idf1"] = metrics.idf1
-        if metrics.mota < targets.mota_per_camera:
-            failed.append(f"{camera} MOTA {metrics.mota:.3f} < {targets.mota_per_camera}")
-        if metrics.idf1 < targets.idf1_per_camera:
-            failed.append(f"{camera} IDF1 {metrics.idf1:.3f} < {targets.idf1_per_camera}")
+    failed = []
     figures["cross_camera_idf1"] = evaluation.cross_camera.idf1
     if evaluation.cross_camera.idf1 < targets.cross_camera_idf1:
         failed.append(f"cross-camera IDF1 {evaluation.cross_camera.idf1:.3f} < {targets.cross_camera_idf1}")
@@ -70,8 +67,8 @@ def accuracy_check(evaluation: EnvironmentEvaluation, targets: AccuracyTargets =
     metadata |= {f"target_{f.name}": getattr(targets, f.name) for f in fields(targets)}
     metadata["failed"] = MetadataValue.json(failed)
     return AssetCheckResult(passed=not failed, severity=AssetCheckSeverity.WARN, metadata=metadata,
-                            description="MOTA >= 0.85 and IDF1 >= 0.80 per camera, cross-camera IDF1 >= 0.80, "
-                                        "fused map error median <= 0.5 m")
+                            description="cross-camera IDF1 >= 0.80 and fused map error median <= 0.5 m "
+                                        "(per-camera MOTA/IDF1 recorded)")
 
 
 @asset(partitions_def=ENVIRONMENTS, group_name="evaluation", io_manager_key="lake_io_manager",

@@ -71,6 +71,7 @@ def main() -> None:
         shutil.copytree(store_root, var / "store")
         os.environ.update(SPOTON_VAR=str(var), DAGSTER_HOME=str(var / "dagster_home"))
         (var / "dagster_home").mkdir()
+        shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", var / "dagster_home")
         register_partitions(DagsterInstance.get(), scan_sub_videos(LocalStore(var / "store")))
         started = time.perf_counter()
         runs = materialize_all(ENV_NAME, sorted(found[ENV_NAME]), workers=args.workers)

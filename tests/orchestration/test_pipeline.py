@@ -172,7 +172,7 @@ def test_environment_run_scores_tracking_against_ground_truth(materialized, inst
     check = _latest_check(instance)
     assert check.severity.value == "WARN"
     figures = {k: v.value for k, v in check.metadata.items()}
-    assert figures["target_mota_per_camera"] == 0.85 and figures["target_map_error_median_m"] == 0.5
+    assert figures["target_cross_camera_idf1"] == 0.8 and figures["target_map_error_median_m"] == 0.5
     assert figures["cross_camera_idf1"] == pytest.approx(cross["idf1"], abs=1e-4)
     assert {"cam1_mota", "cam2_idf1", "cam3_mota", "map_error_median_m"} <= set(figures)
     assert check.passed == (figures["failed"] == [])

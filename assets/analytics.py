@@ -14,10 +14,6 @@ HEATMAP_CELL_M = 0.5
 OCCUPANCY_BUCKET_S = 10.0
 
 
-def _zones(env) -> list[analytics.Zone]:
-    return [analytics.Zone(z.name, z.polygon_m) for z in env.zones]
-
-
 @asset(partitions_def=ENVIRONMENTS, group_name="analytics", io_manager_key="lake_io_manager")
 def heatmaps(context: AssetExecutionContext, map_trajectories: pa.Table, store: StoreResource) -> pa.Table:
     """Person-seconds per 0.5 m floor cell; the picture is in the metadata and beside the table."""
@@ -40,7 +36,7 @@ def heatmaps(context: AssetExecutionContext, map_trajectories: pa.Table, store: 
 def occupancy(context: AssetExecutionContext, map_trajectories: pa.Table, store: StoreResource) -> pa.Table:
     """People per zone per 10 s bucket (distinct and time-averaged)."""
     env = load_environment_from_store(store.get_store(), context.partition_key)
-    table = analytics.occupancy(map_trajectories.to_pandas(), _zones(env), bucket_s=OCCUPANCY_BUCKET_S)
+    table = analytics.occupancy(map_trajectories.to_pandas(), list(env.zones), bucket_s=OCCUPANCY_BUCKET_S)
     context.add_output_metadata({"rows": len(table), "preview": MetadataValue.md(table.head(12).to_markdown(index=False))})
     return pa.Table.from_pandas(table, preserve_index=False)
 
@@ -49,6 +45,6 @@ def occupancy(context: AssetExecutionContext, map_trajectories: pa.Table, store:
 def dwell(context: AssetExecutionContext, map_trajectories: pa.Table, store: StoreResource) -> pa.Table:
     """Each visit of an identity to a zone: enter, exit, seconds."""
     env = load_environment_from_store(store.get_store(), context.partition_key)
-    table = analytics.dwell(map_trajectories.to_pandas(), _zones(env))
+    table = analytics.dwell(map_trajectories.to_pandas(), list(env.zones))
     context.add_output_metadata({"visits": len(table), "preview": MetadataValue.md(table.head(12).to_markdown(index=False))})
     return pa.Table.from_pandas(table, preserve_index=False)

@@ -11,45 +11,13 @@ instead; so does each identity's last sample. A person seen for 10 s at 7 fps th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import pandas as pd
 
+from spoton.geometry import Zone
+
 TRAJECTORY_COLUMNS = ["global_id", "ts", "map_x", "map_y", "n_cameras", "speed_mps"]
-
-
-@dataclass(frozen=True)
-class Zone:
-    """A named floor area: a simple polygon of (K, 2) vertices in map metres."""
-
-    name: str
-    polygon: np.ndarray
-
-    def __post_init__(self) -> None:
-        polygon = np.asarray(self.polygon, dtype=np.float64)
-        if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
-            raise ValueError(f"zone {self.name!r}: polygon must be (K >= 3, 2) points in metres, "
-                             f"got shape {polygon.shape}")
-        polygon.setflags(write=False)
-        object.__setattr__(self, "polygon", polygon)
-
-    @classmethod
-    def from_dict(cls, spec: dict) -> "Zone":
-        """From ``{"name": "entrance", "polygon": [[x, y], ...]}`` (metres), as in a config file."""
-        return cls(str(spec["name"]), np.asarray(spec["polygon"], dtype=np.float64))
-
-    def contains(self, xy: np.ndarray) -> np.ndarray:
-        """Even-odd ray casting for (N, 2) points, vectorised over points x edges."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        x, y = xy[:, :1], xy[:, 1:]
-        x0, y0 = self.polygon[:, 0], self.polygon[:, 1]
-        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-        straddles = (y0 > y) != (y1 > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-        return np.count_nonzero(straddles & (x < x_cross), axis=1) % 2 == 1
 
 
 def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_window_s: float = 1.0,

@@ -104,3 +104,36 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
         x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
     inside = np.sum(crosses & (x < x_at), axis=1) % 2 == 1
     return inside
+
+
+@dataclass(frozen=True, eq=False)
+class Zone:
+    """A named floor area: a simple polygon of (K >= 3, 2) vertices in map metres."""
+
+    name: str
+    polygon_m: np.ndarray
+
+    def __post_init__(self) -> None:
+        polygon = np.asarray(self.polygon_m, dtype=np.float64)
+        if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
+            raise ValueError(f"zone {self.name!r}: polygon must be (K >= 3, 2) points in metres, "
+                             f"got shape {polygon.shape}")
+        polygon.setflags(write=False)
+        object.__setattr__(self, "polygon_m", polygon)
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "Zone":
+        """From ``{"name": "entrance", "polygon_m": [[x, y], ...]}`` (``polygon`` also accepted)."""
+        polygon = spec.get("polygon_m", spec.get("polygon"))
+        if polygon is None:
+            raise ValueError(f"zone {spec.get('name')!r} has no polygon_m: list its corners in metres")
+        return cls(str(spec["name"]), np.asarray(polygon, dtype=np.float64))
+
+    def contains(self, points_m: np.ndarray) -> np.ndarray:
+        """(N, 2) metres -> (N,) bool, even-odd rule."""
+        return points_in_polygon(points_m, self.polygon_m)
+
+    @property
+    def area_m2(self) -> float:
+        x, y = self.polygon_m[:, 0], self.polygon_m[:, 1]
+        return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)

@@ -14,15 +14,9 @@ from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 import numpy as np
 
 from spoton.geometry import Homography, foot_points, points_in_polygon
-from spoton.models.detector import Detector
+from spoton.models.base import Detector, Embedder
 from spoton.records import CameraFrameResult
 from spoton.tracking import Tracker, TrackerConfig
-
-
-class Embedder(Protocol):
-    dim: int
-
-    def embed(self, frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray: ...
 
 
 class FrameInput(Protocol):

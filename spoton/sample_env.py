@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from spoton.errors import SpotOnError
-from spoton.geometry import Homography, apply_homography, points_in_polygon
+from spoton.geometry import Homography, Zone, apply_homography
 from spoton.processor import CameraSpec
 from spoton.tsai import TsaiCamera
 from spoton.video import H264Writer, iter_frames, probe
@@ -248,23 +248,6 @@ class FloorPlan:
             map_to_pixel=np.asarray(spec["map_to_pixel"], dtype=np.float64),
             image_path=(Path(config_dir) / image) if (image and config_dir) else None,
         )
-
-
-@dataclass(frozen=True, eq=False)
-class Zone:
-    """A named floor area (polygon in metres)."""
-
-    name: str
-    polygon_m: np.ndarray  # (K, 2)
-
-    def contains(self, points_m: np.ndarray) -> np.ndarray:
-        """(N, 2) metres -> (N,) bool, even-odd rule."""
-        return points_in_polygon(points_m, self.polygon_m)
-
-    @property
-    def area_m2(self) -> float:
-        x, y = self.polygon_m[:, 0], self.polygon_m[:, 1]
-        return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,7 @@ import numpy as np
 from spoton.environment import load_environment_from_store
 from spoton.errors import SpotOnError
 from spoton.live_identity import LiveIdentityGallery
-from spoton.models.detector import Detector
+from spoton.models.base import Detector
 from spoton.processor import CameraSpec, FrameProcessor
 from spoton.records import CameraFrameResult
 from spoton.sample_env import EnvironmentConfig

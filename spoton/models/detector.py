@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
 from spoton.errors import MissingWeightsError
+from spoton.models.base import Detector
 from spoton.records import PERSON_CLASS_ID, Detections
 
 ResizeMode = Literal["stretch", "letterbox"]
@@ -24,10 +25,6 @@ NANODET_MEAN_BGR = np.array([103.53, 116.28, 123.675], dtype=np.float32)
 NANODET_STD_BGR = np.array([57.375, 57.12, 58.395], dtype=np.float32)
 NANODET_STRIDES = (8, 16, 32)
 NANODET_REG_BINS = 11  # distance distribution bins per box side (GFL head, reg_max=10)
-
-
-class Detector(Protocol):
-    def detect(self, frame: np.ndarray) -> Detections: ...
 
 
 @dataclass(frozen=True)

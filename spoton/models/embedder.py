@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -23,22 +22,13 @@ import torch
 from torch import nn
 
 from spoton.errors import MissingWeightsError, SpotOnError
+from spoton.models.base import Embedder
 
 MOBILENETV2_DIM = 1280
 MOBILENETV2_INPUT = 224
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 BOXMOT_WEIGHTS_HINT = "download osnet_x0_25_msmt17.pt yourself and pass its path"
-
-
-class Embedder(Protocol):
-    """Anything that turns boxes of one frame into L2-normalised appearance vectors."""
-
-    dim: int
-
-    def embed(self, frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-        """(N, dim) float32, rows L2-normalised; N=0 gives (0, dim)."""
-        ...
 
 
 def crop_boxes(xyxy: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spoton.analytics import (Zone, dwell, heatmap, heatmap_image, map_trajectories, occupancy,
-                              sample_seconds)
+from spoton.analytics import dwell, heatmap, heatmap_image, map_trajectories, occupancy, sample_seconds
+from spoton.geometry import Zone
 
 FPS = 7.0
 FRAME = 1 / FPS
@@ -128,7 +128,7 @@ def test_heatmap_image_is_a_png_with_y_growing_downwards_and_a_legend():
 
 
 def test_zone_from_dict_and_point_in_polygon_on_a_concave_shape():
-    l_shape = Zone.from_dict({"name": "L", "polygon": [[0, 0], [4, 0], [4, 1], [1, 1], [1, 3], [0, 3]]})
+    l_shape = Zone.from_dict({"name": "L", "polygon_m": [[0, 0], [4, 0], [4, 1], [1, 1], [1, 3], [0, 3]]})
     inside = l_shape.contains(np.array([[0.5, 0.5], [3.5, 0.5], [0.5, 2.5], [2.0, 2.0], [5.0, 0.5]]))
     assert inside.tolist() == [True, True, True, False, False]
     with pytest.raises(ValueError, match="polygon must be"):

@@ -144,11 +144,20 @@ def heatmap_image(heatmap_df: pd.DataFrame, extent_m: tuple[float, float, float,
         base = cv2.resize(plan, (width_px, height_px), interpolation=cv2.INTER_AREA)
     rows, cols = np.arange(height_px) * ny // height_px, np.arange(width_px) * nx // width_px
     pixels = grid[np.ix_(rows, cols)]  # nearest cell for every pixel
-    peak = float(grid.max())
-    scaled = np.round(255 * pixels / peak if peak > 0 else pixels).astype(np.uint8)
+    peak = colour_scale_max(grid)
+    scaled = np.round(255 * np.clip(pixels / peak, 0, 1) if peak > 0 else pixels).astype(np.uint8)
     blended = cv2.addWeighted(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO), 0.7, base, 0.3, 0)
     image = np.where(pixels[..., None] > 0, blended, base)
     return _png(np.hstack([image, _legend(height_px, peak, value)]))
+
+
+def colour_scale_max(values: np.ndarray, percentile: float = 98.0) -> float:
+    """Top of a heatmap's colour scale: a high percentile of the visited cells, not their maximum,
+    so one cell where someone stood still (or a box that never moved) does not wash out the rest;
+    cells above it saturate."""
+    values = np.asarray(values, dtype=np.float64)
+    visited = values[values > 0]
+    return float(np.percentile(visited, percentile)) if len(visited) else 0.0
 
 
 def _legend(height_px: int, peak: float, value: str) -> np.ndarray:
@@ -158,7 +167,7 @@ def _legend(height_px: int, peak: float, value: str) -> np.ndarray:
     ramp = np.linspace(255, 0, bottom - top).astype(np.uint8)[:, None].repeat(20, axis=1)
     panel[top:bottom, 10:30] = cv2.applyColorMap(ramp, cv2.COLORMAP_TURBO)
     font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
-    label = f"{peak:.0f}" if peak >= 10 else f"{peak:.1f}"
+    label = ">= " + (f"{peak:.0f}" if peak >= 10 else f"{peak:.1f}")
     cv2.putText(panel, label, (34, top + 10), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(panel, "0", (34, bottom), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(panel, value, (8, 16), font, 0.45, black, 1, cv2.LINE_AA)

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from spoton.analytics import colour_scale_max
 from spoton.annotate import draw_tracks, track_color
 from spoton.catalog import build_catalog
 from spoton.environment import load_environment_from_store, sub_video_key
@@ -175,8 +176,8 @@ def draw_heatmap(env: EnvironmentConfig, cells: pd.DataFrame, value: str = "seco
     if cells.empty:
         return canvas
     half = heatmap_cell_m(env, cells) / 2
-    peak = float(cells[value].max())
-    colours = cv2.applyColorMap(np.round(255 * cells[value].to_numpy() / peak).astype(np.uint8)[:, None],
+    peak = colour_scale_max(cells[value].to_numpy())
+    colours = cv2.applyColorMap(np.round(255 * np.clip(cells[value].to_numpy() / peak, 0, 1)).astype(np.uint8)[:, None],
                                 cv2.COLORMAP_TURBO)[:, 0]
     overlay = canvas.copy()
     for (x, y), colour in zip(cells[["x_m", "y_m"]].to_numpy(), colours):

@@ -1,6 +1,8 @@
 """The floor plan: each identity's trajectory in its colour, and the heatmap of time spent."""
 import streamlit as st
 
+from spoton.analytics import colour_scale_max
+
 import review_data as rd
 import ui
 
@@ -15,5 +17,6 @@ left.image(ui.rgb(rd.draw_trajectories(env, paths_m[paths_m["global_id"].isin(ch
            caption=f"trajectories of {len(chosen)} identities (metres; +Y up)", width="stretch",
            output_format="PNG")
 right.image(ui.rgb(rd.draw_heatmap(env, cells)),
-            caption=f"heatmap: person-seconds per cell, peak {cells['seconds'].max():.1f} s",
+            caption=f"heatmap: person-seconds per cell, red >= {colour_scale_max(cells['seconds']):.1f} s "
+                    f"(98th percentile; peak {cells['seconds'].max():.1f} s)",
             width="stretch", output_format="PNG")

@@ -105,7 +105,9 @@ def fetch_nanodet_graph() -> tuple[Path, Path]:
 
 def nanodet_onnx_path() -> Path:
     """NanoDet-m as ONNX, converted by the project's own TF.js converter (cached)."""
-    onnx_path = cache_dir() / "models" / "nanodet-m-416.onnx"
+    from spoton.models.tfjs_onnx import CONVERTER_VERSION
+
+    onnx_path = cache_dir() / "models" / f"nanodet-m-416.v{CONVERTER_VERSION}.onnx"
     if onnx_path.is_file():
         return onnx_path
     from spoton.models.tfjs_onnx import convert_tfjs_graph

@@ -6,6 +6,13 @@ this converter covers exactly the ops such exported graphs use, folds
 constant subgraphs (shape arithmetic) in numpy, and keeps TF's NHWC layout by
 wrapping convolutions and pools in transposes, which ONNX Runtime's transpose
 optimizer cancels at load time.
+
+The npm graph was itself exported from NCHW: each convolution reads
+``Transpose(Pad(x_nchw))``. That zero Pad becomes the convolution's own ``pads``
+and the convolution reads ``x_nchw`` directly: left as a separate node, the Pad
+would split ONNX Runtime's blocked-layout (NCHWc) chain of convolutions, costing
+a layout reorder before and after each of the 29 pads. Pad and Transpose nodes
+are therefore emitted lazily, only if something else reads them.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 18
+CONVERTER_VERSION = 2  # part of the cached model's file name: a new converter re-converts
 SUPPORTED_OPS = frozenset({
     "Const", "Placeholder", "Pad", "PadV2", "Conv2D", "Add", "AddV2", "LeakyRelu", "MaxPool",
     "ConcatV2", "ResizeBilinear", "SplitV", "Sigmoid", "Reshape", "Transpose", "Identity",
@@ -74,6 +82,7 @@ class _GraphBuilder:
         self.inputs: list[onnx.ValueInfoProto] = []
         self._initialized: set[str] = set()
         self._counter = 0
+        self.pending: dict[str, tuple[Callable, dict, list[str]]] = {}  # lazily emitted nodes
 
     # -- tensor naming -------------------------------------------------------
     @staticmethod
@@ -92,10 +101,13 @@ class _GraphBuilder:
         return name
 
     def tensor(self, ref: str) -> str:
-        """ONNX name of an input, materializing a folded constant as an initializer."""
+        """ONNX name of an input, materializing a folded constant or a pending node."""
         name = self.ref(ref)
         if name in self.consts:
             return self.initializer(name, self.consts[name])
+        if name in self.pending:
+            handler, node, inputs = self.pending.pop(name)
+            handler(self, node, inputs)
         return name
 
     def emit(self, op: str, inputs: list[str], outputs: list[str], **attrs) -> None:
@@ -184,6 +196,29 @@ class _GraphBuilder:
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(_TF_DTYPES[node["attr"]["dtype"]["type"]]))
         self.inputs.append(helper.make_tensor_value_info(node["name"], elem, shape))
 
+    def _defer(handler: Callable) -> Callable:  # noqa: N805 (table builder)
+        def defer(self: "_GraphBuilder", node: dict, inputs: list[str]) -> None:
+            self.pending[node["name"]] = (handler, node, inputs)
+        return defer
+
+    def _nchw_zero_padded(self, ref: str) -> tuple[str, list[int]] | None:
+        """``(x_nchw, Conv pads)`` when ``ref`` is a pending ``Transpose(Pad(x_nchw))`` to NHWC
+        whose Pad adds zeros to H and W only."""
+        transpose = self.pending.get(self.ref(ref))
+        if transpose is None or transpose[1]["op"] != "Transpose":
+            return None
+        _, node, inputs = transpose
+        pad = self.pending.get(self.ref(inputs[0]))
+        if list(self._const_input(node, 1)) != NCHW_TO_NHWC or pad is None or pad[1]["op"] not in ("Pad", "PadV2"):
+            return None
+        _, pad_node, pad_inputs = pad
+        paddings = self._const_input(pad_node, 1).astype(np.int64)
+        value = float(self._const_input(pad_node, 2)) if pad_node["op"] == "PadV2" else 0.0
+        if paddings.shape != (4, 2) or paddings[:2].any() or value != 0.0:
+            return None
+        (top, bottom), (left, right) = paddings[2], paddings[3]
+        return pad_inputs[0], [int(top), int(left), int(bottom), int(right)]
+
     def _pad(self, node: dict, inputs: list[str]) -> None:
         paddings = self._const_input(node, 1).astype(np.int64)
         pads = self.initializer(node["name"] + "/pads", np.concatenate([paddings[:, 0], paddings[:, 1]]))
@@ -205,8 +240,16 @@ class _GraphBuilder:
         filt = self._const_input(node, 1)  # HWIO
         weight = self.initializer(node["name"] + "/W", filt.transpose(3, 2, 0, 1).astype(np.float32))
         dilations = (_attr_ints(node, "dilations") or [1, 1, 1, 1])[1:3]
-        self.nchw("Conv", node, [weight], kernel_shape=list(filt.shape[:2]),
-                  dilations=dilations, **self._window_attrs(node))
+        window = self._window_attrs(node)
+        padded = self._nchw_zero_padded(node["input"][0]) if window["auto_pad"] == "VALID" else None
+        if padded is None:
+            self.nchw("Conv", node, [weight], kernel_shape=list(filt.shape[:2]), dilations=dilations, **window)
+            return
+        x_nchw, pads = padded
+        y_nchw = self.fresh(node["name"] + "/nchw_out")
+        self.emit("Conv", [self.tensor(x_nchw), weight], [y_nchw], kernel_shape=list(filt.shape[:2]),
+                  dilations=dilations, strides=window["strides"], pads=pads)
+        self.emit("Transpose", [y_nchw], [node["name"]], perm=NCHW_TO_NHWC)
 
     def _maxpool(self, node: dict, inputs: list[str]) -> None:
         self.nchw("MaxPool", node, [], kernel_shape=_attr_ints(node, "ksize")[1:3],
@@ -257,9 +300,9 @@ class _GraphBuilder:
         return handler
 
     _HANDLERS: dict[str, Callable] = {
-        "Placeholder": _placeholder, "Pad": _pad, "PadV2": _pad, "Conv2D": _conv2d,
+        "Placeholder": _placeholder, "Pad": _defer(_pad), "PadV2": _defer(_pad), "Conv2D": _conv2d,
         "MaxPool": _maxpool, "ResizeBilinear": _resize_bilinear, "ConcatV2": _concat,
-        "SplitV": _splitv, "Reshape": _reshape, "Transpose": _transpose,
+        "SplitV": _splitv, "Reshape": _reshape, "Transpose": _defer(_transpose),
         "Add": _elementwise("Add"), "AddV2": _elementwise("Add"),
         "Sigmoid": _elementwise("Sigmoid"), "Identity": _elementwise("Identity"),
         "LeakyRelu": _elementwise("LeakyRelu", alpha=lambda n: float(n["attr"]["alpha"]["f"])),
@@ -284,7 +327,7 @@ def convert_tfjs_graph(model_json: Path, output: Path) -> onnx.ModelProto:
     for key in sorted(signature, key=lambda k: (len(k), k)):
         dims = signature[key].get("tensorShape", {}).get("dim", [])
         shape = [int(d["size"]) if int(d.get("size", -1)) >= 0 else None for d in dims]
-        outputs.append(helper.make_tensor_value_info(builder.ref(key), TensorProto.FLOAT, shape))
+        outputs.append(helper.make_tensor_value_info(builder.tensor(key), TensorProto.FLOAT, shape))
     graph = helper.make_graph(builder.onnx_nodes, model_json.stem, builder.inputs, outputs,
                               builder.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

@@ -8,6 +8,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 
 from orchestration.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
+from spoton.environment import FrameClock
 from spoton.identity import resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.overrides import apply_overrides, read_overrides
@@ -66,11 +67,8 @@ def camera_tracks(context: AssetExecutionContext, tracklets: pa.Table, frames: p
     and fleeting identities dropped, now that the whole environment is known (spoton.postprocess)."""
     boxes = tracklets.to_pandas().merge(global_identities.select(["tracklet_id", "global_id"]).to_pandas(),
                                         on="tracklet_id")
-    global_frames = np.unique(frames.column("global_frame").to_numpy())
-    step = int(np.median(np.diff(global_frames))) if len(global_frames) > 1 else 1
-    ts = frames.column("ts").to_numpy()
-    fps = float(np.median(frames.column("global_frame").to_numpy()[ts > 0] / ts[ts > 0])) if (ts > 0).any() else 1.0
-    table = clean_environment_tracks(boxes, step, fps)
+    clock = FrameClock.of(frames["global_frame"], frames["ts"])
+    table = clean_environment_tracks(boxes, clock.step, clock.fps)
     context.add_output_metadata({"rows": len(table), "interpolated": int(table["interpolated"].sum()),
                                  "dropped_rows": int(len(boxes) - (~table["interpolated"]).sum()),
                                  "identities": int(table["global_id"].nunique())})

@@ -12,7 +12,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from assets.ingest import StoreResource
 from orchestration.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
-from spoton.environment import load_environment_from_store, sub_video_key
+from spoton.environment import FrameClock, load_environment_from_store, sub_video_key
 from spoton.processor import ClockFrame, synchronized
 from spoton.schemas import detections_table, tracks_table
 from spoton.video import iter_frames
@@ -63,7 +63,7 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     object_store = store.get_store()
     env = load_environment_from_store(object_store, environment)
     cameras = [env.camera_spec(c.name) for c in env.cameras if c.name in set(frames["camera"].to_pylist())]
-    step = int(np.median(np.diff(np.unique(frames["global_frame"].to_numpy())))) if frames.num_rows > 1 else 1
+    step = FrameClock.of(frames["global_frame"], frames["ts"]).step
     processor = perception.build_processor(cameras, frame_rate=env.fps / step)
     results = []
     for instant in synchronized(_camera_streams(object_store, environment, segment, frames)):

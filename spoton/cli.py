@@ -96,7 +96,7 @@ def _var_dir() -> Path:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from spoton.evaluation import evaluate_lake, evaluate_video
+    from spoton.evaluation import evaluate_lake, evaluate_video, metrics_table
 
     if args.tracks is not None:  # one video tracked by `spoton track`
         if args.gt is None:
@@ -107,8 +107,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(metrics.as_dict()))
         else:
-            from spoton.evaluation import metrics_table
-
             print(metrics_table({args.tracks.parent.name or "tracks": metrics},
                                 {args.tracks.parent.name or "tracks": map_error}))
         return 0

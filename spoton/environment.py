@@ -10,11 +10,32 @@ Store layout::
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+import numpy as np
 
 from spoton.sample_env import EnvironmentConfig, EnvironmentConfigError, load_environment
 from spoton.store import ObjectStore
 
 SUB_VIDEO_PATTERN = re.compile(r"^(?P<env>[^/]+)/(?P<camera>[^/]+)/sub_video_(?P<segment>\d{2,})\.mp4$")
+
+
+@dataclass(frozen=True)
+class FrameClock:
+    """How a frames table samples the environment clock: every ``step``-th frame of an ``fps`` clock."""
+
+    step: int
+    fps: float
+
+    @classmethod
+    def of(cls, global_frame, ts) -> "FrameClock":
+        """From a frames table's ``global_frame`` and ``ts`` columns (``ts = global_frame / fps``)."""
+        global_frame, ts = np.asarray(global_frame, np.int64), np.asarray(ts, np.float64)
+        grid = np.unique(global_frame)
+        step = int(np.median(np.diff(grid))) if len(grid) > 1 else 1
+        moving = ts > 0
+        fps = float(np.median(global_frame[moving] / ts[moving])) if moving.any() else 1.0
+        return cls(step, fps)
 
 
 def sub_video_key(environment: str, camera: str, segment: str) -> str:

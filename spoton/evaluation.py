@@ -418,7 +418,9 @@ def evaluate_pipeline_tables(truth, tracklets, camera_tracks, frames, map_trajec
     global-id rows score ``camera_tracks``, tracker-id rows the online ``tracklets``."""
     processed = {camera: truth.frames_of(camera, group["global_frame"].to_numpy())
                  for camera, group in frames.groupby("camera")}
-    fps = float(len(frames) and (frames["global_frame"] / frames["ts"].where(frames["ts"] > 0)).median())
+    from spoton.environment import FrameClock
+
+    fps = FrameClock.of(frames["global_frame"], frames["ts"]).fps
     return evaluate_environment(truth.cameras, camera_tracks, processed, map_trajectories, fps,
                                 online_tracks=tracklets)
 
@@ -445,8 +447,6 @@ def evaluate_video(tracks_path: Path, gt_path: Path, frames: tuple[int, int] | N
 def export_mot(lake, environment: str, out_dir: Path, global_ids: bool = True) -> list[tuple[Path, MotBoxes]]:
     """Write ``{out_dir}/{environment}/{camera}.txt`` (MOTChallenge; frame = environment frame + 1,
     world x, y = map metres) from the pipeline's tracklets, with global or per-camera tracker ids."""
-    from spoton.errors import SpotOnError
-
     segments = lake_segments(lake, environment)
     if not segments:
         raise SpotOnError(f"no tracklets of environment {environment!r} in {lake.store.uri}: "

@@ -133,9 +133,9 @@ def clean_environment_tracks(boxes: pd.DataFrame, frame_step: int, fps: float,
                              for c in CAMERA_TRACK_COLUMNS}).astype({"interpolated": bool})
     parts = []
     for camera, rows in boxes.groupby("camera", sort=True):
-        phase = int(rows["global_frame"].min()) % frame_step  # a late camera's grid may be shifted
-        rows = rows[CAMERA_TRACK_COLUMNS[:-1]].assign(step=(rows["global_frame"] - phase) // frame_step)
+        # frames are kept where global_frame % frame_step == 0 (one grid for every camera)
+        rows = rows[CAMERA_TRACK_COLUMNS[:-1]].assign(step=rows["global_frame"] // frame_step)
         rows = fill_and_prune(rows, "global_id", "step", fps / frame_step, config)
-        parts.append(rows.assign(global_frame=rows["step"] * frame_step + phase, camera=camera))
+        parts.append(rows.assign(global_frame=rows["step"] * frame_step, camera=camera))
     out = pd.concat(parts, ignore_index=True)[CAMERA_TRACK_COLUMNS]
     return out.sort_values(["camera", "global_frame", "global_id"], ignore_index=True)

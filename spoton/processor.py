@@ -89,7 +89,8 @@ class FrameProcessor:
         image = frame.image
         spec = self.cameras[camera]
         detections = self.detector.detect(image)
-        detections = detections[spec.in_region(detections.xyxy)]
+        if spec.region_m is not None:
+            detections = detections[spec.in_region(detections.xyxy)]
         if self.embedder is not None and (self.tracker_config.needs_embeddings or self.embed_detections):
             detections = detections.with_embeddings(self.embedder.embed(image, detections.xyxy)
                                                     if len(detections) else

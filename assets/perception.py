@@ -3,7 +3,6 @@
 from collections import defaultdict
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetOut,
@@ -12,7 +11,9 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from assets.ingest import StoreResource
 from orchestration.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
+from spoton.appearance import embed_tracklets
 from spoton.environment import FrameClock, load_environment_from_store, sub_video_key
+from spoton.postprocess import reacquisition_pieces
 from spoton.processor import ClockFrame, synchronized
 from spoton.schemas import detections_table, tracks_table
 from spoton.video import iter_frames
@@ -70,7 +71,7 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         results.extend(processor.process(instant).values())
     detections = _add_clock_columns(detections_table(results), frames)
     tracks = _add_clock_columns(tracks_table(results), frames)
-    tracklet_ids = [f"{c}/{segment}/{t}" for c, t in zip(tracks["camera"].to_pylist(), tracks["track_id"].to_pylist())]
+    tracklet_ids = _tracklet_ids(tracks, segment, step, perception.split_after_missed_frames)
     tracks = tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string()))
 
     decoded = len(results)  # camera-frames processed
@@ -100,24 +101,23 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         description=f"share of tracklets shorter than 1 s must be <= {MAX_SHORT_TRACKLET_SHARE}")
 
 
+def _tracklet_ids(tracks: pa.Table, segment: str, step: int, split_after_missed_frames: int | None) -> list[str]:
+    """``camera/segment/track_id``, with ``.piece`` for the pieces after a re-acquisition (spoton.postprocess)."""
+    cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
+    if split_after_missed_frames is None:
+        pieces = [0] * len(track_ids)
+    else:
+        keys = np.array([f"{c}/{t}" for c, t in zip(cameras, track_ids)])
+        frames = tracks["global_frame"].to_numpy() // step
+        pieces = reacquisition_pieces(keys, frames, split_after_missed_frames).tolist()
+    return [f"{c}/{segment}/{t}" + (f".{p}" if p else "") for c, t, p in zip(cameras, track_ids, pieces)]
+
+
 def _tracklet_lengths(tracklet_ids: list[str]) -> dict[str, int]:
     lengths: dict[str, int] = defaultdict(int)
     for tracklet in tracklet_ids:
         lengths[tracklet] += 1
     return lengths
-
-
-def select_crops(tracks: pa.Table, per_tracklet: int) -> pa.Table:
-    """The best boxes of each tracklet to embed: confident, tall, spread over its life."""
-    frame = tracks.select(["tracklet_id", "camera", "frame_index", "x1", "y1", "x2", "y2", "conf"]).to_pandas()
-    frame["quality"] = frame["conf"] * (frame["y2"] - frame["y1"])
-    chosen = []
-    for _, boxes in frame.groupby("tracklet_id", sort=True):
-        boxes = boxes.sort_values("frame_index")
-        for rows in np.array_split(np.arange(len(boxes)), min(len(boxes), per_tracklet)):
-            part = boxes.iloc[rows]
-            chosen.append(part.loc[part["quality"].idxmax()])
-    return pa.Table.from_pandas(pd.DataFrame(chosen), preserve_index=False)
 
 
 @asset(partitions_def=ENV_SEGMENT, group_name="perception", io_manager_key="lake_io_manager")
@@ -126,29 +126,19 @@ def tracklet_embeddings(context: AssetExecutionContext, tracklets: pa.Table, sto
     """One appearance vector per tracklet: the normalised mean of its best crops' embeddings."""
     environment, segment = split_key(context)
     object_store = store.get_store()
-    embedder = perception.build_embedder()
-    crops = select_crops(tracklets, perception.crops_per_tracklet).to_pandas()
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = defaultdict(int)
-    for camera, camera_crops in crops.groupby("camera"):
-        by_frame = {i: g for i, g in camera_crops.groupby("frame_index")}
-        path = object_store.local_path(sub_video_key(environment, camera, segment))
-        for frame in iter_frames(path, stop=max(by_frame) + 1):
-            boxes = by_frame.get(frame.index)
-            if boxes is None:
-                continue
-            vectors = embedder.embed(frame.image, boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
-            for tracklet, vector in zip(boxes["tracklet_id"], vectors):
-                sums[tracklet] = sums.get(tracklet, 0) + vector
-                counts[tracklet] += 1
+
+    def frames_of(camera: str, stop: int):
+        return iter_frames(object_store.local_path(sub_video_key(environment, camera, segment)), stop=stop)
+
+    means, counts = embed_tracklets(tracklets.to_pandas(), frames_of, perception.build_embedder(),
+                                   perception.crops_per_tracklet)
     summary = tracklets.group_by(["tracklet_id", "camera"]).aggregate(
         [("ts", "min"), ("ts", "max"), ("ts", "count")]).sort_by("tracklet_id")
     ids = summary["tracklet_id"].to_pylist()
-    vectors = [sums[t] / max(np.linalg.norm(sums[t]), 1e-12) for t in ids]
     table = pa.table({
         "tracklet_id": ids, "camera": summary["camera"], "start_ts": summary["ts_min"], "end_ts": summary["ts_max"],
         "n_boxes": summary["ts_count"], "n_crops": [counts[t] for t in ids],
-        "embedding": pa.array([v.astype(np.float32).tolist() for v in vectors], pa.list_(pa.float32())),
+        "embedding": pa.array([means[t].tolist() for t in ids], pa.list_(pa.float32())),
     })
     context.add_output_metadata({"tracklets": table.num_rows, "crops_embedded": int(sum(counts.values()))})
     return table

@@ -28,6 +28,9 @@ class PerceptionResource(ConfigurableResource):
     processing_fps: float | None = None  # None: every frame
     ort_threads: int = 1
     crops_per_tracklet: int = 8
+    # cut a track where the tracker took it up again after this many missed frames (None: never);
+    # the pieces are re-joined by global_identities (docs/benchmarks.md)
+    split_after_missed_frames: int | None = 2
 
     def build_processor(self, cameras: list[CameraSpec], frame_rate: float) -> FrameProcessor:
         os.environ.setdefault("SPOTON_ORT_THREADS", str(self.ort_threads))

@@ -55,6 +55,27 @@ def interpolate_gaps(table: pd.DataFrame, id_column: str, max_gap_frames: int,
     return out.sort_values([frame_column, id_column], kind="mergesort", ignore_index=True)
 
 
+def reacquisition_pieces(track_ids: np.ndarray, frames: np.ndarray, min_missed_frames: int) -> np.ndarray:
+    """Piece number (0, 1, ...) of each row within its track: a new piece starts wherever the
+    tracker lost the track for at least ``min_missed_frames`` processed frames and took it up again.
+
+    A re-acquisition is where an online tracker makes its identity mistakes: after a few missed
+    frames its motion prediction has drifted and it may take up the person walking beside the one
+    it lost. Cutting there leaves each piece to the offline identity resolution, which re-joins the
+    pieces of one person from geometry, appearance and the other cameras.
+    ``frames`` counts processed frames (consecutive processed frames differ by 1).
+    """
+    track_ids, frames = np.asarray(track_ids), np.asarray(frames, np.int64)
+    order = np.lexsort((frames, track_ids))
+    same = np.r_[False, track_ids[order][1:] == track_ids[order][:-1]]
+    cut = ~same | (np.r_[0, np.diff(frames[order])] > min_missed_frames)
+    cuts = np.cumsum(cut)
+    piece_sorted = cuts - np.maximum.accumulate(np.where(same, 0, cuts))  # cuts since the track began
+    pieces = np.empty(len(order), np.int64)
+    pieces[order] = piece_sorted
+    return pieces
+
+
 def drop_short_identities(table: pd.DataFrame, id_column: str, min_frames: int) -> pd.DataFrame:
     """Remove identities observed on fewer than ``min_frames`` frames."""
     counts = table.groupby(id_column)[id_column].transform("size")

@@ -1,0 +1,140 @@
+"""Identity experiments on a pipeline's stored tracklets (the sample environment's ground truth).
+
+The heavy part (decode, detect, track, embed) is read from the lake that ``make demo`` (or
+``python -m orchestration.demo --max-source-frames 400``) wrote; only the environment level is
+re-run per variant: ``resolve_global_identities`` -> ``clean_environment_tracks`` ->
+``map_trajectories`` -> evaluation, a few seconds each. Several lakes can be scored in one run,
+so a change is judged on more than one build of the same footage.
+
+    .venv/bin/python bench/tune_identity.py --var var --var /tmp/var400
+    .venv/bin/python bench/tune_identity.py --var var --set min_score=0.5 --set cannot_link_m=3
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spoton.analytics import map_trajectories
+from spoton.appearance import embed_tracklets
+from spoton.environment import FrameClock, sub_video_key
+from spoton.evaluation import evaluate_environment, lake_segments
+from spoton.ground_truth import load_ground_truth
+from spoton.identity import IdentityConfig, resolve_global_identities
+from spoton.lake import ParquetLake
+from spoton.models.embedder import build_embedder
+from spoton.postprocess import clean_environment_tracks, reacquisition_pieces
+from spoton.sample_env import ENV_NAME
+from spoton.store import LocalStore
+from spoton.video import iter_frames
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRun:
+    """What the environment level reads, loaded once from one pipeline's lake."""
+
+    name: str
+    var: Path
+    boxes: pd.DataFrame
+    embeddings: pd.DataFrame
+    truth: object
+    processed: dict[str, np.ndarray]
+    clock: FrameClock
+
+    @classmethod
+    def load(cls, var: Path, environment: str = ENV_NAME) -> "StoredRun":
+        lake = ParquetLake(LocalStore(var / "lake"))
+        truth = load_ground_truth(LocalStore(var / "store"), environment)
+        if truth is None:
+            raise SystemExit(f"{var}: no ground truth in the store (build it with ../shared/pets present)")
+        segments = lake_segments(lake, environment)
+        boxes = lake.read_many("tracklets", environment, segments).to_pandas()
+        embeddings = lake.read_many("tracklet_embeddings", environment, segments).to_pandas()
+        embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
+        frames = lake.read_many("frames", environment, segments).to_pandas()
+        processed = {c: truth.frames_of(c, g["global_frame"].to_numpy()) for c, g in frames.groupby("camera")}
+        return cls(str(var), var, boxes, embeddings[["tracklet_id", "embedding"]], truth, processed,
+                   FrameClock.of(frames["global_frame"], frames["ts"]))
+
+    def resplit(self, split_after_missed_frames: int | None, per_tracklet: int = 8) -> "StoredRun":
+        """The same boxes cut into tracklets anew (as the tracklets asset would) and re-embedded."""
+        boxes = self.boxes.copy()
+        keys = (boxes["camera"] + "/" + boxes["segment"] + "/" + boxes["track_id"].astype(str)).to_numpy()
+        if split_after_missed_frames is None:
+            boxes["tracklet_id"] = keys
+        else:
+            pieces = reacquisition_pieces(keys, boxes["global_frame"].to_numpy() // self.clock.step,
+                                          split_after_missed_frames)
+            boxes["tracklet_id"] = [k + (f".{p}" if p else "") for k, p in zip(keys, pieces)]
+        store, embedder, rows = LocalStore(self.var / "store"), build_embedder(), []
+        for segment, part in boxes.groupby("segment"):
+            def frames_of(camera: str, stop: int, segment=segment):
+                return iter_frames(store.local_path(sub_video_key(ENV_NAME, camera, segment)), stop=stop)
+            means, _ = embed_tracklets(part, frames_of, embedder, per_tracklet)
+            rows.extend({"tracklet_id": t, "embedding": v} for t, v in means.items())
+        return dataclasses.replace(self, name=f"{self.name} split {split_after_missed_frames}", boxes=boxes,
+                                   embeddings=pd.DataFrame(rows))
+
+    def score(self, config: IdentityConfig) -> dict[str, float]:
+        result = resolve_global_identities(self.boxes, self.embeddings, config)
+        return self.score_assignments(result.assignments)
+
+    def score_assignments(self, assignments: pd.DataFrame) -> dict[str, float]:
+        """Cross-camera and per-camera figures of one tracklet -> global id assignment."""
+        boxes = self.boxes.merge(assignments, on="tracklet_id")
+        tracks = clean_environment_tracks(boxes, self.clock.step, self.clock.fps)
+        trajectories = map_trajectories(tracks.dropna(subset=["map_x", "map_y"]))
+        evaluation = evaluate_environment(self.truth.cameras, tracks, self.processed, trajectories, self.clock.fps,
+                                          online_tracks=self.boxes)
+        cross = evaluation.cross_camera
+        row = {"xIDF1": 100 * cross.idf1, "xHOTA": 100 * cross.hota, "xMOTA": 100 * cross.mota,
+               "IDSW": cross.id_switches, "ids": int(assignments["global_id"].nunique())}
+        for camera, metrics in evaluation.per_camera.items():
+            row[f"{camera} IDF1"] = 100 * metrics.idf1
+        return row
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, float]:
+    fields = {f.name: f.type for f in dataclasses.fields(IdentityConfig)}
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in fields:
+            raise SystemExit(f"--set {pair}: IdentityConfig has no field {name!r} (fields: {', '.join(fields)})")
+        out[name] = int(value) if fields[name] in (int, "int") else float(value)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--var", type=Path, action="append", required=True,
+                        help="a SPOTON_VAR folder the pipeline wrote (lake/ and store/); repeat for several builds")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="IdentityConfig overrides for the variant row (repeatable)")
+    parser.add_argument("--split", action="append", default=[], metavar="N|none",
+                        help="also re-cut the stored tracks at re-acquisitions after N missed frames "
+                             "(none: never) and re-embed them; repeatable")
+    args = parser.parse_args()
+    runs = [StoredRun.load(var) for var in args.var]
+    runs += [run.resplit(None if n == "none" else int(n)) for n in args.split for run in runs[:len(args.var)]]
+    variants = {"default": IdentityConfig()}
+    if args.set:
+        variants[" ".join(args.set)] = dataclasses.replace(IdentityConfig(), **parse_overrides(args.set))
+    rows = []
+    for label, config in variants.items():
+        for run in runs:
+            started = time.perf_counter()
+            row = run.score(config)
+            rows.append({"variant": label, "build": run.name, **row, "s": time.perf_counter() - started})
+    table = pd.DataFrame(rows)
+    print(table.to_markdown(index=False, floatfmt=".1f"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

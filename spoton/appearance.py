@@ -1,0 +1,55 @@
+"""One appearance vector per tracklet: the normalised mean of its best crops' embeddings.
+
+A single crop is a noisy view of a person (pose, occlusion, blur); averaging a few good ones
+spread over the tracklet's life is what makes MobileNetV2's weak features usable for identity.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from spoton.models.base import Embedder
+from spoton.video import VideoFrame
+
+
+def select_crops(tracks: pd.DataFrame, per_tracklet: int) -> pd.DataFrame:
+    """The best boxes of each tracklet to embed: confident, tall, spread over its life.
+
+    ``tracks``: rows with tracklet_id, camera, frame_index, x1..y2, conf. Each tracklet's life is
+    cut into ``per_tracklet`` equal parts and each part gives its box of highest conf x height.
+    """
+    frame = tracks[["tracklet_id", "camera", "frame_index", "x1", "y1", "x2", "y2", "conf"]]
+    frame = frame.assign(quality=frame["conf"] * (frame["y2"] - frame["y1"]))
+    chosen = []
+    for _, boxes in frame.groupby("tracklet_id", sort=True):
+        boxes = boxes.sort_values("frame_index", kind="mergesort")
+        quality = boxes["quality"].to_numpy()
+        for rows in np.array_split(np.arange(len(boxes)), min(len(boxes), per_tracklet)):
+            chosen.append(boxes.index[rows[np.argmax(quality[rows])]])
+    return frame.loc[chosen].reset_index(drop=True)
+
+
+def embed_tracklets(tracks: pd.DataFrame, frames_of: Callable[[str, int], Iterable[VideoFrame]],
+                    embedder: Embedder, per_tracklet: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """(tracklet_id -> unit mean embedding, tracklet_id -> crops embedded).
+
+    ``frames_of(camera, stop)`` yields that camera's decoded frames up to frame index ``stop``
+    (exclusive); each camera's video is decoded once, front to back.
+    """
+    crops = select_crops(tracks, per_tracklet)
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for camera, camera_crops in crops.groupby("camera"):
+        by_frame = {index: group for index, group in camera_crops.groupby("frame_index")}
+        for frame in frames_of(str(camera), int(max(by_frame)) + 1):
+            boxes = by_frame.get(frame.index)
+            if boxes is None:
+                continue
+            vectors = embedder.embed(frame.image, boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
+            for tracklet, vector in zip(boxes["tracklet_id"], vectors):
+                sums[tracklet] = sums.get(tracklet, 0) + vector
+                counts[tracklet] = counts.get(tracklet, 0) + 1
+    means = {t: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32) for t, v in sums.items()}
+    return means, counts

@@ -13,7 +13,7 @@ from orchestration.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from spoton.appearance import embed_tracklets
 from spoton.environment import FrameClock, load_environment_from_store, sub_video_key
-from spoton.postprocess import reacquisition_pieces
+from spoton.postprocess import tracklet_pieces
 from spoton.processor import ClockFrame, synchronized
 from spoton.schemas import detections_table, tracks_table
 from spoton.video import iter_frames
@@ -71,7 +71,7 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         results.extend(processor.process(instant).values())
     detections = _add_clock_columns(detections_table(results), frames)
     tracks = _add_clock_columns(tracks_table(results), frames)
-    tracklet_ids = _tracklet_ids(tracks, segment, step, perception.split_after_missed_frames)
+    tracklet_ids = _tracklet_ids(tracks, segment, step, env.fps / step, perception)
     tracks = tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string()))
 
     decoded = len(results)  # camera-frames processed
@@ -101,15 +101,14 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         description=f"share of tracklets shorter than 1 s must be <= {MAX_SHORT_TRACKLET_SHARE}")
 
 
-def _tracklet_ids(tracks: pa.Table, segment: str, step: int, split_after_missed_frames: int | None) -> list[str]:
-    """``camera/segment/track_id``, with ``.piece`` for the pieces after a re-acquisition (spoton.postprocess)."""
+def _tracklet_ids(tracks: pa.Table, segment: str, step: int, frame_rate: float,
+                  perception: PerceptionResource) -> list[str]:
+    """``camera/segment/track_id``, with ``.piece`` after the first piece (spoton.postprocess.tracklet_pieces)."""
     cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
-    if split_after_missed_frames is None:
-        pieces = [0] * len(track_ids)
-    else:
-        keys = np.array([f"{c}/{t}" for c, t in zip(cameras, track_ids)])
-        frames = tracks["global_frame"].to_numpy() // step
-        pieces = reacquisition_pieces(keys, frames, split_after_missed_frames).tolist()
+    keys = np.array([f"{c}/{t}" for c, t in zip(cameras, track_ids)])
+    max_frames = None if perception.max_tracklet_s is None else max(1, round(perception.max_tracklet_s * frame_rate))
+    pieces = tracklet_pieces(keys, tracks["global_frame"].to_numpy() // step,
+                             perception.split_after_missed_frames, max_frames).tolist()
     return [f"{c}/{segment}/{t}" + (f".{p}" if p else "") for c, t, p in zip(cameras, track_ids, pieces)]
 
 

@@ -8,6 +8,7 @@ so a change is judged on more than one build of the same footage.
 
     .venv/bin/python bench/tune_identity.py --var var --var /tmp/var400
     .venv/bin/python bench/tune_identity.py --var var --set min_score=0.5 --set cannot_link_m=3
+    .venv/bin/python bench/tune_identity.py --var var --cut none:none --cut 2:3   # other tracklet cuts
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from resources.perception import PerceptionResource
 from spoton.analytics import map_trajectories
 from spoton.appearance import embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
@@ -28,7 +30,7 @@ from spoton.ground_truth import load_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.models.embedder import build_embedder
-from spoton.postprocess import clean_environment_tracks, reacquisition_pieces
+from spoton.postprocess import clean_environment_tracks, tracklet_pieces
 from spoton.sample_env import ENV_NAME
 from spoton.store import LocalStore
 from spoton.video import iter_frames
@@ -61,24 +63,23 @@ class StoredRun:
         return cls(str(var), var, boxes, embeddings[["tracklet_id", "embedding"]], truth, processed,
                    FrameClock.of(frames["global_frame"], frames["ts"]))
 
-    def resplit(self, split_after_missed_frames: int | None, per_tracklet: int = 8) -> "StoredRun":
-        """The same boxes cut into tracklets anew (as the tracklets asset would) and re-embedded."""
+    def resplit(self, perception: PerceptionResource, per_tracklet: int = 8) -> "StoredRun":
+        """The same boxes cut into tracklets anew (as the tracklets asset would with ``perception``'s
+        settings) and re-embedded from the store's sub-videos."""
         boxes = self.boxes.copy()
         keys = (boxes["camera"] + "/" + boxes["segment"] + "/" + boxes["track_id"].astype(str)).to_numpy()
-        if split_after_missed_frames is None:
-            boxes["tracklet_id"] = keys
-        else:
-            pieces = reacquisition_pieces(keys, boxes["global_frame"].to_numpy() // self.clock.step,
-                                          split_after_missed_frames)
-            boxes["tracklet_id"] = [k + (f".{p}" if p else "") for k, p in zip(keys, pieces)]
+        max_frames = None if perception.max_tracklet_s is None else round(perception.max_tracklet_s * self.clock.fps)
+        pieces = tracklet_pieces(keys, boxes["global_frame"].to_numpy() // self.clock.step,
+                                 perception.split_after_missed_frames, max_frames)
+        boxes["tracklet_id"] = [k + (f".{p}" if p else "") for k, p in zip(keys, pieces)]
         store, embedder, rows = LocalStore(self.var / "store"), build_embedder(), []
         for segment, part in boxes.groupby("segment"):
             def frames_of(camera: str, stop: int, segment=segment):
                 return iter_frames(store.local_path(sub_video_key(ENV_NAME, camera, segment)), stop=stop)
             means, _ = embed_tracklets(part, frames_of, embedder, per_tracklet)
             rows.extend({"tracklet_id": t, "embedding": v} for t, v in means.items())
-        return dataclasses.replace(self, name=f"{self.name} split {split_after_missed_frames}", boxes=boxes,
-                                   embeddings=pd.DataFrame(rows))
+        label = f"missed {perception.split_after_missed_frames}, max {perception.max_tracklet_s} s"
+        return dataclasses.replace(self, name=f"{self.name} cut: {label}", boxes=boxes, embeddings=pd.DataFrame(rows))
 
     def score(self, config: IdentityConfig) -> dict[str, float]:
         result = resolve_global_identities(self.boxes, self.embeddings, config)
@@ -116,12 +117,16 @@ def main() -> int:
                         help="a SPOTON_VAR folder the pipeline wrote (lake/ and store/); repeat for several builds")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="IdentityConfig overrides for the variant row (repeatable)")
-    parser.add_argument("--split", action="append", default=[], metavar="N|none",
-                        help="also re-cut the stored tracks at re-acquisitions after N missed frames "
-                             "(none: never) and re-embed them; repeatable")
+    parser.add_argument("--cut", action="append", default=[], metavar="MISSED:MAX_S",
+                        help="also re-cut the stored tracks into tracklets (after MISSED missed frames, every "
+                             "MAX_S seconds; 'none' for either switches it off) and re-embed them; repeatable")
     args = parser.parse_args()
     runs = [StoredRun.load(var) for var in args.var]
-    runs += [run.resplit(None if n == "none" else int(n)) for n in args.split for run in runs[:len(args.var)]]
+    for cut in args.cut:
+        missed, _, max_s = cut.partition(":")
+        perception = PerceptionResource(split_after_missed_frames=None if missed == "none" else int(missed),
+                                        max_tracklet_s=None if max_s in ("", "none") else float(max_s))
+        runs += [run.resplit(perception) for run in runs[:len(args.var)]]
     variants = {"default": IdentityConfig()}
     if args.set:
         variants[" ".join(args.set)] = dataclasses.replace(IdentityConfig(), **parse_overrides(args.set))

@@ -28,9 +28,11 @@ class PerceptionResource(ConfigurableResource):
     processing_fps: float | None = None  # None: every frame
     ort_threads: int = 1
     crops_per_tracklet: int = 8
-    # cut a track where the tracker took it up again after this many missed frames (None: never);
-    # the pieces are re-joined by global_identities (docs/benchmarks.md)
+    # tracks are cut into tracklets where the tracker took them up again after this many missed
+    # frames and every max_tracklet_s; global_identities re-joins the pieces (None: no such cut;
+    # spoton.postprocess.tracklet_pieces, docs/benchmarks.md)
     split_after_missed_frames: int | None = 2
+    max_tracklet_s: float | None = 2.0
 
     def build_processor(self, cameras: list[CameraSpec], frame_rate: float) -> FrameProcessor:
         os.environ.setdefault("SPOTON_ORT_THREADS", str(self.ort_threads))

@@ -300,7 +300,7 @@ class EnvironmentEvaluation:
     """Metrics of a multi-camera run against per-camera ground truth with global ids."""
 
     per_camera: dict[str, TrackingMetrics]  # each camera, scored with global ids
-    tracker_ids: dict[str, TrackingMetrics]  # each camera, scored with the raw tracklet ids
+    tracker_ids: dict[str, TrackingMetrics]  # each camera, scored with the online tracker's ids
     cross_camera: TrackingMetrics  # every camera as one sequence, global ids
     map_error: dict[str, MapError]  # per camera (box foot points) and "trajectories" (fused, smoothed)
 
@@ -356,6 +356,14 @@ def _trajectory_errors(gt: MotBoxes, pred: MotBoxes, trajectories, fps: float) -
     return np.asarray(errors)
 
 
+def _tracker_ids(online):
+    """The online tracker's own ids: segment + ``track_id`` where the table has them (the pipeline
+    cuts one tracker id into several short tracklets), else ``tracklet_id``."""
+    if {"segment", "track_id"} <= set(online.columns):
+        return online["segment"].astype(str) + "/" + online["track_id"].astype(str)
+    return online["tracklet_id"]
+
+
 def evaluate_environment(gt: Mapping[str, MotBoxes], tracks, frames: Mapping[str, np.ndarray],
                          trajectories=None, fps: float | None = None, online_tracks=None) -> EnvironmentEvaluation:
     """Score a multi-camera run.
@@ -363,8 +371,8 @@ def evaluate_environment(gt: Mapping[str, MotBoxes], tracks, frames: Mapping[str
     ``tracks``: pandas rows with camera, global_frame, x1..y2, conf, map_x, map_y, tracklet_id,
     global_id. ``frames``: per camera, the environment frames that were processed and annotated.
     ``trajectories`` (global_id, ts, map_x, map_y) with the environment ``fps`` adds the map error
-    of the fused trajectories. ``online_tracks`` (same columns but global_id) are scored with their
-    tracklet ids for the "tracker ids" rows (default: ``tracks``).
+    of the fused trajectories. ``online_tracks`` (same columns but global_id) are scored with the
+    tracker's ids for the "tracker ids" rows (default: ``tracks``).
     """
     online_tracks = tracks if online_tracks is None else online_tracks
     per_camera, tracker_ids, errors = {}, {}, {}
@@ -377,7 +385,8 @@ def evaluate_environment(gt: Mapping[str, MotBoxes], tracks, frames: Mapping[str
         truth[camera] = gt[camera].in_frames(camera_frames)
         per_camera[camera] = evaluate_sequence(truth[camera], predicted[camera], camera_frames)
         online = online_tracks[(online_tracks["camera"] == camera) & online_tracks["global_frame"].isin(camera_frames)]
-        tracker_ids[camera] = evaluate_sequence(truth[camera], boxes_from_tracks(online, "tracklet_id"), camera_frames)
+        online = online.assign(tracker_id=_tracker_ids(online))
+        tracker_ids[camera] = evaluate_sequence(truth[camera], boxes_from_tracks(online, "tracker_id"), camera_frames)
         errors[camera] = MapError.of(map_errors(truth[camera], predicted[camera]))
     cross = evaluate_cross_camera(truth, predicted, {c: frames.get(c, []) for c in truth})
     if trajectories is not None and fps:

@@ -63,19 +63,21 @@ class IdentityConfig:
     ``covisible_max_m``, ``appearance_weight`` and ``continuation_weight`` were then raised on the
     PETS development split (frames 0..399, cross-camera IDF1 65 -> 77; docs/benchmarks.md): real
     detections jitter more than the synthetic 0.2 m, and appearance is worth more than assumed.
+    Once the pipeline cut tracks into 2 s tracklets (``spoton.postprocess.tracklet_pieces``),
+    ``appearance_weight`` 12 and ``max_gap_s`` 5 did best on both builds of the sample environment.
     """
 
     frame_tolerance_s: float = 0.5 / 7
     min_common_frames: int = 3
     covisible_max_m: float = 1.5
     cannot_link_m: float = 2.0
-    max_gap_s: float = 4.0
+    max_gap_s: float = 5.0
     max_speed_mps: float = 2.5
     position_slack_m: float = 1.0
     speed_uncertainty_mps: float = 1.5
     end_window_s: float = 1.5
     appearance_neutral: float = 0.79
-    appearance_weight: float = 8.0
+    appearance_weight: float = 12.0
     covisible_weight: float = 2.0
     continuation_weight: float = 1.5
     min_score: float = 0.3

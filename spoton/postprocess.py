@@ -11,6 +11,10 @@ passes (as in ByteTrack's and StrongSORT's offline results):
 
 Both work on a pandas table with ``frame``, an id column and ``x1, y1, x2, y2`` (other columns
 are carried over; interpolated rows copy the earlier row's non-box values).
+
+Before any of that, the pipeline cuts each camera's tracks into short tracklets
+(:func:`tracklet_pieces`): at re-acquisitions and every 2 s, so that a tracker's swap between two
+people is a boundary the cross-camera identity resolution can see, not a mix inside one tracklet.
 :func:`clean_camera_tracks` chains them after re-joining a person's tracklets (stitching with
 :mod:`spoton.identity`), which is what ``spoton track`` writes.
 """
@@ -55,20 +59,32 @@ def interpolate_gaps(table: pd.DataFrame, id_column: str, max_gap_frames: int,
     return out.sort_values([frame_column, id_column], kind="mergesort", ignore_index=True)
 
 
-def reacquisition_pieces(track_ids: np.ndarray, frames: np.ndarray, min_missed_frames: int) -> np.ndarray:
-    """Piece number (0, 1, ...) of each row within its track: a new piece starts wherever the
-    tracker lost the track for at least ``min_missed_frames`` processed frames and took it up again.
+def tracklet_pieces(track_ids: np.ndarray, frames: np.ndarray, min_missed_frames: int | None,
+                    max_piece_frames: int | None) -> np.ndarray:
+    """Piece number (0, 1, ...) of each row within its track, for cutting tracks into tracklets.
 
-    A re-acquisition is where an online tracker makes its identity mistakes: after a few missed
-    frames its motion prediction has drifted and it may take up the person walking beside the one
-    it lost. Cutting there leaves each piece to the offline identity resolution, which re-joins the
-    pieces of one person from geometry, appearance and the other cameras.
-    ``frames`` counts processed frames (consecutive processed frames differ by 1).
+    A new piece starts
+    - where the tracker lost the track for at least ``min_missed_frames`` processed frames and
+      took it up again: after a few missed frames its motion prediction has drifted and it may take
+      up the person walking beside the one it lost; and
+    - every ``max_piece_frames`` frames into a piece: a tracker also hands a track to a neighbour
+      without missing a frame, and short pieces let the evidence of the other cameras (co-visible
+      people, cannot-links) fall on the right side of such a switch.
+    The offline identity resolution (:mod:`spoton.identity`) re-joins the pieces of one person from
+    geometry, appearance and the other cameras. ``frames`` counts processed frames (consecutive
+    processed frames differ by 1); None switches a rule off.
     """
     track_ids, frames = np.asarray(track_ids), np.asarray(frames, np.int64)
     order = np.lexsort((frames, track_ids))
+    f = frames[order]
     same = np.r_[False, track_ids[order][1:] == track_ids[order][:-1]]
-    cut = ~same | (np.r_[0, np.diff(frames[order])] > min_missed_frames)
+    cut = ~same
+    if min_missed_frames is not None:
+        cut |= np.r_[0, np.diff(f)] > min_missed_frames
+    if max_piece_frames is not None:
+        piece_start = f[np.maximum.accumulate(np.where(cut, np.arange(len(f)), 0))]
+        window = (f - piece_start) // max_piece_frames
+        cut |= np.r_[0, np.diff(window)] > 0
     cuts = np.cumsum(cut)
     piece_sorted = cuts - np.maximum.accumulate(np.where(same, 0, cuts))  # cuts since the track began
     pieces = np.empty(len(order), np.int64)
@@ -87,6 +103,7 @@ class OfflineConfig:
     """The batch clean-up of one camera's tracks (defaults measured in docs/benchmarks.md)."""
 
     stitch: bool = True  # re-join a person's tracklets after occlusions (spoton.identity)
+    stitch_max_gap_s: float = 4.0  # one camera, no appearance: longer gaps join more wrongly (5 s: IDF1 -0.4)
     max_gap_s: float = 1.0  # interpolate holes up to this long
     min_track_s: float = 1.1  # drop identities seen for less than this
 
@@ -123,13 +140,13 @@ def clean_camera_tracks(tracks: pd.DataFrame, fps: float, config: OfflineConfig 
     as ``tracker_id``, gives ``track_id`` the stitched id (dense from 1, by first appearance) and
     flags ``interpolated`` rows.
     """
-    from spoton.identity import resolve_global_identities
+    from spoton.identity import IdentityConfig, resolve_global_identities
 
     table = tracks.rename(columns={"track_id": "tracker_id"})
     if config.stitch and len(table):
         boxes = table.assign(tracklet_id=table["tracker_id"].astype(str), camera="camera", segment="0")
         empty = pd.DataFrame({"tracklet_id": pd.Series(dtype=object), "embedding": pd.Series(dtype=object)})
-        assignments = resolve_global_identities(boxes, empty).assignments
+        assignments = resolve_global_identities(boxes, empty, IdentityConfig(max_gap_s=config.stitch_max_gap_s)).assignments
         table = boxes.merge(assignments, on="tracklet_id").drop(columns=["tracklet_id", "camera", "segment"])
         table = table.rename(columns={"global_id": "track_id"})
     else:

@@ -19,7 +19,7 @@ from spoton.schemas import detections_table, tracks_table
 from spoton.video import iter_frames
 
 MAX_MEAN_PEOPLE_PER_FRAME = 40.0
-MAX_SHORT_TRACKLET_SHARE = 0.6  # tracklets under 1 s; above this the tracker is fragmenting people
+MAX_SHORT_TRACK_SHARE = 0.6  # tracker tracks under 1 s; above this the tracker is fragmenting people
 
 
 def _camera_streams(store, environment: str, segment: str, frames: pa.Table) -> dict[str, object]:
@@ -77,12 +77,14 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     decoded = len(results)  # camera-frames processed
     counts = np.array([len(r.detections) for r in results], dtype=np.int64)
     mean_people = float(counts.mean()) if decoded else 0.0
-    lengths = np.array(list(_tracklet_lengths(tracklet_ids).values()))
+    # fragmentation is the tracker's: measured on its own tracks, before they are cut into tracklets
+    tracker_tracks = [f"{c}/{t}" for c, t in zip(tracks["camera"].to_pylist(), tracks["track_id"].to_pylist())]
+    lengths = np.array(list(_track_lengths(tracker_tracks).values()))
     short_share = float((lengths < env.fps / step).mean()) if len(lengths) else 0.0
     yield Output(detections, output_name="detections",
                  metadata={"rows": detections.num_rows, "mean_per_frame": round(mean_people, 2)})
     yield Output(tracks, output_name="tracklets",
-                 metadata={"rows": tracks.num_rows, "tracklets": len(lengths)})
+                 metadata={"rows": tracks.num_rows, "tracks": len(lengths), "tracklets": len(set(tracklet_ids))})
     yield AssetCheckResult(
         asset_key="detections", check_name="detections_per_frame",
         passed=bool(decoded and 0.0 < mean_people <= MAX_MEAN_PEOPLE_PER_FRAME),
@@ -95,10 +97,10 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         description="frames listed in the frame index that the decoder could not deliver")
     yield AssetCheckResult(
         asset_key="tracklets", check_name="track_fragmentation", severity=AssetCheckSeverity.WARN,
-        passed=short_share <= MAX_SHORT_TRACKLET_SHARE,
-        metadata={"tracklets": len(lengths), "median_length_frames": float(np.median(lengths)) if len(lengths) else 0.0,
+        passed=short_share <= MAX_SHORT_TRACK_SHARE,
+        metadata={"tracks": len(lengths), "median_length_frames": float(np.median(lengths)) if len(lengths) else 0.0,
                   "short_share": round(short_share, 3)},
-        description=f"share of tracklets shorter than 1 s must be <= {MAX_SHORT_TRACKLET_SHARE}")
+        description=f"share of the tracker's tracks shorter than 1 s must be <= {MAX_SHORT_TRACK_SHARE}")
 
 
 def _tracklet_ids(tracks: pa.Table, segment: str, step: int, frame_rate: float,
@@ -112,10 +114,10 @@ def _tracklet_ids(tracks: pa.Table, segment: str, step: int, frame_rate: float,
     return [f"{c}/{segment}/{t}" + (f".{p}" if p else "") for c, t, p in zip(cameras, track_ids, pieces)]
 
 
-def _tracklet_lengths(tracklet_ids: list[str]) -> dict[str, int]:
+def _track_lengths(track_keys: list[str]) -> dict[str, int]:
     lengths: dict[str, int] = defaultdict(int)
-    for tracklet in tracklet_ids:
-        lengths[tracklet] += 1
+    for track in track_keys:
+        lengths[track] += 1
     return lengths
 
 

@@ -166,10 +166,26 @@ def mobilenetv2_weights_path() -> Path:
     return path
 
 
+def mobilenetv2_onnx_path(weights: Path | None = None) -> Path:
+    """The MobileNetV2 embedder as ONNX, exported once from its PyTorch weights (cached by their hash)."""
+    weights = mobilenetv2_weights_path() if weights is None else Path(weights)
+    onnx_path = cache_dir() / "models" / f"mobilenetv2-{sha256_of(weights)[:12]}.onnx"
+    if onnx_path.is_file():
+        return onnx_path
+    from spoton.models.embedder import export_mobilenetv2_onnx
+
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = onnx_path.with_suffix(".part")
+    export_mobilenetv2_onnx(weights, tmp)
+    os.replace(tmp, onnx_path)
+    return onnx_path
+
+
 def fetch_all() -> dict[str, Path]:
     """Everything ``make demo`` and ``make test`` need, fetched once."""
     return {
         "nanodet_onnx": nanodet_onnx_path(),
         "mobilenetv2": mobilenetv2_weights_path(),
+        "mobilenetv2_onnx": mobilenetv2_onnx_path(),
         "sample_video": fetch_sample_video(),
     }

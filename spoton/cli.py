@@ -16,7 +16,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         print(paths[args.print])
         return 0
     for name, path in paths.items():
-        print(f"{name:<14} {path}")
+        print(f"{name:<16} {path}")
     return 0
 
 
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     fetch = commands.add_parser("fetch", help="fetch and convert models and sample data into the cache")
-    fetch.add_argument("--print", choices=["nanodet_onnx", "mobilenetv2", "sample_video"],
+    fetch.add_argument("--print", choices=["nanodet_onnx", "mobilenetv2", "mobilenetv2_onnx", "sample_video"],
                        help="print only this artifact's path")
     fetch.set_defaults(func=_cmd_fetch)
 

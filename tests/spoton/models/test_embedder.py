@@ -102,6 +102,16 @@ def test_weights_load_strictly_and_features_are_deterministic(embedder, frame_10
     assert float(first[0] @ first[1]) < 0.99
 
 
+def test_onnx_runtime_features_match_the_pytorch_network(embedder, frame_100, person_boxes):
+    xyxy = np.array([b["xyxy"] for b in person_boxes["boxes"] if b["frame_index"] == 100]
+                    + [[10, 10, 200, 300], [700, 500, 768, 576]], np.float32)
+    windows = crop_boxes(xyxy, frame_100.shape)
+    with torch.inference_mode():
+        reference = torch.nn.functional.normalize(
+            embedder.model(torch.from_numpy(embedder.preprocess(frame_100, windows))), dim=1).numpy()
+    np.testing.assert_allclose(embedder.embed(frame_100, xyxy), reference, atol=1e-4)
+
+
 def test_same_person_ranks_above_other_people(embedder, person_boxes, sample_video):
     boxes = person_boxes["boxes"]
     ids = np.array([b["person_id"] for b in boxes])

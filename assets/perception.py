@@ -1,6 +1,6 @@
 """Per-segment perception: detections and per-camera tracklets in one pass, then tracklet embeddings."""
 
-from collections import defaultdict
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +13,6 @@ from orchestration.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from spoton.appearance import embed_tracklets
 from spoton.environment import FrameClock, load_environment_from_store, sub_video_key
-from spoton.postprocess import tracklet_pieces
 from spoton.processor import ClockFrame, synchronized
 from spoton.schemas import detections_table, tracks_table
 from spoton.video import iter_frames
@@ -71,15 +70,17 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         results.extend(processor.process(instant).values())
     detections = _add_clock_columns(detections_table(results), frames)
     tracks = _add_clock_columns(tracks_table(results), frames)
-    tracklet_ids = _tracklet_ids(tracks, segment, step, env.fps / step, perception)
+    cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
+    tracklet_ids = perception.tracklet_cut().tracklet_ids(cameras, [segment] * len(cameras), track_ids,
+                                                          tracks["global_frame"].to_numpy() // step, env.fps / step)
     tracks = tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string()))
 
     decoded = len(results)  # camera-frames processed
     counts = np.array([len(r.detections) for r in results], dtype=np.int64)
     mean_people = float(counts.mean()) if decoded else 0.0
     # fragmentation is the tracker's: measured on its own tracks, before they are cut into tracklets
-    tracker_tracks = [f"{c}/{t}" for c, t in zip(tracks["camera"].to_pylist(), tracks["track_id"].to_pylist())]
-    lengths = np.array(list(_track_lengths(tracker_tracks).values()))
+    tracker_tracks = [f"{c}/{t}" for c, t in zip(cameras, track_ids)]
+    lengths = np.array(list(Counter(tracker_tracks).values()))
     short_share = float((lengths < env.fps / step).mean()) if len(lengths) else 0.0
     yield Output(detections, output_name="detections",
                  metadata={"rows": detections.num_rows, "mean_per_frame": round(mean_people, 2)})
@@ -101,24 +102,6 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         metadata={"tracks": len(lengths), "median_length_frames": float(np.median(lengths)) if len(lengths) else 0.0,
                   "short_share": round(short_share, 3)},
         description=f"share of the tracker's tracks shorter than 1 s must be <= {MAX_SHORT_TRACK_SHARE}")
-
-
-def _tracklet_ids(tracks: pa.Table, segment: str, step: int, frame_rate: float,
-                  perception: PerceptionResource) -> list[str]:
-    """``camera/segment/track_id``, with ``.piece`` after the first piece (spoton.postprocess.tracklet_pieces)."""
-    cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
-    keys = np.array([f"{c}/{t}" for c, t in zip(cameras, track_ids)])
-    max_frames = None if perception.max_tracklet_s is None else max(1, round(perception.max_tracklet_s * frame_rate))
-    pieces = tracklet_pieces(keys, tracks["global_frame"].to_numpy() // step,
-                             perception.split_after_missed_frames, max_frames).tolist()
-    return [f"{c}/{segment}/{t}" + (f".{p}" if p else "") for c, t, p in zip(cameras, track_ids, pieces)]
-
-
-def _track_lengths(track_keys: list[str]) -> dict[str, int]:
-    lengths: dict[str, int] = defaultdict(int)
-    for track in track_keys:
-        lengths[track] += 1
-    return lengths
 
 
 @asset(partitions_def=ENV_SEGMENT, group_name="perception", io_manager_key="lake_io_manager")

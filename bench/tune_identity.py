@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resources.perception import PerceptionResource
 from spoton.analytics import map_trajectories
 from spoton.appearance import embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
@@ -30,7 +29,7 @@ from spoton.ground_truth import load_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.models.embedder import build_embedder
-from spoton.postprocess import clean_environment_tracks, tracklet_pieces
+from spoton.postprocess import TrackletCut, clean_environment_tracks
 from spoton.sample_env import ENV_NAME
 from spoton.store import LocalStore
 from spoton.video import iter_frames
@@ -63,22 +62,19 @@ class StoredRun:
         return cls(str(var), var, boxes, embeddings[["tracklet_id", "embedding"]], truth, processed,
                    FrameClock.of(frames["global_frame"], frames["ts"]))
 
-    def resplit(self, perception: PerceptionResource, per_tracklet: int = 8) -> "StoredRun":
-        """The same boxes cut into tracklets anew (as the tracklets asset would with ``perception``'s
-        settings) and re-embedded from the store's sub-videos."""
-        boxes = self.boxes.copy()
-        keys = (boxes["camera"] + "/" + boxes["segment"] + "/" + boxes["track_id"].astype(str)).to_numpy()
-        max_frames = None if perception.max_tracklet_s is None else round(perception.max_tracklet_s * self.clock.fps)
-        pieces = tracklet_pieces(keys, boxes["global_frame"].to_numpy() // self.clock.step,
-                                 perception.split_after_missed_frames, max_frames)
-        boxes["tracklet_id"] = [k + (f".{p}" if p else "") for k, p in zip(keys, pieces)]
+    def recut(self, cut: TrackletCut, per_tracklet: int = 8) -> "StoredRun":
+        """The same boxes cut into tracklets anew (as the tracklets asset would with ``cut``) and
+        re-embedded from the store's sub-videos."""
+        boxes = self.boxes.assign(tracklet_id=cut.tracklet_ids(
+            self.boxes["camera"], self.boxes["segment"], self.boxes["track_id"],
+            self.boxes["global_frame"].to_numpy() // self.clock.step, self.clock.fps))
         store, embedder, rows = LocalStore(self.var / "store"), build_embedder(), []
         for segment, part in boxes.groupby("segment"):
             def frames_of(camera: str, stop: int, segment=segment):
                 return iter_frames(store.local_path(sub_video_key(ENV_NAME, camera, segment)), stop=stop)
             means, _ = embed_tracklets(part, frames_of, embedder, per_tracklet)
             rows.extend({"tracklet_id": t, "embedding": v} for t, v in means.items())
-        label = f"missed {perception.split_after_missed_frames}, max {perception.max_tracklet_s} s"
+        label = f"missed {cut.split_after_missed_frames}, max {cut.max_tracklet_s} s"
         return dataclasses.replace(self, name=f"{self.name} cut: {label}", boxes=boxes, embeddings=pd.DataFrame(rows))
 
     def score(self, config: IdentityConfig) -> dict[str, float]:
@@ -124,9 +120,9 @@ def main() -> int:
     runs = [StoredRun.load(var) for var in args.var]
     for cut in args.cut:
         missed, _, max_s = cut.partition(":")
-        perception = PerceptionResource(split_after_missed_frames=None if missed == "none" else int(missed),
-                                        max_tracklet_s=None if max_s in ("", "none") else float(max_s))
-        runs += [run.resplit(perception) for run in runs[:len(args.var)]]
+        tracklet_cut = TrackletCut(None if missed == "none" else int(missed),
+                                   None if max_s in ("", "none") else float(max_s))
+        runs += [run.recut(tracklet_cut) for run in runs[:len(args.var)]]
     variants = {"default": IdentityConfig()}
     if args.set:
         variants[" ".join(args.set)] = dataclasses.replace(IdentityConfig(), **parse_overrides(args.set))

@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 
 from spoton.models.detector import DetectorConfig, build_detector
+from spoton.postprocess import TrackletCut
 from spoton.processor import CameraSpec, FrameProcessor
 from spoton.tracking import TrackerConfig
 
@@ -30,9 +31,12 @@ class PerceptionResource(ConfigurableResource):
     crops_per_tracklet: int = 8
     # tracks are cut into tracklets where the tracker took them up again after this many missed
     # frames and every max_tracklet_s; global_identities re-joins the pieces (None: no such cut;
-    # spoton.postprocess.tracklet_pieces, docs/benchmarks.md)
-    split_after_missed_frames: int | None = 2
-    max_tracklet_s: float | None = 2.0
+    # spoton.postprocess.TrackletCut, docs/benchmarks.md)
+    split_after_missed_frames: int | None = TrackletCut.split_after_missed_frames
+    max_tracklet_s: float | None = TrackletCut.max_tracklet_s
+
+    def tracklet_cut(self) -> TrackletCut:
+        return TrackletCut(self.split_after_missed_frames, self.max_tracklet_s)
 
     def build_processor(self, cameras: list[CameraSpec], frame_rate: float) -> FrameProcessor:
         os.environ.setdefault("SPOTON_ORT_THREADS", str(self.ort_threads))

@@ -1,8 +1,9 @@
 """Cross-camera, cross-segment global identities, solved offline per environment.
 
-Every tracklet (one tracker id of one camera in one segment) is a node. Geometry decides what is
-possible; appearance (weak on its own: same person cosine ~0.85, different ~0.73) only tips the
-balance between candidates that geometry allows.
+Every tracklet (a piece of one tracker id of one camera in one segment: the pipeline cuts tracks
+at re-acquisitions and every 2 s, :func:`spoton.postprocess.tracklet_pieces`) is a node. Geometry
+decides what is possible; appearance (weak on its own: same person cosine ~0.85, different ~0.73)
+only tips the balance between candidates that geometry allows.
 
 1. Cannot-link (hard). Two tracklets are different people when
    - they come from the same camera and segment and share an instant (a tracker never gives one

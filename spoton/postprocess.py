@@ -11,12 +11,12 @@ passes (as in ByteTrack's and StrongSORT's offline results):
 
 Both work on a pandas table with ``frame``, an id column and ``x1, y1, x2, y2`` (other columns
 are carried over; interpolated rows copy the earlier row's non-box values).
-
-Before any of that, the pipeline cuts each camera's tracks into short tracklets
-(:func:`tracklet_pieces`): at re-acquisitions and every 2 s, so that a tracker's swap between two
-people is a boundary the cross-camera identity resolution can see, not a mix inside one tracklet.
 :func:`clean_camera_tracks` chains them after re-joining a person's tracklets (stitching with
 :mod:`spoton.identity`), which is what ``spoton track`` writes.
+
+Before identities are resolved, the pipeline cuts each camera's tracks into short tracklets
+(:func:`tracklet_pieces`): at re-acquisitions and every 2 s, so that a tracker's swap between two
+people is a boundary the cross-camera identity resolution can see, not a mix inside one tracklet.
 """
 from __future__ import annotations
 
@@ -90,6 +90,25 @@ def tracklet_pieces(track_ids: np.ndarray, frames: np.ndarray, min_missed_frames
     pieces = np.empty(len(order), np.int64)
     pieces[order] = piece_sorted
     return pieces
+
+
+@dataclass(frozen=True)
+class TrackletCut:
+    """How the pipeline cuts a camera's tracks into tracklets (see :func:`tracklet_pieces`; None
+    switches a rule off). Defaults measured on the sample environment (docs/benchmarks.md)."""
+
+    split_after_missed_frames: int | None = 2
+    max_tracklet_s: float | None = 2.0
+
+    def tracklet_ids(self, cameras, segments, track_ids, frames, frame_rate: float) -> list[str]:
+        """``camera/segment/track_id`` per row, with ``.piece`` after a track's first piece.
+
+        ``frames`` counts processed frames at ``frame_rate`` frames per second.
+        """
+        keys = [f"{c}/{s}/{t}" for c, s, t in zip(cameras, segments, track_ids)]
+        max_frames = None if self.max_tracklet_s is None else max(1, round(self.max_tracklet_s * frame_rate))
+        pieces = tracklet_pieces(np.array(keys), frames, self.split_after_missed_frames, max_frames)
+        return [k + (f".{p}" if p else "") for k, p in zip(keys, pieces.tolist())]
 
 
 def drop_short_identities(table: pd.DataFrame, id_column: str, min_frames: int) -> pd.DataFrame:

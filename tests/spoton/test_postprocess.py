@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from spoton.identity import resolve_global_identities
-from spoton.postprocess import tracklet_pieces
+from spoton.postprocess import TrackletCut, tracklet_pieces
 
 FPS = 7.0
 
@@ -22,6 +22,14 @@ def test_pieces_start_after_missed_frames_and_every_max_frames():
     frames = np.array([0, 1, 2, 3, 7, 8, 9, 10])
     assert tracklet_pieces(np.zeros(8), frames, 2, 3).tolist() == [0, 0, 0, 1, 2, 2, 2, 3]
     assert tracklet_pieces(np.zeros(8), frames, None, None).tolist() == [0] * 8
+
+
+def test_tracklet_ids_name_camera_segment_track_and_piece():
+    cut = TrackletCut(split_after_missed_frames=2, max_tracklet_s=1.0)  # 2 frames at 2 frames/s
+    ids = cut.tracklet_ids(["cam1"] * 5 + ["cam2"], ["01"] * 6, [3] * 6, [0, 1, 2, 9, 10, 0], frame_rate=2.0)
+    assert ids == ["cam1/01/3", "cam1/01/3", "cam1/01/3.1", "cam1/01/3.2", "cam1/01/3.2", "cam2/01/3"]
+    uncut = TrackletCut(None, None).tracklet_ids(["cam1"] * 5, ["01"] * 5, [3] * 5, [0, 1, 2, 9, 10], 2.0)
+    assert uncut == ["cam1/01/3"] * 5
 
 
 def test_pieces_do_not_depend_on_row_order():

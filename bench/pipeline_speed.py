@@ -29,6 +29,20 @@ from spoton.store import LocalStore
 from spoton.video import iter_frames
 
 
+def materialize_sequentially(found: dict, store_root: Path, lake_root: Path, perception: PerceptionResource) -> float:
+    """Seconds to materialize every segment, then the environment, in this process."""
+    resources = {"store": LocalStoreResource(root=str(store_root)),
+                 "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(lake_root))),
+                 "perception": perception}
+    with instance_for_test() as instance:
+        register_partitions(instance, found)
+        started = time.perf_counter()
+        for segment in sorted(found[ENV_NAME]):
+            assert materialize_segment(ENV_NAME, segment, resources, instance).success
+        assert materialize_environment(ENV_NAME, resources, instance).success
+        return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source-frames", type=int, default=120)
@@ -36,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
-        store_root, lake_root = Path(tmp) / "store", Path(tmp) / "lake"
+        store_root = Path(tmp) / "store"
         build_sample_environment(fetch_sample_video(), store_root, ENV_NAME, max_source_frames=args.source_frames)
         videos = sorted(store_root.glob(f"{ENV_NAME}/cam*/sub_video_*.mp4"))
         started = time.perf_counter()
@@ -55,29 +69,11 @@ def main() -> None:
             track_video(video, Path(tmp) / "track" / video.parent.name / video.stem, TrackOptions(write_video=False))
         track_s = time.perf_counter() - started
 
-        resources = {"store": LocalStoreResource(root=str(store_root)),
-                     "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(lake_root))),
-                     "perception": PerceptionResource(ort_threads=1)}
-        with instance_for_test() as instance:
-            found = scan_sub_videos(LocalStore(store_root))
-            register_partitions(instance, found)
-            started = time.perf_counter()
-            for segment in sorted(found[ENV_NAME]):
-                assert materialize_segment(ENV_NAME, segment, resources, instance).success
-            assert materialize_environment(ENV_NAME, resources, instance).success
-            pipeline_s = time.perf_counter() - started
-
+        found = scan_sub_videos(LocalStore(store_root))
+        pipeline_s = materialize_sequentially(found, store_root, Path(tmp) / "lake", PerceptionResource(ort_threads=1))
         # the same, with the tracker's tracks left whole (fewer, longer tracklets: fewer crops to embed)
-        uncut = dict(resources, perception=PerceptionResource(ort_threads=1, split_after_missed_frames=None,
-                                                               max_tracklet_s=None),
-                     lake_io_manager=ParquetLakeIOManager(store=LocalStoreResource(root=str(lake_root) + "-uncut")))
-        with instance_for_test() as instance:
-            register_partitions(instance, found)
-            started = time.perf_counter()
-            for segment in sorted(found[ENV_NAME]):
-                assert materialize_segment(ENV_NAME, segment, uncut, instance).success
-            assert materialize_environment(ENV_NAME, uncut, instance).success
-            uncut_s = time.perf_counter() - started
+        uncut_s = materialize_sequentially(found, store_root, Path(tmp) / "lake-uncut", PerceptionResource(
+            ort_threads=1, split_after_missed_frames=None, max_tracklet_s=None))
 
         var = Path(tmp) / "var"  # the demo's layout: var/store, var/lake, var/dagster_home
         shutil.copytree(store_root, var / "store")

@@ -1,0 +1,56 @@
+"""MobileNetV2 appearance embedder: ONNX Runtime (what the pipeline runs) versus the eager PyTorch
+network it is exported from, on the same preprocessed real person crops of the sample video, one
+thread, in one run (preprocessing, the same for both, is not timed).
+
+    .venv/bin/python bench/embedder_speed.py [--repeats 20]
+"""
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spoton.artifacts import fetch_sample_video
+from spoton.models.embedder import MobileNetV2Embedder, crop_boxes
+from spoton.video import iter_frames
+
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "vtest_person_boxes.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    embedder = MobileNetV2Embedder(threads=1)
+    boxes = [b for b in json.loads(FIXTURE.read_text())["boxes"] if b["frame_index"] == 100]
+    frame = next(f.image for f in iter_frames(fetch_sample_video(), stop=101) if f.index == 100)
+    xyxy = np.array([b["xyxy"] for b in boxes] * 2, np.float32)  # 8 crops
+    print(f"\nMobileNetV2 on {len(xyxy)} real crops, {os.cpu_count()} cores, 1 thread, {args.repeats} repeats\n")
+    print("| batch | ONNX Runtime ms/crop | PyTorch ms/crop | PyTorch / ONNX Runtime |")
+    print("|---|---|---|---|")
+    for batch in (1, 4, 8):
+        embedder.batch_size = batch
+        inputs = [embedder.preprocess(frame, crop_boxes(xyxy[k:k + batch], frame.shape))
+                  for k in range(0, len(xyxy), batch)]
+        embedder.session.run(None, {"crops": inputs[0]})  # warm-up
+        started = time.perf_counter()
+        for _ in range(args.repeats):
+            for tensor in inputs:
+                embedder.session.run(None, {"crops": tensor})
+        ort_ms = (time.perf_counter() - started) / args.repeats / len(xyxy) * 1000
+        with torch.inference_mode():
+            embedder.model(torch.from_numpy(inputs[0]))
+            started = time.perf_counter()
+            for _ in range(args.repeats):
+                for tensor in inputs:
+                    embedder.model(torch.from_numpy(tensor))
+        torch_ms = (time.perf_counter() - started) / args.repeats / len(xyxy) * 1000
+        print(f"| {batch} | {ort_ms:.1f} | {torch_ms:.1f} | {torch_ms / ort_ms:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

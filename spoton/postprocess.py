@@ -123,8 +123,8 @@ class OfflineConfig:
 
     stitch: bool = True  # re-join a person's tracklets after occlusions (spoton.identity)
     stitch_max_gap_s: float = 4.0  # one camera, no appearance: longer gaps join more wrongly (5 s: IDF1 -0.4)
-    max_gap_s: float = 1.0  # interpolate holes up to this long
-    min_track_s: float = 1.1  # drop identities seen for less than this
+    max_gap_s: float = 1.5  # interpolate holes up to this long
+    min_track_s: float = 2.0  # drop identities seen for less than this
 
     def gap_frames(self, fps: float) -> int:
         return int(round(self.max_gap_s * fps))

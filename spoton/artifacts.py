@@ -175,7 +175,7 @@ def mobilenetv2_onnx_path(weights: Path | None = None) -> Path:
     from spoton.models.embedder import export_mobilenetv2_onnx
 
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_suffix(".part")
+    tmp = onnx_path.with_suffix(f".{os.getpid()}.part")  # partitions in parallel may export at once
     export_mobilenetv2_onnx(weights, tmp)
     os.replace(tmp, onnx_path)
     return onnx_path

@@ -9,6 +9,7 @@ so a change is judged on more than one build of the same footage.
     .venv/bin/python bench/tune_identity.py --var var --var /tmp/var400
     .venv/bin/python bench/tune_identity.py --var var --set min_score=0.5 --set cannot_link_m=3
     .venv/bin/python bench/tune_identity.py --var var --cut none:none --cut 2:3   # other tracklet cuts
+    .venv/bin/python bench/tune_identity.py --var var --embed 4:112x224          # other crops
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from spoton.analytics import map_trajectories
-from spoton.appearance import embed_tracklets
+from spoton.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE, embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
 from spoton.evaluation import evaluate_environment, lake_segments
 from spoton.ground_truth import load_ground_truth
@@ -62,20 +63,29 @@ class StoredRun:
         return cls(str(var), var, boxes, embeddings[["tracklet_id", "embedding"]], truth, processed,
                    FrameClock.of(frames["global_frame"], frames["ts"]))
 
-    def recut(self, cut: TrackletCut, per_tracklet: int = 8) -> "StoredRun":
+    def recut(self, cut: TrackletCut) -> "StoredRun":
         """The same boxes cut into tracklets anew (as the tracklets asset would with ``cut``) and
         re-embedded from the store's sub-videos."""
         boxes = self.boxes.assign(tracklet_id=cut.tracklet_ids(
             self.boxes["camera"], self.boxes["segment"], self.boxes["track_id"],
             self.boxes["global_frame"].to_numpy() // self.clock.step, self.clock.fps))
-        store, embedder, rows = LocalStore(self.var / "store"), build_embedder(), []
-        for segment, part in boxes.groupby("segment"):
+        label = f"missed {cut.split_after_missed_frames}, max {cut.max_tracklet_s} s"
+        return dataclasses.replace(self, name=f"{self.name} cut: {label}", boxes=boxes).reembed()
+
+    def reembed(self, per_tracklet: int | None = None, crop_size: tuple[int, int] | None = None,
+                label: str = "") -> "StoredRun":
+        """The stored tracklets embedded anew: ``per_tracklet`` crops each, resized to ``crop_size``
+        (w, h); the pipeline's defaults where None."""
+        per_tracklet = per_tracklet or CROPS_PER_TRACKLET
+        crop_size = crop_size or TRACKLET_CROP_SIZE
+        store, embedder, rows = LocalStore(self.var / "store"), build_embedder(crop_size=crop_size), []
+        for segment, part in self.boxes.groupby("segment"):
             def frames_of(camera: str, stop: int, segment=segment):
                 return iter_frames(store.local_path(sub_video_key(ENV_NAME, camera, segment)), stop=stop)
             means, _ = embed_tracklets(part, frames_of, embedder, per_tracklet)
             rows.extend({"tracklet_id": t, "embedding": v} for t, v in means.items())
-        label = f"missed {cut.split_after_missed_frames}, max {cut.max_tracklet_s} s"
-        return dataclasses.replace(self, name=f"{self.name} cut: {label}", boxes=boxes, embeddings=pd.DataFrame(rows))
+        name = f"{self.name} {label}" if label else self.name
+        return dataclasses.replace(self, name=name, embeddings=pd.DataFrame(rows))
 
     def score(self, config: IdentityConfig) -> dict[str, float]:
         result = resolve_global_identities(self.boxes, self.embeddings, config)
@@ -113,6 +123,9 @@ def main() -> int:
                         help="a SPOTON_VAR folder the pipeline wrote (lake/ and store/); repeat for several builds")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="IdentityConfig overrides for the variant row (repeatable)")
+    parser.add_argument("--embed", action="append", default=[], metavar="CROPS:WxH",
+                        help="also re-embed the stored tracklets with CROPS crops each, resized to W x H px "
+                             "(e.g. 8:112x224); repeatable")
     parser.add_argument("--cut", action="append", default=[], metavar="MISSED:MAX_S",
                         help="also re-cut the stored tracks into tracklets (after MISSED missed frames, every "
                              "MAX_S seconds; 'none' for either switches it off) and re-embed them; repeatable")
@@ -123,6 +136,10 @@ def main() -> int:
         tracklet_cut = TrackletCut(None if missed == "none" else int(missed),
                                    None if max_s in ("", "none") else float(max_s))
         runs += [run.recut(tracklet_cut) for run in runs[:len(args.var)]]
+    for spec in args.embed:
+        crops, _, size = spec.partition(":")
+        width, _, height = size.partition("x")
+        runs += [run.reembed(int(crops), (int(width), int(height)), f"embed: {spec}") for run in runs[:len(args.var)]]
     variants = {"default": IdentityConfig()}
     if args.set:
         variants[" ".join(args.set)] = dataclasses.replace(IdentityConfig(), **parse_overrides(args.set))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
+from spoton.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
 from spoton.models.detector import DetectorConfig, build_detector
 from spoton.postprocess import TrackletCut
 from spoton.processor import CameraSpec, FrameProcessor
@@ -28,7 +29,11 @@ class PerceptionResource(ConfigurableResource):
     embedder_weights: str | None = None
     processing_fps: float | None = None  # None: every frame
     ort_threads: int = 1
-    crops_per_tracklet: int = 8
+    # each tracklet's appearance: the mean of this many crops, each resized to crop_width x
+    # crop_height for MobileNetV2 (spoton.appearance)
+    crops_per_tracklet: int = CROPS_PER_TRACKLET
+    crop_width: int = TRACKLET_CROP_SIZE[0]
+    crop_height: int = TRACKLET_CROP_SIZE[1]
     # tracks are cut into tracklets where the tracker took them up again after this many missed
     # frames and every max_tracklet_s; global_identities re-joins the pieces (None: no such cut;
     # spoton.postprocess.TrackletCut, docs/benchmarks.md)
@@ -53,4 +58,5 @@ class PerceptionResource(ConfigurableResource):
         from spoton.models.embedder import build_embedder
 
         torch.set_num_threads(self.ort_threads)
-        return build_embedder(self.embedder, Path(self.embedder_weights) if self.embedder_weights else None)
+        return build_embedder(self.embedder, Path(self.embedder_weights) if self.embedder_weights else None,
+                              crop_size=(self.crop_width, self.crop_height))

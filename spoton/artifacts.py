@@ -168,12 +168,12 @@ def mobilenetv2_weights_path() -> Path:
 
 def mobilenetv2_onnx_path(weights: Path | None = None) -> Path:
     """The MobileNetV2 embedder as ONNX, exported once from its PyTorch weights (cached by their hash)."""
+    from spoton.models.embedder import MOBILENETV2_EXPORT_VERSION, export_mobilenetv2_onnx
+
     weights = mobilenetv2_weights_path() if weights is None else Path(weights)
-    onnx_path = cache_dir() / "models" / f"mobilenetv2-{sha256_of(weights)[:12]}.onnx"
+    onnx_path = cache_dir() / "models" / f"mobilenetv2-{sha256_of(weights)[:12]}.v{MOBILENETV2_EXPORT_VERSION}.onnx"
     if onnx_path.is_file():
         return onnx_path
-    from spoton.models.embedder import export_mobilenetv2_onnx
-
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = onnx_path.with_suffix(f".{os.getpid()}.part")  # partitions in parallel may export at once
     export_mobilenetv2_onnx(weights, tmp)

@@ -43,6 +43,7 @@ apart by appearance alone.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,6 +179,9 @@ def _embedding_matrix(tracklets: list[_Tracklet], embeddings: pd.DataFrame) -> n
     return matrix
 
 
+_NO_MATCHES = np.zeros(0, dtype=np.int64)
+
+
 def _match_times(ta: np.ndarray, tb: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (ia, ib) of simultaneous samples: each of ``ta`` to its nearest in ``tb``."""
     j = np.searchsorted(tb, ta)
@@ -197,11 +201,11 @@ def _continuation(a: _Tracklet, b: _Tracklet,
     if tail is None or head is None:
         return None
     gap = max(head.t - tail.t, 0.0)
-    distance = float(np.linalg.norm(head.pos - tail.pos))
+    distance = math.dist(head.pos, tail.pos)  # 2-vectors: math is ~10x cheaper than np.linalg here
     if distance > config.max_speed_mps * gap + config.position_slack_m:
         return None
-    forward = np.linalg.norm(tail.pos + tail.vel * gap - head.pos)
-    backward = np.linalg.norm(head.pos - head.vel * gap - tail.pos)
+    forward = math.dist(tail.pos + tail.vel * gap, head.pos)
+    backward = math.dist(head.pos - head.vel * gap, tail.pos)
     error = 0.5 * float(forward + backward)
     tolerance = config.position_slack_m + config.speed_uncertainty_mps * gap
     return max(0.0, 1.0 - error / tolerance), distance, error
@@ -217,7 +221,10 @@ def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfi
         stop = np.searchsorted(starts, a.end + config.max_gap_s, side="right")
         for j in order[pos + 1:stop]:
             b = tracklets[j]  # b.start >= a.start
-            ia, ib = _match_times(a.ts, b.ts, config.frame_tolerance_s)
+            if b.start - a.end > config.frame_tolerance_s:  # b starts after a ended: no common instants
+                ia = ib = _NO_MATCHES
+            else:
+                ia, ib = _match_times(a.ts, b.ts, config.frame_tolerance_s)
             cosine = float(emb[i] @ emb[j])
             appearance = 0.0 if np.isnan(cosine) else config.appearance_weight * (
                 cosine - config.appearance_neutral)

@@ -49,8 +49,9 @@ TRACKS_SCHEMA = pa.schema([
 ], metadata={"spoton.table": "tracks"})
 
 
-def _box_columns(xyxy: np.ndarray, frame_size: tuple[int, int]) -> dict[str, np.ndarray]:
-    width, height = frame_size
+def _box_columns(xyxy: np.ndarray, frame_size: np.ndarray) -> dict[str, np.ndarray]:
+    """Pixel and normalised box columns; ``frame_size`` is (N, 2) width, height per row."""
+    width, height = frame_size[:, 0], frame_size[:, 1]
     return {
         "x1": xyxy[:, 0], "y1": xyxy[:, 1], "x2": xyxy[:, 2], "y2": xyxy[:, 3],
         "bbox_x": xyxy[:, 0] / width, "bbox_y": xyxy[:, 1] / height,
@@ -58,40 +59,57 @@ def _box_columns(xyxy: np.ndarray, frame_size: tuple[int, int]) -> dict[str, np.
     }
 
 
-def _frame_columns(result: CameraFrameResult, n: int) -> dict[str, object]:
-    return {"camera": [result.camera] * n, "frame_index": np.full(n, result.frame_index),
-            "ts": np.full(n, result.ts)}
+def _frame_columns(results: list[CameraFrameResult], counts: np.ndarray) -> dict[str, np.ndarray]:
+    """camera, frame_index, ts and the (width, height) frame size, each result's repeated for its rows."""
+    def repeat(values: list, dtype, shape: tuple[int, ...] = ()) -> np.ndarray:
+        return np.repeat(np.asarray(values, dtype=dtype).reshape(len(results), *shape), counts, axis=0)
+
+    return {"camera": repeat([r.camera for r in results], object),
+            "frame_index": repeat([r.frame_index for r in results], np.int64),
+            "ts": repeat([r.ts for r in results], np.float64),
+            "frame_size": repeat([r.frame_size for r in results], np.float32, (2,))}
+
+
+def _concat(arrays: list[np.ndarray], empty_shape: tuple[int, ...], dtype) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(empty_shape, dtype)
 
 
 def detections_table(results: Iterable[CameraFrameResult]) -> pa.Table:
-    batches = []
+    """One row per detection; built from concatenated columns (one Arrow conversion per table)."""
+    results = list(results)
+    counts = np.array([len(r.detections) for r in results], dtype=np.int64)
+    track_of = []
     for result in results:
-        det = result.detections
-        n = len(det)
-        track_of = np.full(n, -1, dtype=np.int64)
+        n = len(result.detections)
+        column = np.full(n, -1, dtype=np.int64)
         matched = (result.tracks.det_index >= 0) & (result.tracks.det_index < n)
-        track_of[result.tracks.det_index[matched]] = result.tracks.track_id[matched]
-        columns = {**_frame_columns(result, n), "det_index": np.arange(n, dtype=np.int32),
-                   "track_id": pa.array(track_of, mask=track_of < 0),
-                   **_box_columns(det.xyxy, result.frame_size),
-                   "conf": det.confidence, "class_id": det.class_id}
-        batches.append(pa.record_batch(columns, schema=DETECTIONS_SCHEMA))
-    return pa.Table.from_batches(batches, schema=DETECTIONS_SCHEMA)
+        column[result.tracks.det_index[matched]] = result.tracks.track_id[matched]
+        track_of.append(column)
+    frame = _frame_columns(results, counts)
+    track_id = _concat(track_of, (0,), np.int64)
+    columns = {"camera": frame["camera"], "frame_index": frame["frame_index"], "ts": frame["ts"],
+               "det_index": np.concatenate([np.arange(n, dtype=np.int32) for n in counts] or [np.zeros(0, np.int32)]),
+               "track_id": pa.array(track_id, mask=track_id < 0),
+               **_box_columns(_concat([r.detections.xyxy for r in results], (0, 4), np.float32), frame["frame_size"]),
+               "conf": _concat([r.detections.confidence for r in results], (0,), np.float32),
+               "class_id": _concat([r.detections.class_id for r in results], (0,), np.int32)}
+    return pa.table(columns, schema=DETECTIONS_SCHEMA)
 
 
 def tracks_table(results: Iterable[CameraFrameResult]) -> pa.Table:
-    batches = []
-    for result in results:
-        tracks = result.tracks
-        n = len(tracks)
-        map_xy = result.map_xy
-        columns = {**_frame_columns(result, n), "track_id": tracks.track_id,
-                   **_box_columns(tracks.xyxy, result.frame_size),
-                   "conf": tracks.confidence, "class_id": tracks.class_id,
-                   "map_x": pa.array(map_xy[:, 0], from_pandas=True),
-                   "map_y": pa.array(map_xy[:, 1], from_pandas=True)}
-        batches.append(pa.record_batch(columns, schema=TRACKS_SCHEMA))
-    return pa.Table.from_batches(batches, schema=TRACKS_SCHEMA)
+    """One row per confirmed track per frame, with its map position where calibrated."""
+    results = list(results)
+    counts = np.array([len(r.tracks) for r in results], dtype=np.int64)
+    frame = _frame_columns(results, counts)
+    map_xy = _concat([r.map_xy for r in results], (0, 2), np.float64)
+    columns = {"camera": frame["camera"], "frame_index": frame["frame_index"], "ts": frame["ts"],
+               "track_id": _concat([r.tracks.track_id for r in results], (0,), np.int64),
+               **_box_columns(_concat([r.tracks.xyxy for r in results], (0, 4), np.float32), frame["frame_size"]),
+               "conf": _concat([r.tracks.confidence for r in results], (0,), np.float32),
+               "class_id": _concat([r.tracks.class_id for r in results], (0,), np.int32),
+               "map_x": pa.array(map_xy[:, 0], from_pandas=True),
+               "map_y": pa.array(map_xy[:, 1], from_pandas=True)}
+    return pa.table(columns, schema=TRACKS_SCHEMA)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> Path:

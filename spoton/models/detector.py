@@ -152,8 +152,14 @@ class NanoDetDetector:
             tensor[0, channel] *= NANODET_INV_STD_BGR[channel]
         return tensor, scale, offset
 
-    def decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw outputs -> boxes in model pixels (x1, y1, x2, y2), best score and class per cell."""
+    def decode(self, outputs: list[np.ndarray], min_score: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw outputs -> boxes in model pixels (x1, y1, x2, y2), score and class per cell.
+
+        The score is the person score when ``config.person_only`` (not only where person is the
+        argmax), else the best class's. Only cells scoring >= ``min_score`` are decoded: the
+        side-distance softmax of every cell costs more than the rest of post-processing.
+        """
         named = dict(zip(self.output_names, outputs))
         boxes, scores, classes = [], [], []
         for centres, stride in self._anchors:
@@ -161,26 +167,24 @@ class NanoDetDetector:
             level = [named[n] for n in self.output_names if int(named[n].shape[1]) == cells]
             cls_scores = next(o for o in level if o.shape[2] != 4 * NANODET_REG_BINS)[0]
             distribution = next(o for o in level if o.shape[2] == 4 * NANODET_REG_BINS)[0]
-            logits = distribution.reshape(cells, 4, NANODET_REG_BINS)
+            if self.config.person_only:
+                score, label = cls_scores[:, PERSON_CLASS_ID], np.full(cells, PERSON_CLASS_ID)
+            else:
+                score, label = cls_scores.max(axis=1), cls_scores.argmax(axis=1)
+            kept = np.flatnonzero(score >= min_score)
+            logits = distribution[kept].reshape(len(kept), 4, NANODET_REG_BINS)
             logits = np.exp(logits - logits.max(axis=2, keepdims=True))
             probs = logits / logits.sum(axis=2, keepdims=True)
             distances = (probs * np.arange(NANODET_REG_BINS, dtype=np.float32)).sum(axis=2) * stride
-            boxes.append(np.column_stack([centres - distances[:, :2], centres + distances[:, 2:]]))
-            classes.append(cls_scores.argmax(axis=1))
-            scores.append(cls_scores.max(axis=1))
+            boxes.append(np.column_stack([centres[kept] - distances[:, :2], centres[kept] + distances[:, 2:]]))
+            scores.append(score[kept])
+            classes.append(label[kept])
         return np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
 
     def detect(self, frame: np.ndarray) -> Detections:
         tensor, scale, offset = self.preprocess(frame)
         outputs = self.session.run(self.output_names, {self.input_name: tensor})
-        boxes, scores, classes = self.decode(outputs)
-        if self.config.person_only:  # the person score, not only when person is the argmax
-            level_scores = [o[0][:, PERSON_CLASS_ID] for o in outputs
-                            if o.shape[2] != 4 * NANODET_REG_BINS]
-            order = [len(c) for c, _ in self._anchors]
-            person = {len(s): s for s in level_scores}
-            scores = np.concatenate([person[n] for n in order])
-            classes = np.zeros_like(classes)
+        boxes, scores, classes = self.decode(outputs, min_score=self.config.score_threshold)
         return postprocess(boxes, scores, classes, scale, offset, frame.shape, self.config)
 
 

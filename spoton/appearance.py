@@ -48,13 +48,16 @@ def embed_tracklets(tracks: pd.DataFrame, frames_of: Callable[[str, int], Iterab
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for camera, camera_crops in crops.groupby("camera"):
-        by_frame = {index: group for index, group in camera_crops.groupby("frame_index")}
-        for frame in frames_of(str(camera), int(max(by_frame)) + 1):
-            boxes = by_frame.get(frame.index)
-            if boxes is None:
+        camera_crops = camera_crops.sort_values("frame_index", kind="mergesort")
+        frame_index = camera_crops["frame_index"].to_numpy()
+        xyxy = camera_crops[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+        tracklet_ids = camera_crops["tracklet_id"].to_numpy()
+        for frame in frames_of(str(camera), int(frame_index[-1]) + 1):
+            first, last = np.searchsorted(frame_index, [frame.index, frame.index + 1])
+            if first == last:
                 continue
-            vectors = embedder.embed(frame.image, boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
-            for tracklet, vector in zip(boxes["tracklet_id"], vectors):
+            vectors = embedder.embed(frame.image, xyxy[first:last])
+            for tracklet, vector in zip(tracklet_ids[first:last], vectors):
                 sums[tracklet] = sums.get(tracklet, 0) + vector
                 counts[tracklet] = counts.get(tracklet, 0) + 1
     means = {t: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32) for t, v in sums.items()}

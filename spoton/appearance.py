@@ -14,7 +14,7 @@ from spoton.models.base import Embedder
 from spoton.video import VideoFrame
 
 # Defaults of the batch pipeline's tracklet appearance (docs/benchmarks.md): 4 crops, each resized to
-# a small person-shaped 64x128 (w x h) MobileNetV2 input, cost ~1/8 of 8 crops at 224x224 and
+# a small person-shaped 64x128 (w x h) MobileNetV2 input, cost ~1/5 of 8 crops at 224x224 and
 # gave the same cross-camera IDF1 (and were less sensitive to the crop count).
 CROPS_PER_TRACKLET = 4
 TRACKLET_CROP_SIZE = (64, 128)

@@ -24,6 +24,18 @@ def test_finds_the_people_on_vtest_frame_100(detector, frame_100):
     assert np.all(np.diff(detections.confidence) <= 0), "sorted by confidence"
 
 
+def test_decoding_only_confident_cells_keeps_exactly_those_cells(detector, frame_100):
+    tensor, _, _ = detector.preprocess(frame_100)
+    outputs = detector.session.run(detector.output_names, {detector.input_name: tensor})
+    every_box, every_score, every_class = detector.decode(outputs)
+    boxes, scores, classes = detector.decode(outputs, min_score=0.2)
+    confident = every_score >= 0.2
+    assert 0 < confident.sum() < len(every_score)
+    np.testing.assert_allclose(boxes, every_box[confident], rtol=1e-6)
+    np.testing.assert_array_equal(scores, every_score[confident])
+    np.testing.assert_array_equal(classes, every_class[confident])
+
+
 def test_nothing_on_a_blank_frame(detector):
     assert len(detector.detect(np.full((480, 640, 3), 127, np.uint8))) == 0
 

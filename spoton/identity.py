@@ -183,7 +183,12 @@ _NO_MATCHES = np.zeros(0, dtype=np.int64)
 
 
 def _match_times(ta: np.ndarray, tb: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (ia, ib) of simultaneous samples: each of ``ta`` to its nearest in ``tb``."""
+    """Index pairs (ia, ib) of simultaneous samples: each of ``ta`` to its nearest in ``tb``.
+
+    Both are sorted; time ranges further apart than ``tol`` (most candidate pairs) return at once.
+    """
+    if tb[0] - ta[-1] > tol or ta[0] - tb[-1] > tol:
+        return _NO_MATCHES, _NO_MATCHES
     j = np.searchsorted(tb, ta)
     lo, hi = np.clip(j - 1, 0, len(tb) - 1), np.clip(j, 0, len(tb) - 1)
     pick = np.where(np.abs(tb[lo] - ta) <= np.abs(tb[hi] - ta), lo, hi)
@@ -221,10 +226,7 @@ def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfi
         stop = np.searchsorted(starts, a.end + config.max_gap_s, side="right")
         for j in order[pos + 1:stop]:
             b = tracklets[j]  # b.start >= a.start
-            if b.start - a.end > config.frame_tolerance_s:  # b starts after a ended: no common instants
-                ia = ib = _NO_MATCHES
-            else:
-                ia, ib = _match_times(a.ts, b.ts, config.frame_tolerance_s)
+            ia, ib = _match_times(a.ts, b.ts, config.frame_tolerance_s)
             cosine = float(emb[i] @ emb[j])
             appearance = 0.0 if np.isnan(cosine) else config.appearance_weight * (
                 cosine - config.appearance_neutral)

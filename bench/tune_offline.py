@@ -1,0 +1,137 @@
+"""How robust `spoton track`'s offline pass is: variants scored over a range of detector score
+thresholds on the development split (vtest frames 0..399 vs the PETS annotation).
+
+    .venv/bin/python bench/tune_offline.py                 # every variant below
+    .venv/bin/python bench/tune_offline.py interaction     # only variants whose name contains it
+
+The online tracks (`spoton track --online-only --calibration ...` at each threshold) are computed
+once and cached; each variant then re-runs only the offline pass (cutting, stitching with
+`spoton.identity`, holes filled, short identities dropped), so a row costs seconds. Cells are
+MOTA / IDF1 / ID switches. Needs the annotation (``../shared/pets``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spoton.appearance import CROPS_PER_TRACKLET, embed_tracklets
+from spoton.artifacts import cache_dir, fetch_sample_video
+from spoton.evaluation import MotBoxes, boxes_from_tracks, evaluate_sequence, iou_matrix
+from spoton.ground_truth import shared_source_ground_truth
+from spoton.identity import IdentityConfig, resolve_global_identities
+from spoton.models.detector import DetectorConfig
+from spoton.pipeline import TrackOptions, track_video
+from spoton.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
+from spoton.video import iter_frames
+
+CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "calibration" / "pets_s2l1_view_001.json"
+THRESHOLDS = (0.18, 0.19, 0.20, 0.21, 0.22, 0.25)
+FPS = 7.0
+STITCH = IdentityConfig(max_gap_s=OfflineConfig().stitch_max_gap_s)  # what clean_camera_tracks uses
+
+
+def online_tracks(threshold: float, frames: int) -> pd.DataFrame:
+    """`spoton track --online-only` at ``threshold`` (cached)."""
+    out = cache_dir() / "tuning" / f"online-{threshold:.2f}-{frames}"
+    if not (out / "tracks.parquet").is_file():
+        options = TrackOptions(detector_config=DetectorConfig(score_threshold=threshold), max_frames=frames,
+                               calibration=CALIBRATION, write_video=False, offline=None)
+        track_video(fetch_sample_video(), out, options)
+    return pd.read_parquet(out / "tracks.parquet")
+
+
+def interaction_pieces(tracks: pd.DataFrame, min_iou: float) -> np.ndarray:
+    """Piece number per row: a track starts a new piece after each run of frames in which its box
+    overlaps another track's by ``min_iou`` (where a tracker swaps people, if it does)."""
+    overlapping = np.zeros(len(tracks), bool)
+    for rows in tracks.groupby("frame_index").indices.values():
+        if len(rows) > 1:
+            iou = iou_matrix(*(2 * [tracks[["x1", "y1", "x2", "y2"]].to_numpy()[rows]]))
+            np.fill_diagonal(iou, 0)
+            overlapping[rows] = iou.max(axis=1) >= min_iou
+    ids = tracks["tracker_id"].to_numpy()
+    order = np.lexsort((tracks["frame_index"].to_numpy(), ids))
+    same = np.r_[False, ids[order][1:] == ids[order][:-1]]
+    run = overlapping[order]
+    ends = same & np.r_[False, run[:-1] & ~run[1:]]  # the first frame after an overlapping run
+    cuts = np.cumsum(ends)
+    pieces = np.empty(len(tracks), np.int64)
+    pieces[order] = cuts - np.maximum.accumulate(np.where(same, 0, cuts))  # cuts since the track began
+    return pieces
+
+
+def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_iou: float | None = None,
+                 missed: int | None = None, max_piece_frames: int | None = None, appearance: bool = False,
+                 stitch: IdentityConfig = STITCH) -> pd.DataFrame:
+    """`clean_camera_tracks` with the tracks optionally cut into pieces and the pieces given appearance."""
+    table = online.rename(columns={"track_id": "tracker_id"}).reset_index(drop=True)
+    piece = np.zeros(len(table), np.int64)
+    if interaction_iou is not None:
+        piece = interaction_pieces(table, interaction_iou)
+    keys = table["tracker_id"].astype(str) + "." + pd.Series(piece).astype(str)
+    if missed is not None or max_piece_frames is not None:
+        keys = keys + "." + pd.Series(tracklet_pieces(keys.to_numpy(), table["frame_index"].to_numpy(),
+                                                      missed, max_piece_frames)).astype(str)
+    boxes = table.assign(tracklet_id=keys, camera="cam", segment="0")
+    vectors = pd.DataFrame({"tracklet_id": pd.Series(dtype=object), "embedding": pd.Series(dtype=object)})
+    if appearance:
+        means, _ = embed_tracklets(boxes, lambda camera, stop: iter(frames[:stop]), embedder, CROPS_PER_TRACKLET)
+        vectors = pd.DataFrame({"tracklet_id": list(means), "embedding": list(means.values())})
+    assignments = resolve_global_identities(boxes, vectors, stitch).assignments
+    stitched = boxes.merge(assignments, on="tracklet_id").rename(columns={"global_id": "track_id"})
+    return fill_and_prune(stitched.drop(columns=["tracklet_id", "camera", "segment"]), "track_id",
+                          "frame_index", FPS, OfflineConfig())
+
+
+VARIANTS = {
+    "default (no cut, geometry only)": {},
+    "stitching min_score 0.3 -> 0.6": dict(stitch=replace(STITCH, min_score=0.6)),
+    "tracks given appearance (4 crops), no cut": dict(appearance=True),
+    "2 s pieces + appearance": dict(max_piece_frames=14, appearance=True),
+    "interaction cut (IoU >= 0.3), geometry only": dict(interaction_iou=0.3),
+    "interaction cut (IoU >= 0.1) + appearance": dict(interaction_iou=0.1, appearance=True),
+    "interaction cut (IoU >= 0.3) + appearance": dict(interaction_iou=0.3, appearance=True),
+    "interaction cut (IoU >= 0.3) + re-acquisition cut + appearance": dict(interaction_iou=0.3, missed=2,
+                                                                           appearance=True),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("only", nargs="*", help="run only variants whose name contains one of these")
+    parser.add_argument("--gt", type=Path, default=shared_source_ground_truth())
+    parser.add_argument("--frames", type=int, default=400)
+    args = parser.parse_args()
+    if args.gt is None:
+        print("no ground truth: give --gt or put ../shared/pets beside the repo", file=sys.stderr)
+        return 2
+    from spoton.models.embedder import build_embedder
+
+    gt = MotBoxes.read_mot(args.gt)
+    scored = np.arange(args.frames)
+    gt = gt.in_frames(scored)
+    online = {threshold: online_tracks(threshold, args.frames) for threshold in THRESHOLDS}
+    frames = list(iter_frames(fetch_sample_video(), stop=args.frames))
+    embedder = build_embedder()
+    print("| offline pass | " + " | ".join(f"score >= {t:.2f}" for t in THRESHOLDS) + " |")
+    print("|---|" + "---|" * len(THRESHOLDS))
+    for name, variant in VARIANTS.items():
+        if args.only and not any(word in name for word in args.only):
+            continue
+        cells = []
+        for threshold in THRESHOLDS:
+            tracks = offline_pass(online[threshold], frames, embedder, **variant)
+            pred = boxes_from_tracks(tracks.rename(columns={"frame_index": "global_frame"}), "track_id")
+            m = evaluate_sequence(gt, pred.in_frames(scored), scored)
+            cells.append(f"{100 * m.mota:.1f} / {100 * m.idf1:.1f} / {m.id_switches}")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -280,3 +280,40 @@ def test_cannot_link_is_checked_between_clusters_not_only_pairs():
     assert gid["a"] == gid["c"] != gid["b"]
     decisions = result.links.set_index(["tracklet_a", "tracklet_b"])["decision"]
     assert decisions[("a", "c")] == "merged" and decisions[("b", "c")] == "refused_cannot_link"
+
+
+def _walk(tracklet_id: str, t0: float, x0: float, vx: float, seconds: float, edge_at: str) -> pd.DataFrame:
+    """One camera's tracklet walking along x at ``vx`` m/s; its box touches the frame's right border
+    at its "end" or "start" (``edge_at``), as someone leaving or entering the view there does."""
+    ts = t0 + np.arange(0, seconds, 1 / FPS)
+    bbox_x = np.linspace(0.5, 0.96, len(ts)) if edge_at == "end" else np.linspace(0.96, 0.5, len(ts))
+    return pd.DataFrame({"camera": "cam1", "segment": "01", "tracklet_id": tracklet_id, "ts": ts,
+                         "map_x": x0 + vx * (ts - t0), "map_y": 5.0, "conf": 0.9,
+                         "x1": 0.0, "y1": 0.0, "x2": 40.0, "y2": 100.0,
+                         "bbox_x": bbox_x, "bbox_y": 0.4, "bbox_w": 0.05, "bbox_h": 0.2})
+
+
+@pytest.mark.parametrize("gap_s, joined", [(2.0, False), (0.5, True)])
+def test_leaving_and_entering_the_view_is_no_geometric_evidence(gap_s, joined):
+    # A walks out at the right border; B walks in there, back the way A came, gap_s later. Seen
+    # from the map alone, B is a U-turn within reach of A (a join scoring ~0.4 without the border
+    # rule); but nothing saw the person in between, so geometry alone must not join over 1 s.
+    leaving = _walk("a", 0.0, 5.0, 1.0, 3.0, edge_at="end")
+    entering = _walk("b", leaving["ts"].max() + gap_s, 8.0, -1.0, 3.0, edge_at="start")
+    no_appearance = pd.DataFrame(columns=["tracklet_id", "embedding"])
+    result = resolve_global_identities(pd.concat([leaving, entering]), no_appearance)
+    assert (result.assignments["global_id"].nunique() == 1) is joined
+    # without the border columns the same boxes are an ordinary occlusion, and geometry joins them
+    plain = pd.concat([leaving, entering]).drop(columns=["bbox_x", "bbox_y", "bbox_w", "bbox_h"])
+    assert resolve_global_identities(plain, no_appearance).assignments["global_id"].nunique() == 1
+
+
+def test_appearance_still_joins_across_the_view_border():
+    leaving = _walk("a", 0.0, 5.0, 1.0, 3.0, edge_at="end")
+    entering = _walk("b", leaving["ts"].max() + 2.0, 8.0, -1.0, 3.0, edge_at="start")
+    same_look = np.ones(8, np.float32) / np.sqrt(8)
+    embeddings = pd.DataFrame({"tracklet_id": ["a", "b"], "embedding": [same_look, same_look]})
+    result = resolve_global_identities(pd.concat([leaving, entering]), embeddings)
+    assert result.assignments["global_id"].nunique() == 1
+    link = result.links.set_index(["tracklet_a", "tracklet_b"]).loc[("a", "b")]
+    assert link["kind"] == "continuation" and link["decision"] == "merged"

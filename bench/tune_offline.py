@@ -90,6 +90,7 @@ def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_io
 
 VARIANTS = {
     "default (no cut, geometry only)": {},
+    "without the view-border rule (before)": dict(stitch=replace(STITCH, view_edge_min_gap_s=float("inf"))),
     "stitching min_score 0.3 -> 0.6": dict(stitch=replace(STITCH, min_score=0.6)),
     "tracks given appearance (4 crops), no cut": dict(appearance=True),
     "2 s pieces + appearance": dict(max_piece_frames=14, appearance=True),
@@ -98,6 +99,8 @@ VARIANTS = {
     "interaction cut (IoU >= 0.3) + appearance": dict(interaction_iou=0.3, appearance=True),
     "interaction cut (IoU >= 0.3) + re-acquisition cut + appearance": dict(interaction_iou=0.3, missed=2,
                                                                            appearance=True),
+    "same, appearance_weight 12 -> 4": dict(interaction_iou=0.3, missed=2, appearance=True,
+                                            stitch=replace(STITCH, appearance_weight=4.0)),
 }
 
 

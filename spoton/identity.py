@@ -75,7 +75,8 @@ class IdentityConfig:
     The view-border rule (``view_edge_margin`` ~8 px of a 768 px frame, ``view_edge_min_gap_s``)
     stopped one camera's stitching from joining a person who left at the border to another who
     came in there 2.2 s later (single-camera IDF1 +1.0 to +1.8 at every score threshold tried);
-    it changes no decision in the pipeline's builds, where appearance decides those links.
+    on both builds of the sample environment every tracklet keeps its global id (appearance and
+    the other cameras decide those people there).
     """
 
     frame_tolerance_s: float = 0.5 / 7

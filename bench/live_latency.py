@@ -30,7 +30,7 @@ import websockets
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-KEY = "bench-admin-key"
+KEY = "bench-admin-key-0123456789"
 
 
 def free_port() -> int:

@@ -49,6 +49,15 @@ class LiveIdentityGallery:
     def __len__(self) -> int:
         return len(self._identities)
 
+    @property
+    def last_issued(self) -> int:
+        """The highest global id handed out so far (0 before the first)."""
+        return self._next_id - 1
+
+    def issued(self, global_id: int) -> bool:
+        """Whether ``global_id`` was ever handed out (it may be out of view or forgotten since)."""
+        return 1 <= global_id <= self.last_issued
+
     def _new_identity(self, map_xy: np.ndarray, ts: float) -> _Identity:
         identity = _Identity(self._next_id, map_xy, ts)
         self._identities[identity.global_id] = identity

@@ -23,21 +23,29 @@ yet taken, and a frame that is replaced before anyone took it is dropped and cou
 
 States: ``starting`` -> ``running`` <-> ``reconnecting``; ``stopped`` (by :meth:`stop` or the end
 of a non-looping file); ``failed`` with ``error`` naming the problem and the fix.
+
+A URI's password never leaves the spec: errors, logs and ``SourceSpec.shown_uri`` carry it
+redacted (:func:`spoton.redact.redact`). A :class:`SourceAllowList` given to :func:`open_source`
+limits ``file`` sources to media roots and streams to listed hosts or networks.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
+import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, get_args
+from urllib.parse import urlsplit
 
 import cv2
 
 from spoton.errors import SpotOnError, VideoError
+from spoton.redact import hide_path, redact
 from spoton.store import ObjectStore, StoreError
 from spoton.video import VideoFrame, VideoInfo, iter_frames, probe
 
@@ -64,14 +72,76 @@ class SourceSpec:
             raise SourceError(f"unknown source kind {self.kind!r}: use one of {list(SOURCE_KINDS)}")
         if not isinstance(self.uri, str) or not self.uri.strip():
             raise SourceError(f"{self.kind} source needs a non-empty uri (a path, store key or URL)")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in self.uri):
+            raise SourceError(f"{self.kind} source uri {self.shown_uri!r} contains a control character "
+                              "(NUL, newline, ...): remove it")
         schemes = _URL_SCHEMES.get(self.kind)
         if schemes and not self.uri.lower().startswith(schemes):
-            raise SourceError(f"{self.kind} source uri {self.uri!r} must start with "
+            raise SourceError(f"{self.kind} source uri {self.shown_uri!r} must start with "
                               f"{' or '.join(schemes)}")
 
     @property
     def is_stream(self) -> bool:
         return self.kind in _URL_SCHEMES
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI as responses and logs show it: any password replaced by ``***``."""
+        return redact(self.uri)
+
+
+@dataclass(frozen=True)
+class SourceAllowList:
+    """What sources may open: ``file`` paths under ``media_roots``, streams on ``hosts``.
+
+    ``hosts`` holds host names (matched exactly, case-insensitive) and IP networks in CIDR form
+    (``10.0.0.0/8``, a lone address too); a name not listed is resolved and every address it
+    resolves to must be in a listed network. ``None`` allows any file or any host.
+    """
+
+    media_roots: tuple[Path, ...] | None = None
+    hosts: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for entry in self.hosts or ():
+            if "/" in entry or _is_ip(entry):
+                ipaddress.ip_network(entry, strict=False)  # ValueError names a malformed entry
+
+    def check(self, spec: SourceSpec) -> None:
+        """Raise SourceError when ``spec`` is outside the allow-list (store keys are always allowed)."""
+        if spec.kind == "file" and self.media_roots is not None:
+            path = Path(spec.uri).resolve()
+            if not any(path.is_relative_to(Path(root).resolve()) for root in self.media_roots):
+                raise SourceError(f"file source {spec.shown_uri!r} is outside the server's media roots: "
+                                  "upload the video, use a store key, or ask the operator to add its "
+                                  "folder to the media roots")
+        if spec.is_stream and self.hosts is not None and not self._host_allowed(urlsplit(spec.uri).hostname):
+            raise SourceError(f"{spec.kind} source {spec.shown_uri!r}: its host is not on the server's "
+                              "source host allow-list: ask the operator to add it")
+
+    def _host_allowed(self, host: str | None) -> bool:
+        if not host:
+            return False
+        names = {entry.lower() for entry in self.hosts if "/" not in entry and not _is_ip(entry)}
+        if host.lower() in names:
+            return True
+        networks = [ipaddress.ip_network(e, strict=False) for e in self.hosts if "/" in e or _is_ip(e)]
+        if not networks:
+            return False
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except (OSError, UnicodeError):
+            return False
+        return bool(addresses) and all(
+            any(ipaddress.ip_address(a.split("%")[0]) in net for net in networks) for a in addresses)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -131,7 +201,7 @@ class LiveSource:
         self.started_monotonic: float | None = None
 
     def __repr__(self) -> str:
-        return (f"LiveSource({self.spec.kind}:{self.spec.uri!r}, state={self.state}, "
+        return (f"LiveSource({self.spec.kind}:{self.spec.shown_uri!r}, state={self.state}, "
                 f"read={self.frames_read}, dropped={self.dropped})")
 
     @property
@@ -218,13 +288,13 @@ class LiveSource:
         try:
             self._reader(self)
         except SpotOnError as exc:  # expected failures (bad URL, corrupt video): the reason only
-            log.warning("source %s failed: %s", self.spec.uri, exc)
-            self.error = str(exc)
+            self.error = redact(str(exc))
+            log.warning("source %s failed: %s", self.spec.shown_uri, self.error)
             self.state = "failed"
             return
         except Exception as exc:  # anything else ends the source too, with its traceback logged
-            log.exception("source %s failed", self.spec.uri)
-            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("source %s failed", self.spec.shown_uri)
+            self.error = redact(f"{type(exc).__name__}: {exc}")
             self.state = "failed"
             return
         if self.state != "failed":
@@ -244,10 +314,11 @@ def _resolve_video(spec: SourceSpec, store: ObjectStore | None) -> Path:
                           "`spoton`'s store or upload it first)") from None
 
 
-def _file_reader(path: Path, info: VideoInfo, realtime: bool, loop: bool):
+def _file_reader(path: Path, name: str, info: VideoInfo, realtime: bool, loop: bool):
+    """Reads ``path``; its errors call it ``name`` (what the client gave), never the server path."""
     period = 1.0 / info.fps
 
-    def read(source: LiveSource) -> None:
+    def play(source: LiveSource) -> None:
         released = 0  # frames released since start, across loops: the realtime clock
         while not source.stopping:
             produced = 0
@@ -262,11 +333,17 @@ def _file_reader(path: Path, info: VideoInfo, realtime: bool, loop: bool):
                 released += 1
                 produced += 1
             if produced == 0:
-                raise VideoError(f"{path}: no frames decoded – the video is empty or corrupt")
+                raise VideoError(f"{name}: no frames decoded – the video is empty or corrupt")
             if not loop:
                 source.wait_until_taken()
                 return
             source.loops += 1
+
+    def read(source: LiveSource) -> None:
+        try:
+            play(source)
+        except VideoError as exc:
+            raise VideoError(hide_path(str(exc), path, name)) from None
 
     return read
 
@@ -277,6 +354,8 @@ def _capture_params(policy: ReconnectPolicy) -> list[int]:
 
 
 def _stream_reader(url: str, policy: ReconnectPolicy):
+    shown = redact(url)
+
     def read(source: LiveSource) -> None:
         failures = 0  # consecutive failed opens / reads since the last good frame
         ever_opened = False
@@ -302,20 +381,20 @@ def _stream_reader(url: str, policy: ReconnectPolicy):
                     capture.release()
                 if source.stopping:
                     return
-                source.error = f"stream {url} ended or stalled for {policy.timeout_s:.0f} s"
+                source.error = f"stream {shown} ended or stalled for {policy.timeout_s:.0f} s"
             else:
                 capture.release()
-                source.error = f"could not open {url}"
+                source.error = f"could not open {shown}"
             failures += 1
             if not ever_opened and failures >= policy.open_attempts:
                 raise SourceError(
-                    f"could not open {source.spec.kind} stream {url} after {failures} tries – check "
+                    f"could not open {source.spec.kind} stream {shown} after {failures} tries – check "
                     "the URL, that the camera/server is up and reachable, and the codec "
                     "(RTSP: H.264/MJPEG; HTTP: multipart/x-mixed-replace JPEG)")
             source.state = "reconnecting"
             source.reconnects += 1
             delay = policy.delay(failures)
-            log.warning("%s: %s; reconnecting in %.1f s", url, source.error, delay)
+            log.warning("%s: %s; reconnecting in %.1f s", shown, source.error, delay)
             if not source.sleep(delay):
                 return
 
@@ -323,18 +402,23 @@ def _stream_reader(url: str, policy: ReconnectPolicy):
 
 
 def open_source(spec: SourceSpec, *, store: ObjectStore | None = None, realtime: bool = True,
-                loop: bool = True, policy: ReconnectPolicy = ReconnectPolicy()) -> LiveSource:
+                loop: bool = True, policy: ReconnectPolicy = ReconnectPolicy(),
+                allow: SourceAllowList | None = None) -> LiveSource:
     """Build a (not yet started) :class:`LiveSource`; call ``start()``.
 
     Files and store objects are probed here, so a missing or non-video input raises
     :class:`SourceError` at once; streams are opened by the reader thread (state ``starting``).
+    ``allow`` (None: anything) refuses files and hosts outside it with a SourceError. Errors name
+    the source by its uri (a store key, the given path), never by the server path it resolved to.
     """
+    if allow is not None:
+        allow.check(spec)
     if spec.is_stream:
         return LiveSource(spec, _stream_reader(spec.uri, policy))
     path = _resolve_video(spec, store)
     try:
         info = probe(path)
     except VideoError as exc:
-        raise SourceError(f"{spec.kind} source {spec.uri!r}: {exc}") from None
-    return LiveSource(spec, _file_reader(path, info, realtime, loop), nominal_fps=info.fps,
+        raise SourceError(f"{spec.kind} source {spec.shown_uri!r}: {hide_path(str(exc), path, 'the video')}") from None
+    return LiveSource(spec, _file_reader(path, spec.shown_uri, info, realtime, loop), nominal_fps=info.fps,
                       frame_size=(info.width, info.height))

@@ -19,12 +19,29 @@ class StoreError(SpotOnError):
     """A key is missing, malformed or escapes the store."""
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
 def check_key(key: str) -> str:
-    """Reject keys that could escape the store root (``..``, absolute paths, empty parts)."""
+    """Reject keys that could escape the store root (``..``, absolute paths, empty parts) or that no
+    file system takes (NUL and other control characters)."""
+    if not isinstance(key, str) or not key or _has_control(key):
+        raise StoreError(f"invalid store key {key!r}: no control characters (NUL, newline); use a "
+                         "relative path like 'env/camera/file.mp4'")
     parts = PurePosixPath(key).parts
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
+    if key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
         raise StoreError(f"invalid store key {key!r}: use a relative path like 'env/camera/file.mp4'")
     return key
+
+
+def check_name(name: str, what: str) -> str:
+    """An environment or camera name: one key part, not hidden, no control characters."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith(".") \
+            or _has_control(name):
+        raise StoreError(f"invalid {what} name {name!r}: use letters, digits, '_' or '-' "
+                         "(no '/', no leading '.', no control characters)")
+    return name
 
 
 class ObjectStore(Protocol):
@@ -69,7 +86,7 @@ class LocalStore:
     def read_bytes(self, key: str) -> bytes:
         path = self._path(key)
         if not path.is_file():
-            raise StoreError(f"no object {key!r} in {self.root}")
+            raise StoreError(f"no object {key!r} in the store")
         return path.read_bytes()
 
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -92,7 +109,7 @@ class LocalStore:
     def local_path(self, key: str) -> Path:
         path = self._path(key)
         if not path.is_file():
-            raise StoreError(f"no object {key!r} in {self.root}")
+            raise StoreError(f"no object {key!r} in the store")
         return path
 
     def delete(self, key: str) -> None:

@@ -20,8 +20,9 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 
+from spoton.redact import install_log_redaction
 from spoton.sample_env import ENV_NAME
 from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
@@ -47,7 +48,7 @@ class SessionBody(BaseModel):
     environment: str = Field(description="an environment of GET /api/v1/environments")
     cameras: dict[str, SourceBody] | None = Field(
         None, description="per camera, its source; omitted: every camera on its first sub-video")
-    tick_rate_hz: float | None = Field(None, description="ticks per second at most (default SPOTON_TICK_RATE)")
+    tick_rate_hz: StrictFloat | None = Field(None, description="ticks per second at most (default SPOTON_TICK_RATE)")
 
 
 def _environment_names(store: LocalStore) -> list[str]:
@@ -65,7 +66,7 @@ def _warm_up(app: FastAPI) -> None:
             from spoton.artifacts import fetch_sample_video
             from spoton.sample_env import build_sample_environment
 
-            readiness.detail = f"building the sample environment {ENV_NAME!r} into {store.root}"
+            readiness.detail = f"building the sample environment {ENV_NAME!r} into the store"
             build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
                                      max_source_frames=settings.sample_max_source_frames)
         readiness.checks["environments"] = _environment_names(store)
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def check_store() -> tuple[bool, str]:
         ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
-        return ok, f"{store.root} {'reachable' if ok else 'missing or not writable'}"
+        return ok, f"store {'reachable' if ok else 'missing or not writable'}"  # never its path
 
     app.state.check_store = check_store
 
@@ -127,7 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
                               status_interval_s=settings.status_interval_s,
-                              resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store))
+                              resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
+                              allow=settings.source_allow_list())
     app.state.sessions = sessions
 
     async def _remote_command(session_id: str, data: dict) -> None:
@@ -227,6 +229,7 @@ def main() -> None:
     """``python -m apps.live_api``: serve on SPOTON_LIVE_HOST:SPOTON_LIVE_PORT (default 127.0.0.1:8000)."""
     import uvicorn
 
+    install_log_redaction()  # camera passwords and ?token= values never reach a log line
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     if not settings.auth.api_keys and not settings.auth.jwt_secret:
@@ -235,4 +238,4 @@ def main() -> None:
         print(f"No SPOTON_API_KEYS / SPOTON_JWT_SECRET set: generated an admin key for this run only:\n"
               f"  {key}\n  overlay page: http://{settings.host}:{settings.port}/?token={key}", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                ws_ping_interval=20, ws_ping_timeout=20)
+                ws_ping_interval=20, ws_ping_timeout=20, ws_max_size=16 * settings.ws_max_message_bytes)

@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 WS_PROTOCOL_PREFIX = "bearer."
+MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than its 256-bit output can be brute-forced
+MIN_API_KEY_CHARS = 16
 
 
 class Role(IntEnum):
@@ -45,10 +47,31 @@ class Principal:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """API keys (key -> role) and an optional JWT secret; empty means nobody gets in."""
+    """API keys (key -> role) and an optional JWT secret; empty means nobody gets in.
+
+    A JWT must carry ``exp``; one that lives longer than ``jwt_max_lifetime_s`` (``exp - iat``, or
+    ``exp - now`` without ``iat``) is refused, and ``aud`` / ``iss`` are checked when configured.
+    """
 
     api_keys: Mapping[str, Role] = field(default_factory=dict)
     jwt_secret: str | None = None
+    jwt_max_lifetime_s: float = 24 * 3600.0
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    def check(self) -> "AuthConfig":
+        """Refuse weak secrets at startup, naming the variable to fix (never the secret itself)."""
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"SPOTON_JWT_SECRET is {len(self.jwt_secret.encode())} bytes: use at least "
+                             f"{MIN_JWT_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)")
+        short = [role.name for key, role in self.api_keys.items() if len(key) < MIN_API_KEY_CHARS]
+        if short:
+            raise ValueError(f"SPOTON_API_KEYS has {len(short)} key(s) shorter than {MIN_API_KEY_CHARS} "
+                             f"characters (roles {sorted(set(short))}): use long random keys "
+                             "(e.g. `openssl rand -hex 16`)")
+        if self.jwt_max_lifetime_s <= 0:
+            raise ValueError("SPOTON_JWT_MAX_LIFETIME_S must be positive")
+        return self
 
     @classmethod
     def parse_api_keys(cls, text: str) -> dict[str, Role]:
@@ -70,14 +93,28 @@ class AuthError(Exception):
         self.detail = detail
 
 
-def issue_jwt(secret: str, subject: str, role: Role | str, ttl_s: float = 3600.0) -> str:
+def issue_jwt(secret: str, subject: str, role: Role | str, ttl_s: float = 3600.0, *,
+              audience: str | None = None, issuer: str | None = None) -> str:
     """Mint an HS256 token (for tests, the bench and operators holding the secret)."""
     import time
 
     role = Role.parse(role) if isinstance(role, str) else role
     now = int(time.time())
-    return jwt.encode({"sub": subject, "role": role.name, "iat": now, "exp": now + int(ttl_s)},
-                      secret, algorithm="HS256")
+    claims = {"sub": subject, "role": role.name, "iat": now, "exp": now + int(ttl_s)}
+    claims.update({k: v for k, v in (("aud", audience), ("iss", issuer)) if v is not None})
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _jwt_principal(token: str, config: AuthConfig) -> Principal:
+    import time
+
+    claims = jwt.decode(token, config.jwt_secret, algorithms=["HS256"], audience=config.jwt_audience,
+                        issuer=config.jwt_issuer, options={"require": ["exp", "sub"]})
+    start = claims.get("iat", time.time())
+    if not isinstance(start, (int, float)) or claims["exp"] - start > config.jwt_max_lifetime_s:
+        raise AuthError(401, f"token lives longer than the server's maximum of "
+                             f"{config.jwt_max_lifetime_s:g} s (exp - iat): get a shorter-lived one")
+    return Principal(subject=str(claims["sub"]), role=Role.parse(str(claims.get("role", ""))))
 
 
 def authenticate_token(token: str | None, config: AuthConfig) -> Principal:
@@ -90,9 +127,7 @@ def authenticate_token(token: str | None, config: AuthConfig) -> Principal:
             return Principal(subject=f"key:{key[:4]}…", role=role)
     if config.jwt_secret and token.count(".") == 2:
         try:
-            claims = jwt.decode(token, config.jwt_secret, algorithms=["HS256"],
-                                options={"require": ["exp", "sub"]})
-            return Principal(subject=str(claims["sub"]), role=Role.parse(str(claims.get("role", ""))))
+            return _jwt_principal(token, config)
         except jwt.ExpiredSignatureError:
             raise AuthError(401, "token expired: get a new one") from None
         except (jwt.InvalidTokenError, ValueError) as exc:

@@ -28,8 +28,8 @@ from spoton.models.base import Detector
 from spoton.processor import CameraSpec, FrameProcessor
 from spoton.records import CameraFrameResult
 from spoton.sample_env import EnvironmentConfig
-from spoton.sources import LiveSource, SourceError, SourceSpec, open_source
-from spoton.store import ObjectStore
+from spoton.sources import LiveSource, SourceAllowList, SourceError, SourceSpec, open_source
+from spoton.store import ObjectStore, StoreError, check_name
 from spoton.tick import TickBuilder
 from spoton.tracking import TrackerConfig
 
@@ -156,6 +156,10 @@ class LiveSession:
         self.metrics.forget_session(self.id)
 
     def apply(self, command: Command) -> None:
+        """Apply a command; CommandError for a target id this session never handed out."""
+        if command.type == "set_target_id" and not self.gallery.issued(command.target_id):
+            raise CommandError(f"no global id {command.target_id} in session {self.id}: it has handed out "
+                               f"ids 1..{self.gallery.last_issued} so far (see the ticks' global_id)")
         with self._lock:
             if command.type == "set_target_id":
                 self.selected_target_id = command.target_id
@@ -176,7 +180,7 @@ class LiveSession:
             result = self._latest.get(name)
             cameras[name] = {
                 "state": source.state, "error": source.error,
-                "source": {"kind": source.spec.kind, "uri": source.spec.uri},
+                "source": {"kind": source.spec.kind, "uri": source.spec.shown_uri},
                 "frames_read": source.frames_read, "dropped_frames": source.dropped,
                 "source_fps": round(source.fps, 2),
                 "frame_index": None if result is None else result.frame_index,
@@ -310,7 +314,7 @@ class SessionManager:
     def __init__(self, store: ObjectStore, detector_factory: Callable[[], Detector], fanout: Fanout,
                  metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
                  status_interval_s: float = 1.0, realtime_sources: bool = True,
-                 resolve_upload: Callable[[str], str] | None = None):
+                 resolve_upload: Callable[[str], str] | None = None, allow: SourceAllowList | None = None):
         self.store = store
         self.detector_factory = detector_factory
         self.fanout = fanout
@@ -321,16 +325,24 @@ class SessionManager:
         self.status_interval_s = status_interval_s
         self.realtime_sources = realtime_sources
         self.resolve_upload = resolve_upload
+        self.allow = allow  # what sources may open (None: anything)
         self.sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
     def environment(self, name: str) -> EnvironmentConfig:
-        if "/" in name or name.startswith("."):
-            raise SessionError(404, f"unknown environment {name!r}")
+        """The environment's config; errors name it, never the store's paths."""
+        unknown = SessionError(404, f"unknown environment {name!r}: list them with GET /api/v1/environments")
+        try:
+            if not self.store.exists(f"{check_name(name, 'environment')}/environment.json"):
+                raise unknown
+        except StoreError:
+            raise unknown from None
         try:
             return load_environment_from_store(self.store, name)
         except SpotOnError as exc:
-            raise SessionError(404, f"unknown environment {name!r}: {exc}") from None
+            log.error("environment %s cannot be loaded: %s", name, exc)
+            raise SessionError(422, f"environment {name!r} cannot be loaded on this server (its files "
+                                    "are incomplete or invalid; the server log says why)") from None
 
     def default_source(self, environment: str, camera: str) -> SourceSpec:
         keys = sorted(self.store.list_keys(f"{environment}/{camera}/"))
@@ -362,7 +374,8 @@ class SessionManager:
                         if self.resolve_upload is None:
                             raise SessionError(422, "uploads are not available on this instance")
                         spec = SourceSpec("upload", self.resolve_upload(spec.uri))
-                    opened[cam] = open_source(spec, store=self.store, realtime=self.realtime_sources)
+                    opened[cam] = open_source(spec, store=self.store, realtime=self.realtime_sources,
+                                              allow=self.allow)
             except SourceError as exc:  # an UploadError carries its own status (404 unknown id)
                 raise SessionError(getattr(exc, "status", 422), f"camera {cam}: {exc}") from None
             cameras = [self._camera_spec(env, cam) for cam in specs]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 from apps.live_api.auth import AuthConfig
+from spoton.sources import SourceAllowList
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,6 +18,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(env.get(name, default))
     except ValueError:
         raise ValueError(f"{name}={env[name]!r} is not a number") from None
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    """A comma-separated variable; None when it is unset (the default applies)."""
+    if name not in env:
+        return None
+    return tuple(item.strip() for item in env[name].split(",") if item.strip())
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -43,7 +51,12 @@ class Settings:
     default_tick_rate_hz: float = 10.0
     max_tick_rate_hz: float = 30.0
     client_queue_size: int = 8  # ticks buffered per WebSocket client; older ones are dropped
-    commands_per_second: float = 10.0  # per connection, burst of twice that
+    commands_per_second: float = 10.0  # per token (all its connections), burst of twice that
+    ws_max_clients: int = 256  # WebSocket connections on this instance
+    ws_max_clients_per_session: int = 32
+    ws_max_message_bytes: int = 4096  # a bigger command gets an error reply
+    media_roots: tuple[Path, ...] | None = None  # file sources: None = the store and the project's data/
+    source_hosts: tuple[str, ...] | None = None  # rtsp/http sources: names or CIDR networks; None = any
     status_interval_s: float = 1.0
     ort_threads: int = 1
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -56,7 +69,10 @@ class Settings:
         return cls(
             store_root=Path(env.get("SPOTON_STORE", var / "store")),
             auth=AuthConfig(api_keys=AuthConfig.parse_api_keys(env.get("SPOTON_API_KEYS", "")),
-                            jwt_secret=env.get("SPOTON_JWT_SECRET") or None),
+                            jwt_secret=env.get("SPOTON_JWT_SECRET") or None,
+                            jwt_max_lifetime_s=_float(env, "SPOTON_JWT_MAX_LIFETIME_S", 86400.0),
+                            jwt_audience=env.get("SPOTON_JWT_AUDIENCE") or None,
+                            jwt_issuer=env.get("SPOTON_JWT_ISSUER") or None),
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("SPOTON_REDIS_PREFIX", "spoton"),
             cors_origins=tuple(o.strip() for o in env.get("SPOTON_CORS_ORIGINS", "").split(",") if o.strip()),
@@ -69,6 +85,12 @@ class Settings:
             max_tick_rate_hz=_float(env, "SPOTON_MAX_TICK_RATE", 30.0),
             client_queue_size=_int(env, "SPOTON_CLIENT_QUEUE", 8),
             commands_per_second=_float(env, "SPOTON_COMMANDS_PER_S", 10.0),
+            ws_max_clients=_int(env, "SPOTON_WS_MAX_CLIENTS", 256),
+            ws_max_clients_per_session=_int(env, "SPOTON_WS_MAX_CLIENTS_PER_SESSION", 32),
+            ws_max_message_bytes=_int(env, "SPOTON_WS_MAX_MESSAGE_BYTES", 4096),
+            media_roots=(None if (roots := _list(env, "SPOTON_MEDIA_ROOTS")) is None
+                         else tuple(Path(r) for r in roots)),
+            source_hosts=_list(env, "SPOTON_SOURCE_HOSTS"),
             ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
         )
 
@@ -82,4 +104,19 @@ class Settings:
                              f"SPOTON_MAX_TICK_RATE ({self.max_tick_rate_hz})")
         if self.client_queue_size < 1:
             raise ValueError("SPOTON_CLIENT_QUEUE must be >= 1")
+        if min(self.ws_max_clients, self.ws_max_clients_per_session, self.ws_max_message_bytes) < 1:
+            raise ValueError("SPOTON_WS_MAX_CLIENTS, SPOTON_WS_MAX_CLIENTS_PER_SESSION and "
+                             "SPOTON_WS_MAX_MESSAGE_BYTES must be >= 1")
+        self.auth.check()
+        self.source_allow_list()  # a malformed SPOTON_SOURCE_HOSTS entry fails here, at startup
         return self
+
+    def source_allow_list(self) -> SourceAllowList:
+        """What session sources may open: files under the media roots (default: the store and the
+        project's ``data/``), streams on ``source_hosts`` (default: any host)."""
+        roots = self.media_roots if self.media_roots is not None else (self.store_root, REPO_ROOT / "data")
+        try:
+            return SourceAllowList(media_roots=tuple(roots), hosts=self.source_hosts)
+        except ValueError as exc:
+            raise ValueError(f"SPOTON_SOURCE_HOSTS: {exc} (use host names or CIDR networks, "
+                             "e.g. 'cam1.local,10.0.0.0/8')") from None

@@ -39,6 +39,7 @@ from fastapi.concurrency import run_in_threadpool
 from apps.live_api.auth import Principal, Role, require_role
 from apps.live_api.media import media_url
 from spoton.errors import SpotOnError, VideoError
+from spoton.redact import hide_path
 from spoton.sources import SourceError
 from spoton.store import ObjectStore, StoreError
 from spoton.video import VideoInfo, iter_frames, probe, sample_indices
@@ -155,7 +156,7 @@ def check_video(path: Path, config: UploadConfig) -> tuple[VideoInfo, str]:
     try:
         info = probe(path)
     except VideoError as exc:
-        raise UploadError(415, f"the upload is not a usable video: {exc}") from None
+        raise UploadError(415, f"the upload is not a usable video: {hide_path(str(exc), path, 'the upload')}") from None
     extension = sniff_container(path)
     if extension is None:
         raise UploadError(415, f"unsupported container ({info.codec} video in an unrecognised "

@@ -21,7 +21,7 @@ import websockets
 from spoton.sample_env import ENV_NAME, build_sample_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-KEYS = {"admin": "test-admin-key", "operator": "test-operator-key", "viewer": "test-viewer-key"}
+KEYS = {"admin": "test-admin-key-0123", "operator": "test-operator-key-0123", "viewer": "test-viewer-key-0123"}
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
 SAMPLE_SOURCE_FRAMES = 48
 

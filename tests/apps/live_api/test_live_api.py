@@ -159,13 +159,16 @@ def test_commands_bad_commands_and_roles(live_server, session):
                 error = await next_message(ws, "error")
                 assert error["code"] == 400 and words in error["detail"], (bad, error)
             tick = await next_message(ws, "tick")  # still open, still ticking
-            target = max(t["global_id"] for c in tick["cameras"].values() for t in c["tracks"]) + 100
+            target = max(t["global_id"] for c in tick["cameras"].values() for t in c["tracks"])
             await ws.send(json.dumps({"type": "set_mode", "mode": "manual"}))
             await next_message(ws, "ack")
+            await ws.send(json.dumps({"type": "set_target_id", "target_id": target + 10**6}))
+            error = await next_message(ws, "error")  # an id the session never handed out
+            assert error["code"] == 404 and "no global id" in error["detail"]
             await ws.send(json.dumps({"type": "set_target_id", "target_id": target}))
             assert (await next_message(ws, "ack"))["command"] == "set_target_id"
             tick = await next_message(ws, "tick", where=lambda m: m["selected_target_id"] == target)
-            assert tick["mode"] == "manual"  # manual mode keeps a target even while it is not visible
+            assert tick["mode"] == "manual"
             await ws.send(json.dumps({"type": "clear_target"}))
             await next_message(ws, "ack")
             await next_message(ws, "tick", where=lambda m: m["selected_target_id"] is None)
@@ -189,7 +192,7 @@ def test_commands_bad_commands_and_roles(live_server, session):
             assert tick["seq"] >= seq_at_pause
 
             replies = []
-            for _ in range(40):  # commands are rate-limited per connection
+            for _ in range(40):  # commands are rate-limited per token
                 await ws.send(json.dumps({"type": "clear_target"}))
             while len(replies) < 40:
                 message = json.loads(await asyncio.wait_for(ws.recv(), 10))

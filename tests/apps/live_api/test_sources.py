@@ -2,6 +2,7 @@
 (GStreamer) and a real HTTP MJPEG server on loopback, both stopped and restarted."""
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from live_api_server import live_server, live_store  # noqa: F401 (fixtures)
 from live_servers import h264_clip, mjpeg_server, rtsp_server, sample_jpegs  # noqa: F401 (fixtures)
 
-from spoton.sources import ReconnectPolicy, SourceError, SourceSpec, open_source
+from spoton.sources import ReconnectPolicy, SourceAllowList, SourceError, SourceSpec, open_source
 from spoton.store import LocalStore
 from spoton.video import iter_frames
 
@@ -149,6 +150,60 @@ def test_unreachable_stream_fails_with_the_reason(started):
     source = started(open_source(SourceSpec("rtsp", url), policy=FAST_RETRY))
     wait_for(lambda: source.state == "failed", 20, "state 'failed'")
     assert "could not open rtsp stream" in source.error and "check the URL" in source.error
+
+
+
+def test_stream_with_a_password_never_shows_it(started, caplog):
+    from live_servers import free_port
+
+    url = f"rtsp://camuser:S3cretPass@127.0.0.1:{free_port()}/stream"
+    spec = SourceSpec("rtsp", url)
+    assert spec.uri == url and spec.shown_uri == url.replace("S3cretPass", "***")
+    with caplog.at_level(logging.DEBUG, logger="spoton.sources"):
+        source = started(open_source(spec, policy=FAST_RETRY))
+        wait_for(lambda: source.state == "failed", 20, "state 'failed'")
+    assert "camuser:***@127.0.0.1" in source.error and "camuser:***@" in repr(source)
+    assert caplog.records and all("S3cretPass" not in r.getMessage() for r in caplog.records)
+    for bad in ("rtsp://camuser:S3cretPass@host/a\x00b", "http://camuser:S3cretPass@host/x"):
+        with pytest.raises(SourceError) as info:
+            SourceSpec("rtsp", bad)
+        assert "S3cretPass" not in str(info.value) and "camuser:***@" in str(info.value)
+
+
+def test_allow_list_limits_files_to_media_roots_and_streams_to_hosts(sample_video, tmp_path):
+    store = LocalStore(tmp_path / "store")
+    allow = SourceAllowList(media_roots=(store.root, sample_video.parent),
+                            hosts=("cam1.example", "127.0.0.0/8", "::1"))
+    assert open_source(SourceSpec("file", str(sample_video)), allow=allow).spec.uri == str(sample_video)
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(b"x" * 1234)
+    for uri in (str(outside), "/etc/passwd", str(store.root / ".." / "secret.bin")):
+        with pytest.raises(SourceError, match="outside the server's media roots") as info:
+            open_source(SourceSpec("file", uri), allow=allow)
+        assert "1234" not in str(info.value)
+    for uri in ("rtsp://cam1.example/s", "rtsp://u:p@127.0.0.1:8554/s", "http://[::1]:8080/x.mjpg",
+                "http://localhost/x.mjpg"):  # localhost resolves into 127.0.0.0/8 (and ::1)
+        SourceAllowList(hosts=allow.hosts).check(SourceSpec(uri.split(":")[0], uri))
+    for uri in ("rtsp://cam2.example/s", "rtsp://10.1.2.3/s", "http://u:pw@192.168.0.9/x.mjpg"):
+        with pytest.raises(SourceError, match="not on the server's source host allow-list") as info:
+            open_source(SourceSpec(uri.split(":")[0], uri), allow=allow)
+        assert "pw@" not in str(info.value)
+    SourceAllowList().check(SourceSpec("rtsp", "rtsp://anywhere.example/s"))  # the default: any host
+    with pytest.raises(ValueError):
+        SourceAllowList(hosts=("10.0.0.0/33",))
+
+
+def test_source_errors_name_the_key_not_the_server_path(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes("env/cam1/sub_video_01.mp4", b"not a video, 28 bytes long.")
+    with pytest.raises(SourceError) as info:
+        open_source(SourceSpec("store", "env/cam1/sub_video_01.mp4"), store=store)
+    message = str(info.value)
+    assert "not a readable video" in message and "'env/cam1/sub_video_01.mp4'" in message
+    assert str(tmp_path) not in message and "bytes)" not in message
+    with pytest.raises(SourceError) as info:
+        open_source(SourceSpec("store", "env/cam1/missing.mp4"), store=store)
+    assert str(tmp_path) not in str(info.value)
 
 
 @pytest.mark.integration

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import secrets
@@ -18,11 +19,13 @@ from typing import Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictFloat
 
-from spoton.redact import install_log_redaction
+from spoton.redact import install_log_redaction, redact
 from spoton.sample_env import ENV_NAME
 from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
@@ -148,6 +151,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
                            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length"])
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, with any camera password it quotes from the body redacted."""
+        return JSONResponse({"detail": json.loads(redact(json.dumps(jsonable_encoder(exc.errors()))))},
+                            status_code=422)
 
     @app.exception_handler(SessionError)
     async def session_error(_: Request, exc: SessionError) -> JSONResponse:

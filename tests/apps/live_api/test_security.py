@@ -81,7 +81,10 @@ def test_camera_password_is_redacted_in_responses_logs_and_metrics(server):
             "cam1": {"kind": "rtsp", "uri": uri.replace("rtsp://", "http://")}}})
         seen.append(refused.text)
         client.delete(f"/api/v1/sessions/{sid}")
-    assert refused.status_code == 422
+        malformed = client.post("/api/v1/sessions", json={"environment": "pets_s2l1", "cameras": {"cam1": uri}})
+        seen.append(malformed.text)
+    assert refused.status_code == 422 and malformed.status_code == 422
+    assert "camuser:***@" in malformed.text  # FastAPI's validation error quotes the input, redacted
     log = full_log(server)
     assert "camuser:***@127.0.0.1" in log  # the failure was logged, redacted
     for text in seen + [log]:

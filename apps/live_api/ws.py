@@ -1,7 +1,7 @@
 """WebSocket ``/ws/sessions/{id}``: ticks and status out, commands in.
 
-Checked before the upgrade: a browser's ``Origin`` must be on the CORS allow-list when one is
-configured (403; no Origin header means a non-browser client), the token (viewer to watch; 401/403),
+Checked before the upgrade: a browser's ``Origin`` must be the API's own (the overlay page) or on
+the CORS allow-list when one is configured (403; no Origin header means a non-browser client), the token (viewer to watch; 401/403),
 and the connection caps per session and per instance (429). Commands need operator and are
 rate-limited per token, across all of its connections (token bucket). A malformed, binary,
 too large, deeply nested, unknown, forbidden or too-frequent command, or a ``set_target_id`` for
@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
@@ -48,7 +49,9 @@ class TokenBucket:
 
 def _token_bucket(app, token: str | None) -> TokenBucket:
     """The command bucket of one token, shared by all of its connections on this instance."""
-    buckets: OrderedDict[str, TokenBucket] = app.state.__dict__.setdefault("command_buckets", OrderedDict())
+    buckets: OrderedDict[str, TokenBucket] | None = getattr(app.state, "command_buckets", None)
+    if buckets is None:  # one event loop: no race between this check and the assignment
+        buckets = app.state.command_buckets = OrderedDict()
     key = hashlib.sha256((token or "").encode()).hexdigest()
     bucket = buckets.get(key)
     if bucket is None:
@@ -65,7 +68,8 @@ def _refusal(websocket: WebSocket, session_id: str) -> JSONResponse | None:
     settings = websocket.app.state.settings
     origin = websocket.headers.get("origin")
     allowed = settings.cors_origins
-    if origin is not None and allowed and origin not in allowed and "*" not in allowed:
+    same_origin = origin is not None and urlsplit(origin).netloc == websocket.headers.get("host")
+    if origin is not None and allowed and not same_origin and origin not in allowed and "*" not in allowed:
         return JSONResponse({"detail": f"origin {origin!r} is not allowed: add it to SPOTON_CORS_ORIGINS"},
                             status_code=403)
     hub = websocket.app.state.hub
@@ -87,8 +91,9 @@ def _command_text(message: dict, max_bytes: int) -> str:
     if text is None:
         raise CommandError("binary frames are not commands: send a JSON text frame such as "
                            '{"type": "pause"}')
-    if len(text.encode()) > max_bytes:
-        raise CommandError(f"command of {len(text.encode())} bytes is over the {max_bytes}-byte limit: "
+    size = len(text.encode())
+    if size > max_bytes:
+        raise CommandError(f"command of {size} bytes is over the {max_bytes}-byte limit: "
                            "send a small JSON object such as {\"type\": \"pause\"}")
     return text
 

@@ -161,6 +161,7 @@ def test_origin_is_checked_against_the_cors_list(server, session):
         assert await upgrade_status(url, origin="http://evil.example") == 403
         assert await upgrade_status(url, origin=GOOD_ORIGIN) == 101
         assert await upgrade_status(url) == 101  # no Origin: not a browser
+        assert await upgrade_status(url, origin=server.base) == 101  # the overlay page, same origin
     asyncio.run(run())
 
 

@@ -1,8 +1,8 @@
 """WebSocket ``/ws/sessions/{id}``: ticks and status out, commands in.
 
-Checked before the upgrade: a browser's ``Origin`` must be the API's own (the overlay page) or on
-the CORS allow-list when one is configured (403; no Origin header means a non-browser client), the token (viewer to watch; 401/403),
-and the connection caps per session and per instance (429). Commands need operator and are
+Checked before the upgrade: the token (viewer to watch; 401/403), a browser's ``Origin`` (the
+API's own, i.e. the overlay page, or one on the CORS allow-list when one is configured; 403; no
+Origin header means a non-browser client) and the connection caps per session and per instance (429). Commands need operator and are
 rate-limited per token, across all of its connections (token bucket). A malformed, binary,
 too large, deeply nested, unknown, forbidden or too-frequent command, or a ``set_target_id`` for
 an id the session never handed out, gets an ``{"type": "error", ...}`` reply and the connection

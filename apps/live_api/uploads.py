@@ -11,7 +11,9 @@ that extracts frames (JPEG, every ``frame_interval_s``), a thumbnail and the vid
 - Accepted videos go to ``uploads/{id}/video.{ext}`` and a job record ``uploads/{id}/upload.json``
   (state ``queued``) answers ``202``. One worker thread runs jobs in order: ``processing``, then
   ``done`` with ``frames/NNNNNN.jpg``, ``thumbnail.jpg`` and metadata, or ``failed`` with the
-  reason (e.g. a file that decodes only part of what its header declares: truncated).
+  reason (e.g. a file whose decoding stops with an error before the end of its stream: truncated).
+  Container frame counts are estimates (a valid MKV cut with ``-c copy`` declares more frames than
+  it has), so truncation is judged by ffmpeg decoding the whole stream without error, not by counts.
 - Job state lives in memory and in the JSON record in the store, so it survives a restart: a new
   service re-queues the jobs it finds ``queued`` or ``processing``.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import tempfile
 import threading
 import time
@@ -41,10 +44,9 @@ from apps.live_api.media import media_url
 from spoton.errors import SpotOnError, VideoError
 from spoton.sources import SourceError
 from spoton.store import ObjectStore, StoreError
-from spoton.video import VideoInfo, iter_frames, probe, sample_indices
+from spoton.video import VideoInfo, _ffmpeg_exe, iter_frames, probe, sample_indices
 
 UPLOAD_PREFIX = "uploads"
-MIN_DECODED_FRACTION = 0.95  # fewer decodable frames than this share of the declared ones: truncated
 _ID = re.compile(r"^[0-9a-f]{32}$")
 # (magic bytes at offset, offset, extension); ISO-BMFF (MP4/MOV) has 'ftyp' at byte 4
 _CONTAINERS = ((b"ftyp", 4, "mp4"), (b"RIFF", 0, "avi"), (b"\x1a\x45\xdf\xa3", 0, "mkv"))
@@ -148,6 +150,24 @@ def sniff_container(path: Path) -> str | None:
         if head[offset:offset + len(magic)] == magic:
             return extension
     return None
+
+
+def decode_errors(path: Path, timeout_s: float) -> str:
+    """What ffmpeg reports while decoding the whole video stream ('' when it reaches the end cleanly).
+
+    The messages lose ffmpeg's ``[demuxer @ 0x...]`` prefixes and any file path (they go to clients).
+    """
+    try:
+        result = subprocess.run([_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-threads", "1",
+                                 "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+                                capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"decoding took over {timeout_s:.0f} s"
+    lines = [re.sub(r"^(\[[^]]*\]\s*)+", "", line).replace(str(path), "<video>")
+             for line in result.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    if not lines and result.returncode != 0:
+        lines = [f"ffmpeg exited with {result.returncode}"]
+    return "; ".join(dict.fromkeys(lines))[:300]
 
 
 def check_video(path: Path, config: UploadConfig) -> tuple[VideoInfo, str]:
@@ -265,9 +285,10 @@ class UploadService:
                 self.store.write_bytes(key, _jpeg(frame.image, quality))
                 frames.append(ExtractedFrame(index=frame.index, ts=round(frame.ts, 6), key=key))
         record = replace(record, frames=tuple(frames), thumbnail_key=thumbnail_key)
-        if decoded < MIN_DECODED_FRACTION * info.frame_count:
-            raise VideoError(f"only {decoded} of the {info.frame_count} frames the header declares "
-                             "decode: the video is truncated or corrupt; upload it again")
+        errors = decode_errors(path, timeout_s=max(60.0, 4 * info.duration_s))
+        if errors:
+            raise VideoError(f"decoding stopped before the end of the stream after {decoded} frames "
+                             f"({errors}): the video is truncated or corrupt; upload it again")
         metadata = {**_metadata(info), "frame_count": decoded, "duration_s": decoded / info.fps}
         return replace(record, video=metadata)
 

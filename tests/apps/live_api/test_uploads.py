@@ -111,12 +111,43 @@ def test_truncated_mp4_with_index_first_fails_its_job_with_the_reason(client, cl
     assert response.status_code == 202, response.text
     failed = wait_state(client, response.json()["id"])
     assert failed["state"] == "failed" and "truncated" in failed["error"]
+    assert "partial file" in failed["error"] and "/" not in failed["error"]  # ffmpeg's reason, no path
     assert failed["seen"][-1] == "failed"
     frames = client.get(failed["frames_url"], headers=VIEWER)
     assert frames.status_code == 409 and "truncated" in frames.json()["detail"]
     assert store.list_keys(f"uploads/{failed['id']}/frames/") == []  # partial output removed
     with pytest.raises(UploadError, match="failed"):
         resolve_upload(failed["id"], store)
+
+
+@pytest.fixture(scope="module")
+def short_mkv(clip, tmp_path_factory):
+    """The first 2 s of the clip remuxed into MKV: its header declares 24 frames, 22 decode."""
+    path = tmp_path_factory.mktemp("mkv") / "ok.mkv"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(clip), "-t", "2",
+                    "-c", "copy", str(path)], check=True)
+    return path
+
+
+def test_valid_short_mkv_whose_header_overcounts_is_accepted(client, short_mkv):
+    """Bug 7: container frame counts are estimates; decoding to the end without error is what counts."""
+    response = upload(client, short_mkv.read_bytes(), filename="ok.mkv")
+    assert response.status_code == 202, response.text
+    assert response.json()["video"]["frame_count"] > 22  # the header's estimate
+    done = wait_state(client, response.json()["id"])
+    assert done["state"] == "done", done
+    assert done["video_key"].endswith("/video.mkv") and done["video"]["frame_count"] == 22
+    assert done["frame_count_extracted"] == 3  # frames 0, 10, 20
+
+
+def test_truncated_mkv_fails_its_job_with_the_reason(client, short_mkv, store):
+    data = short_mkv.read_bytes()
+    response = upload(client, data[: len(data) * 2 // 3])
+    assert response.status_code == 202, response.text
+    failed = wait_state(client, response.json()["id"])
+    assert failed["state"] == "failed" and "truncated" in failed["error"]
+    assert "File ended prematurely" in failed["error"] and "/" not in failed["error"]  # no server path
+    assert store.list_keys(f"uploads/{failed['id']}/frames/") == []
 
 
 def test_oversize_is_413_by_declared_length_and_while_streaming(client, store):

@@ -20,6 +20,7 @@ from live_servers import ADMIN, OPERATOR, VIEWER, free_port, routers_app
 
 from apps.live_api.media import media_url
 from apps.live_api.uploads import UploadConfig, UploadError, UploadRecord, UploadService, resolve_upload
+from spoton.sources import SourceError, SourceSpec, open_source
 from spoton.store import LocalStore
 from spoton.video import encode_h264, iter_frames
 
@@ -125,8 +126,10 @@ def test_truncated_mp4_with_index_first_fails_its_job_with_the_reason(client, cl
     assert failed["video_url"] is None and failed["thumbnail_url"] is None
     assert client.get(media_url(failed["video_key"]), headers=VIEWER).status_code == 404
     assert client.get(media_url(f"uploads/{failed['id']}/thumbnail.jpg"), headers=VIEWER).status_code == 404
-    with pytest.raises(UploadError, match="failed"):
+    with pytest.raises(UploadError, match="failed"):  # a session camera {"kind": "upload"}
         resolve_upload(failed["id"], store)
+    with pytest.raises(SourceError, match="no object"):  # nor by its store key
+        open_source(SourceSpec("store", failed["video_key"]), store=store)
 
 
 @pytest.fixture(scope="module")

@@ -237,6 +237,8 @@ class UploadService:
             except (ValueError, TypeError, StoreError):
                 continue  # not a record this version wrote: leave it alone
             self._records[record.id] = record
+            if record.state == "failed":  # an older version kept a failed upload's media
+                self._remove(record.id, keep_record=True)
             if record.state in ("queued", "processing"):
                 self._save(replace(record, state="queued"))
                 self._executor.submit(self._process, record.id)

@@ -271,6 +271,19 @@ def test_interrupted_job_resumes_after_restart(clip, store):
     assert json.loads(store.read_bytes(record.record_key))["state"] == "done"
 
 
+def test_a_failed_upload_left_with_its_video_loses_it_on_restart(clip, store):
+    upload_id = "fedcba9876543210fedcba9876543210"
+    store.upload_file(clip, f"uploads/{upload_id}/video.mp4")
+    record = UploadRecord(id=upload_id, state="failed", filename="clip.mp4", size_bytes=clip.stat().st_size,
+                          video_key=f"uploads/{upload_id}/video.mp4", created_unix=time.time(),
+                          frame_interval_s=1.0, error="truncated")
+    store.write_bytes(record.record_key, json.dumps(record.to_json()).encode())
+    service = UploadService(store, CONFIG)
+    service.close()
+    assert store.list_keys("uploads/") == [record.record_key]
+    assert service.get(upload_id).state == "failed" and service.used_bytes() == 0
+
+
 @pytest.mark.integration
 def test_a_session_plays_an_upload(live_server, clip):
     """Through the real API: upload, wait for the job, then a session camera on the upload id."""

@@ -27,8 +27,9 @@ that extracts frames (JPEG, every ``frame_interval_s``), a thumbnail and the vid
 - Job state lives in memory and in the JSON record in the store, so it survives a restart: a new
   service re-queues the jobs it finds ``queued`` or ``processing``.
 
-Roles: admin uploads, operator deletes, viewer reads. The routes find the service on ``app.state.uploads`` and
-create it on first use from ``app.state.store``; ``UploadService.for_app(app)`` does it eagerly.
+Roles: admin uploads, operator deletes, viewer reads. The routes find the service on
+``app.state.uploads`` and create it on first use from ``app.state.store``;
+``UploadService.for_app(app)`` does it eagerly.
 """
 from __future__ import annotations
 

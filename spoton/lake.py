@@ -39,7 +39,11 @@ class ParquetLake:
         key = partition_key(table_name, environment, segment)
         buffer = io.BytesIO()
         pq.write_table(_with_partition_columns(table, environment, segment), buffer, compression="zstd")
-        self.store.write_bytes(key, buffer.getvalue())
+        try:
+            self.store.write_bytes(key, buffer.getvalue())
+        except StoreError as exc:
+            raise StoreError(f"{table_name} partition {environment}{'/' + segment if segment else ''} "
+                             f"was not written: {exc}") from exc
         return key
 
     def read(self, table_name: str, environment: str, segment: str | None = None) -> pa.Table:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spoton.records import CameraFrameResult
+from spoton.store import StoreError
 
 _BOX_FIELDS = [
     pa.field("x1", pa.float32()), pa.field("y1", pa.float32()),
@@ -113,13 +114,21 @@ def tracks_table(results: Iterable[CameraFrameResult]) -> pa.Table:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
-    """Write to a temporary file beside ``path`` and rename: readers never see a partial file."""
+    """Write to a temporary file beside ``path``, flush it to disk and rename: readers never see a
+    partial file, and a failed write (a full disk) leaves the previous file as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        name = (table.schema.metadata or {}).get(b"spoton.table", b"table").decode()
+        raise StoreError(f"could not write the {name} Parquet file {path.name}: {exc.strerror or exc}; "
+                         "the previous file (if any) is unchanged") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -2,13 +2,22 @@
 
 Keys are ``/``-separated paths relative to the store root, e.g.
 ``pets_s2l1/cam1/sub_video_01.mp4``. Writes are atomic: a temporary file renamed
-into place locally, a single PUT on S3, so a reader never sees half an object.
+into place locally (removed again when the write fails, e.g. on a full disk), a single PUT
+on S3 (or, for large files, a multipart upload, which S3 shows only once it completes), so
+a reader never sees half an object.
+
+S3 calls go through a client made by :func:`s3_client`: retries with exponential backoff
+(botocore "standard" or "adaptive" mode) and connect/read timeouts, so an S3 server that
+restarts for a few seconds delays a call instead of failing it, and a dead one fails it
+within a bounded time rather than hanging.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -56,6 +65,33 @@ class ObjectStore(Protocol):
     def uri(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class S3Retry:
+    """How an S3 client retries and how long it waits; the defaults ride out a restart of ~30 s."""
+
+    max_attempts: int = 10  # the first call included
+    mode: str = "standard"  # or "adaptive" (also rate-limits the client when throttled)
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+
+    def __post_init__(self):
+        if self.mode not in ("standard", "adaptive"):
+            raise ValueError(f"S3 retry mode {self.mode!r}: use 'standard' or 'adaptive'")
+        if self.max_attempts < 1 or self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ValueError("S3 retries need max_attempts >= 1 and positive timeouts")
+
+
+def s3_client(retry: S3Retry = S3Retry(), *, profile_name: str | None = None, **client_options):
+    """A boto3 S3 client with ``retry``'s backoff and timeouts; ``client_options`` go to
+    ``boto3.Session.client`` (endpoint_url, region_name, aws_access_key_id, ...)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": retry.mode, "total_max_attempts": retry.max_attempts},
+                    connect_timeout=retry.connect_timeout_s, read_timeout=retry.read_timeout_s)
+    return boto3.session.Session(profile_name=profile_name).client("s3", config=config, **client_options)
+
+
 class LocalStore:
     """A folder on disk. ``local_path`` is the file itself: no copy."""
 
@@ -90,21 +126,37 @@ class LocalStore:
         return path.read_bytes()
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part",
-                                         delete=False) as handle:
-            handle.write(data)
-        os.replace(handle.name, path)
+        self._write_atomic(key, lambda handle: handle.write(data))
 
     def upload_file(self, path: Path, key: str) -> None:
         """Copy in chunks (uploads can be large), atomically like ``write_bytes``."""
+        with open(path, "rb") as source:
+            self._write_atomic(key, lambda handle: shutil.copyfileobj(source, handle, 1024 * 1024))
+
+    def _write_atomic(self, key: str, write) -> None:
+        """``write(handle)`` into a temp file beside the target, flushed to disk, then renamed over it.
+
+        On failure (a full disk: ENOSPC) the temp file is removed, the previous object stays, and
+        the StoreError names the key and the reason.
+        """
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb") as source, tempfile.NamedTemporaryFile(
-                dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False) as handle:
-            shutil.copyfileobj(source, handle, 1024 * 1024)
-        os.replace(handle.name, target)
+        temp = None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
+                                             delete=False) as handle:
+                temp = Path(handle.name)
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException as exc:
+            if temp is not None:
+                temp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StoreError(f"could not write {key!r} to the store: {exc.strerror or exc}; the "
+                                 "previous version (if any) is unchanged") from exc
+            raise
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)
@@ -138,12 +190,15 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def ensure_bucket(self) -> None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError:
-            self.client.create_bucket(Bucket=self.bucket)
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError:
+                self.client.create_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(f"could not reach or create the bucket of {self.uri}: {exc}") from exc
 
     def list_keys(self, prefix: str = "") -> list[str]:
         full = self._key(prefix) if prefix else self.prefix
@@ -176,10 +231,25 @@ class S3Store:
             raise StoreError(f"no object {key!r} in {self.uri}: {error}") from None
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with self._writing(key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def upload_file(self, path: Path, key: str) -> None:
-        self.client.upload_file(str(path), self.bucket, self._key(key))
+        """One PUT, or a multipart upload (large files) that S3 shows only once it completes."""
+        with self._writing(key):
+            self.client.upload_file(str(path), self.bucket, self._key(key))
+
+    @contextmanager
+    def _writing(self, key: str):
+        """A write that still fails after the client's retries becomes a StoreError naming the key."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise StoreError(f"could not write {key!r} to {self.uri}: {exc}; the previous version "
+                             "(if any) is unchanged") from exc
 
     def local_path(self, key: str) -> Path:
         head = self._head(key)

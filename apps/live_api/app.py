@@ -35,7 +35,7 @@ from apps.live_api import health, media, overlay, uploads, ws
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.fanout import Fanout, Hub
 from apps.live_api.health import LiveMetrics, Readiness
-from apps.live_api.sessions import CommandError, SessionError, SessionManager, parse_command
+from apps.live_api.sessions import SHUTDOWN_TIMEOUT_S, CommandError, SessionError, SessionManager, parse_command
 from apps.live_api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -204,29 +204,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"session_id": session.id, "ws_path": path, "ws_url": f"{scheme}://{request.url.netloc}{path}",
                 "status": session.status()}
 
+    def not_here(session_id: str) -> HTTPException:
+        """404, or 503 while Redis is down: the session may run on another instance."""
+        if fanout.down_reason is not None:
+            return HTTPException(503, f"session {session_id} is not on this instance and {fanout.down_reason}: "
+                                      "retry later")
+        return HTTPException(404, f"no session {session_id}: list them with GET {API}/sessions")
+
     @app.get(f"{API}/sessions", tags=["live"])
     async def list_sessions(_: Principal = Depends(require_role(Role.viewer))) -> dict:
-        local = [s.status() for s in sessions.sessions.values()]
+        """This instance's sessions and, through Redis, the others'; ``partial`` while Redis is down."""
+        local = [s.status() for s in list(sessions.sessions.values())]
         remote = [s for s in await fanout.remote_statuses() if s["session_id"] not in sessions.sessions]
-        return {"sessions": local + remote}
+        listing = {"sessions": local + remote, "partial": fanout.down_reason is not None}
+        if listing["partial"]:
+            listing["detail"] = f"only this instance's sessions: {fanout.down_reason}"
+        return listing
 
     @app.get(f"{API}/sessions/{{session_id}}", tags=["live"])
     async def get_session(session_id: str, _: Principal = Depends(require_role(Role.viewer))) -> dict:
         session = sessions.get(session_id)
         status = session.status() if session is not None else await fanout.remote_status(session_id)
         if status is None:
-            raise HTTPException(404, f"no session {session_id}: list them with GET {API}/sessions")
+            raise not_here(session_id)
         return status
 
     @app.delete(f"{API}/sessions/{{session_id}}", tags=["live"])
     async def delete_session(session_id: str, _: Principal = Depends(require_role(Role.admin))) -> dict:
-        if session_id in sessions.sessions:
-            await asyncio.get_running_loop().run_in_executor(None, sessions.delete, session_id)
-            return {"session_id": session_id, "state": "stopped"}
-        if await fanout.remote_status(session_id) is not None:
-            await fanout.send_remote_command(session_id, {"type": "__delete__"})
+        """Stop a session; ``state`` is its final one ("stopped" or "failed"), or "stopping" elsewhere."""
+        state = await asyncio.get_running_loop().run_in_executor(None, sessions.delete, session_id)
+        if state is not None:
+            return {"session_id": session_id, "state": state}
+        if await fanout.remote_status(session_id) is not None and \
+                await fanout.send_remote_command(session_id, {"type": "__delete__"}):
             return {"session_id": session_id, "state": "stopping"}
-        raise HTTPException(404, f"no session {session_id}: list them with GET {API}/sessions")
+        raise not_here(session_id)
 
     app.include_router(health.router)
     app.include_router(ws.router)
@@ -247,4 +259,5 @@ def main() -> None:
         print(f"No SPOTON_API_KEYS / SPOTON_JWT_SECRET set: generated an admin key for this run only:\n"
               f"  {key}\n  overlay page: http://{settings.host}:{settings.port}/?token={key}", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                ws_ping_interval=20, ws_ping_timeout=20, ws_max_size=16 * settings.ws_max_message_bytes)
+                ws_ping_interval=20, ws_ping_timeout=20, ws_max_size=16 * settings.ws_max_message_bytes,
+                timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S)

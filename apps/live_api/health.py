@@ -71,6 +71,6 @@ def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     live: LiveMetrics = request.app.state.metrics
-    live.sessions_active.set(len(request.app.state.sessions.sessions))
+    live.sessions_active.set(request.app.state.sessions.active_count)
     live.ws_clients.set(request.app.state.hub.client_count)
     return Response(generate_latest(live.registry), media_type=CONTENT_TYPE_LATEST)

@@ -39,6 +39,8 @@ from apps.live_api.health import LiveMetrics
 log = logging.getLogger(__name__)
 
 STATES = ("starting", "running", "reconnecting", "stopped", "failed")
+FINAL_STATES = ("stopped", "failed")
+SHUTDOWN_TIMEOUT_S = 10.0
 MODES = ("auto", "manual")
 
 
@@ -145,15 +147,27 @@ class LiveSession:
         self._thread.start()
         return self
 
-    def stop(self, reason: str | None = None) -> None:
+    @property
+    def active(self) -> bool:
+        """Holds a slot of the instance's cap: neither stopped nor failed."""
+        return self.state not in FINAL_STATES
+
+    def request_stop(self) -> None:
+        """Tell the processing loop to end, without waiting (see :meth:`stop`)."""
         self._stop.set()
+
+    def stop(self, reason: str | None = None, timeout_s: float = 15.0) -> str:
+        """End the loop and the sources, waiting about ``timeout_s`` at most; returns the final state."""
+        deadline = time.monotonic() + timeout_s
+        self.request_stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(15)
+            self._thread.join(timeout_s)
         for source in self.sources.values():
-            source.stop()
+            source.stop(timeout_s=max(0.0, deadline - time.monotonic()))
         if self.state != "failed":
             self._set_state("stopped", reason)
         self.metrics.forget_session(self.id)
+        return self.state
 
     def apply(self, command: Command) -> None:
         """Apply a command; CommandError for a target id this session never handed out."""
@@ -309,7 +323,12 @@ class LiveSession:
 
 
 class SessionManager:
-    """Creates, finds and stops this instance's sessions; the detector is shared, state is not."""
+    """Creates, finds and stops this instance's sessions; the detector is shared, state is not.
+
+    Only active sessions count against ``max_sessions``. A failed one stays listed, with its
+    reason, until it is deleted; to bound memory, each create first unlists the oldest failed
+    sessions beyond the ``max_sessions`` newest.
+    """
 
     def __init__(self, store: ObjectStore, detector_factory: Callable[[], Detector], fanout: Fanout,
                  metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
@@ -364,7 +383,8 @@ class SessionManager:
         specs = {cam: (sources or {}).get(cam) or self.default_source(environment, cam)
                  for cam in (sources.keys() if sources else known)}
         with self._lock:
-            if len(self.sessions) >= self.max_sessions:
+            self._forget_old_failures()
+            if self.active_count >= self.max_sessions:
                 raise SessionError(429, f"this instance runs its maximum of {self.max_sessions} sessions: "
                                         "delete one (DELETE /api/v1/sessions/{id}) or raise SPOTON_MAX_SESSIONS")
             opened: dict[str, LiveSource] = {}
@@ -387,6 +407,20 @@ class SessionManager:
             self.sessions[session_id] = session
         return session.start()
 
+    @property
+    def active_count(self) -> int:
+        return sum(session.active for session in list(self.sessions.values()))
+
+    def _forget_old_failures(self) -> None:
+        """Unlist the oldest failed sessions beyond ``max_sessions`` (under the lock; their threads
+        have ended or are ending, their sources stopped)."""
+        failed = [s for s in self.sessions.values() if s.state == "failed"]
+        for session in failed[:max(0, len(failed) - self.max_sessions)]:
+            log.info("session %s: failed and not deleted, unlisted to keep the newest %d failed ones",
+                     session.id, self.max_sessions)
+            del self.sessions[session.id]
+            self.metrics.forget_session(session.id)
+
     @staticmethod
     def _camera_spec(env: EnvironmentConfig, camera: str) -> CameraSpec:
         """The camera's calibration and tracked region, or neither (no map positions) when it has no calibration."""
@@ -399,14 +433,18 @@ class SessionManager:
     def get(self, session_id: str) -> LiveSession | None:
         return self.sessions.get(session_id)
 
-    def delete(self, session_id: str) -> bool:
+    def delete(self, session_id: str) -> str | None:
+        """Stop and unlist a session; its final state ("stopped" or "failed"), None if unknown."""
         with self._lock:
             session = self.sessions.pop(session_id, None)
-        if session is None:
-            return False
-        session.stop("deleted")
-        return True
+        return None if session is None else session.stop("deleted")
 
-    def stop_all(self) -> None:
-        for session_id in list(self.sessions):
-            self.delete(session_id)
+    def stop_all(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+        """Stop every session, all told at once, so the whole wait is about ``timeout_s`` at most."""
+        with self._lock:
+            sessions, self.sessions = list(self.sessions.values()), {}
+        for session in sessions:
+            session.request_stop()
+        deadline = time.monotonic() + timeout_s
+        for session in sessions:
+            session.stop("the server is shutting down", timeout_s=max(0.0, deadline - time.monotonic()))

@@ -6,7 +6,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from assets.ingest import StoreResource
-from orchestration.partitions import ENVIRONMENTS
+from assets.partitions import ENVIRONMENTS
 from spoton import analytics
 from spoton.environment import load_environment_from_store
 

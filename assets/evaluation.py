@@ -9,7 +9,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
                      MetadataValue, Output, asset)
 
 from assets.ingest import StoreResource
-from orchestration.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
+from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.evaluation import EnvironmentEvaluation, TrackingMetrics, evaluate_pipeline_tables
 from spoton.ground_truth import load_ground_truth
 

@@ -6,7 +6,7 @@ import pyarrow as pa
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetIn,
                      MetadataValue, Output, asset)
 
-from orchestration.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
+from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.environment import FrameClock
 from spoton.identity import resolve_global_identities

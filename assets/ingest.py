@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
-from orchestration.partitions import ENV_SEGMENT, split_key
+from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from resources.store import ObjectStoreResource as StoreResource
 from spoton.environment import load_environment_from_store, scan_sub_videos, sub_video_key

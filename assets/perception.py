@@ -9,7 +9,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
                      Output, asset, multi_asset)
 
 from assets.ingest import StoreResource
-from orchestration.partitions import ENV_SEGMENT, split_key
+from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from spoton.appearance import embed_tracklets
 from spoton.environment import FrameClock, load_environment_from_store, sub_video_key

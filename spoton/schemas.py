@@ -186,8 +186,7 @@ TRACKS_SCHEMA = pa.schema([c.field for c in _TRACK_COLUMNS], metadata={"spoton.t
 # ---- the lake's tables, in pipeline order ----------------------------------------------------
 SUB_VIDEO_MANIFEST = TableContract(
     "sub_video_manifest", "each camera's sub-video of a segment, probed, and where it starts on the environment clock",
-    (Column("camera", pa.string(), "camera name within the environment"),
-     Column("key", pa.string(), "object-store key of the sub-video"),
+    (CAMERA, Column("key", pa.string(), "object-store key of the sub-video"),
      Column("codec", pa.string(), "video codec as probed (e.g. h264)"),
      Column("fps", pa.float64(), "frames per second of the sub-video"),
      Column("frame_count", pa.int64(), "frames in the sub-video"),
@@ -200,8 +199,7 @@ SUB_VIDEO_MANIFEST = TableContract(
     per_segment=True)
 FRAMES = TableContract(
     "frames", "the frames processed: every camera's frames on the sampling grid of the environment clock",
-    (CAMERA.described("camera name within the environment"),
-     FRAME_INDEX.described("0-based frame of the camera's sub-video"),
+    (CAMERA, FRAME_INDEX.described("0-based frame of the camera's sub-video"),
      GLOBAL_FRAME.described("frame on the environment clock (start_frame + frame_index); kept frames of all "
                             "cameras share these instants"),
      TS.described("seconds on the environment clock (global_frame / fps)")),

@@ -79,7 +79,7 @@ def test_eval_without_ground_truth_says_so_and_succeeds(pipeline_var, tmp_path, 
 
 @pytest.mark.integration
 def test_export_mot_writes_what_read_mot_reads_back(pipeline_var, tmp_path, capsys):
-    from spoton.evaluation import MotBoxes
+    from spoton.evaluation.mot import MotBoxes
     from spoton.lake import ParquetLake
     from spoton.store import LocalStore
 

@@ -4,6 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spoton.cli import main
+from spoton.schemas import TABLES
 from spoton.video import probe
 
 
@@ -41,6 +42,19 @@ def test_corrupt_video_is_a_clear_error(tmp_path, capsys):
 def test_missing_detector_model_is_a_clear_error(sample_video, tmp_path, capsys):
     code = main(["track", str(sample_video), "--out", str(tmp_path), "--detector", "yolo", "--quiet"])
     assert code == 2 and "--detector-model" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_sql_documents_every_column_of_the_pipeline_tables(pipeline_var, capsys):
+    """The catalog `make demo` builds carries each column's contract description as a comment."""
+    sql = ("select table_name, column_name, comment from duckdb_columns() "
+           "where table_name = 'camera_tracks' and column_name = 'interpolated'")
+    assert main(["sql", "--catalog", str(pipeline_var / "spoton.duckdb"), sql]) == 0
+    assert "camera_tracks | interpolated | true for a box filled in across a hole" in capsys.readouterr().out
+    undocumented = ("select count(*) from duckdb_columns() where comment is null and table_name in "
+                    f"({', '.join(repr(name) for name in TABLES)})")
+    assert main(["sql", "--catalog", str(pipeline_var / "spoton.duckdb"), undocumented]) == 0
+    assert capsys.readouterr().out.splitlines()[2].strip() == "0"
 
 
 # ---- accuracy evaluation: `spoton eval`, `spoton export-mot`

@@ -124,8 +124,8 @@ class TableContract:
             problems = [f"missing {c.name} ({c.type}: {c.description})" for c in missing]
             problems += [f"unexpected {name}" for name in extra]
             raise TableContractError(
-                f"{self.name}: {'; '.join(problems)}. The contract (spoton/schemas.py) is "
-                f"{self._types(expected)}: add a new column there first, or drop it from the table")
+                f"{self.name}: {'; '.join(problems)}. Its columns must be exactly {self._types(expected)}; "
+                "a new column goes into its contract in spoton/schemas.py first")
 
     def _check_nulls(self, table: pa.Table, columns: tuple[Column, ...]) -> pa.Table:
         nulls = [f"{c.name} ({table[c.name].null_count})" for c in columns

@@ -6,9 +6,10 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from assets.ingest import StoreResource
-from orchestration.partitions import ENVIRONMENTS
+from assets.partitions import ENVIRONMENTS
 from spoton import analytics
 from spoton.environment import load_environment_from_store
+from spoton.schemas import DWELL, HEATMAPS, OCCUPANCY
 
 HEATMAP_CELL_M = 0.5
 OCCUPANCY_BUCKET_S = 10.0
@@ -29,7 +30,7 @@ def heatmaps(context: AssetExecutionContext, map_trajectories: pa.Table, store: 
     context.add_output_metadata({
         "cells": len(table), "picture_key": key,
         "heatmap": MetadataValue.md(f"![heatmap](data:image/png;base64,{base64.b64encode(png).decode()})")})
-    return pa.Table.from_pandas(table, preserve_index=False)
+    return HEATMAPS.table(table)
 
 
 @asset(partitions_def=ENVIRONMENTS, group_name="analytics", io_manager_key="lake_io_manager")
@@ -38,7 +39,7 @@ def occupancy(context: AssetExecutionContext, map_trajectories: pa.Table, store:
     env = load_environment_from_store(store.get_store(), context.partition_key)
     table = analytics.occupancy(map_trajectories.to_pandas(), list(env.zones), bucket_s=OCCUPANCY_BUCKET_S)
     context.add_output_metadata({"rows": len(table), "preview": MetadataValue.md(table.head(12).to_markdown(index=False))})
-    return pa.Table.from_pandas(table, preserve_index=False)
+    return OCCUPANCY.table(table)
 
 
 @asset(partitions_def=ENVIRONMENTS, group_name="analytics", io_manager_key="lake_io_manager")
@@ -47,4 +48,4 @@ def dwell(context: AssetExecutionContext, map_trajectories: pa.Table, store: Sto
     env = load_environment_from_store(store.get_store(), context.partition_key)
     table = analytics.dwell(map_trajectories.to_pandas(), list(env.zones))
     context.add_output_metadata({"visits": len(table), "preview": MetadataValue.md(table.head(12).to_markdown(index=False))})
-    return pa.Table.from_pandas(table, preserve_index=False)
+    return DWELL.table(table)

@@ -9,9 +9,11 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
                      MetadataValue, Output, asset)
 
 from assets.ingest import StoreResource
-from orchestration.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
-from spoton.evaluation import EnvironmentEvaluation, TrackingMetrics, evaluate_pipeline_tables
+from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
+from spoton.evaluation.multi_camera import EnvironmentEvaluation, evaluate_pipeline_tables
+from spoton.evaluation.report import evaluation_records, evaluation_table
 from spoton.ground_truth import load_ground_truth
+from spoton.schemas import TRACKING_EVALUATION
 
 ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
 
@@ -28,14 +30,6 @@ class AccuracyTargets:
 
 
 TARGETS = AccuracyTargets()
-
-_INT_FIELDS = {f.name for f in fields(TrackingMetrics) if f.type in (int, "int")}
-EVALUATION_SCHEMA = pa.schema(
-    [pa.field("scope", pa.string()), pa.field("camera", pa.string())]
-    + [pa.field(f.name, pa.int64() if f.name in _INT_FIELDS else pa.float64()) for f in fields(TrackingMetrics)]
-    + [pa.field("map_error_median_m", pa.float64()), pa.field("map_error_p90_m", pa.float64()),
-       pa.field("map_error_pairs", pa.int64())])
-
 
 def headline(evaluation: EnvironmentEvaluation) -> dict[str, float]:
     """The few numbers worth a glance: cross-camera IDF1, per-camera means, fused-trajectory map error."""
@@ -81,14 +75,15 @@ def tracking_evaluation(context: AssetExecutionContext, tracklets: pa.Table, fra
     if truth is None:
         reason = (f"no ground truth at {context.partition_key}/ground_truth/ in the store "
                   "(the demo writes it for the sample environment when ../shared/pets holds the annotation)")
-        yield Output(EVALUATION_SCHEMA.empty_table(), metadata={"skipped": reason})
+        yield Output(TRACKING_EVALUATION.schema.empty_table(), metadata={"skipped": reason})
         yield AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN, metadata={"skipped": reason})
         return
     evaluation = evaluate_pipeline_tables(truth, tracklets.to_pandas(), camera_tracks.to_pandas(),
                                           frames.to_pandas(), map_trajectories.to_pandas())
-    table = pa.Table.from_pylist(evaluation.records(), schema=EVALUATION_SCHEMA)
+    # a tracker-ids row has no map error: from_pylist with the schema leaves those columns null
+    table = pa.Table.from_pylist(evaluation_records(evaluation), schema=TRACKING_EVALUATION.schema)
     numbers = {name: float(value) if math.isfinite(value) else None for name, value in headline(evaluation).items()}
     yield Output(table, metadata={**numbers, "ground_truth": truth.source,
                                   "ground_truth_frames": f"{truth.frames[0]}..{truth.frames[1] - 1}",
-                                  "metrics": MetadataValue.md(evaluation.table())})
+                                  "metrics": MetadataValue.md(evaluation_table(evaluation))})
     yield accuracy_check(evaluation)

@@ -6,13 +6,14 @@ import pyarrow as pa
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetIn,
                      MetadataValue, Output, asset)
 
-from orchestration.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
+from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.environment import FrameClock
 from spoton.identity import resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.overrides import apply_overrides, read_overrides
 from spoton.postprocess import clean_environment_tracks
+from spoton.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
 
 MAX_CROSS_CAMERA_DISAGREEMENT_M = 1.0
 ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
@@ -44,7 +45,7 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
                .agg(start_ts=("ts", "min"), end_ts=("ts", "max"), n_boxes=("ts", "size")))
     table = summary.merge(corrected.assignments, on="tracklet_id").sort_values(["global_id", "start_ts"])
     agreement_m, pairs = cross_camera_agreement(boxes.merge(corrected.assignments, on="tracklet_id"))
-    yield Output(pa.Table.from_pandas(table, preserve_index=False), metadata={
+    yield Output(GLOBAL_IDENTITIES.table(table), metadata={
         "identities": int(table["global_id"].nunique()), "tracklets": len(table),
         "overrides_applied": len(corrected.applied),
         "overrides_skipped": MetadataValue.json({str(k): v for k, v in corrected.skipped.items()}),
@@ -69,7 +70,7 @@ def camera_tracks(context: AssetExecutionContext, tracklets: pa.Table, frames: p
     context.add_output_metadata({"rows": len(table), "interpolated": int(table["interpolated"].sum()),
                                  "dropped_rows": int(len(boxes) - (~table["interpolated"]).sum()),
                                  "identities": int(table["global_id"].nunique())})
-    return pa.Table.from_pandas(table, preserve_index=False)
+    return CAMERA_TRACKS.table(table)
 
 
 @asset(partitions_def=ENVIRONMENTS, group_name="identity", io_manager_key="lake_io_manager")
@@ -78,4 +79,4 @@ def map_trajectories(context: AssetExecutionContext, camera_tracks: pa.Table) ->
     trajectories = fuse_and_smooth(camera_tracks.to_pandas().dropna(subset=["map_x", "map_y"]))
     context.add_output_metadata({"identities": int(trajectories["global_id"].nunique()), "samples": len(trajectories),
                                  "preview": MetadataValue.md(trajectories.head(10).to_markdown(index=False))})
-    return pa.Table.from_pandas(trajectories, preserve_index=False)
+    return MAP_TRAJECTORIES.table(trajectories)

@@ -4,20 +4,13 @@ import numpy as np
 import pyarrow as pa
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
-from orchestration.partitions import ENV_SEGMENT, split_key
+from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from resources.store import ObjectStoreResource as StoreResource
 from spoton.environment import load_environment_from_store, scan_sub_videos, sub_video_key
 from spoton.errors import VideoError
+from spoton.schemas import FRAMES, SUB_VIDEO_MANIFEST
 from spoton.video import probe
-
-
-
-MANIFEST_SCHEMA = pa.schema([
-    ("camera", pa.string()), ("key", pa.string()), ("codec", pa.string()), ("fps", pa.float64()),
-    ("frame_count", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
-    ("duration_s", pa.float64()), ("size_bytes", pa.int64()), ("start_frame", pa.int64()),
-])
 
 
 @asset(partitions_def=ENV_SEGMENT, group_name="ingest", io_manager_key="lake_io_manager",
@@ -52,7 +45,7 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
                      "duration_s": info.duration_s, "size_bytes": info.size_bytes, "start_frame": start})
     if not rows:
         raise VideoError(f"no sub-videos for segment {segment} of {environment} in {object_store.uri}")
-    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    table = SUB_VIDEO_MANIFEST.table(pa.Table.from_pylist(rows))
     errors = {c.name: env.homography(c.name).reprojection_error_m for c in env.cameras}
     worst = max(errors.values(), default=float("nan"))
     yield Output(table, metadata={"cameras": len(rows), "preview": MetadataValue.md(table.to_pandas().to_markdown())})
@@ -90,7 +83,7 @@ def frames(context: AssetExecutionContext, sub_video_manifest: pa.Table, store: 
         kept = global_frame % step == 0
         parts.append(pa.table({"camera": [row["camera"]] * int(kept.sum()), "frame_index": local[kept],
                                "global_frame": global_frame[kept], "ts": global_frame[kept] / env.fps}))
-    table = pa.concat_tables(parts)
+    table = FRAMES.table(pa.concat_tables(parts))
     context.add_output_metadata({"frames": table.num_rows, "sampling_step": step,
                                  "processing_fps": env.fps / step})
     return table

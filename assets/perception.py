@@ -9,12 +9,12 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
                      Output, asset, multi_asset)
 
 from assets.ingest import StoreResource
-from orchestration.partitions import ENV_SEGMENT, split_key
+from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from spoton.appearance import embed_tracklets
 from spoton.environment import FrameClock, load_environment_from_store, sub_video_key
 from spoton.processor import ClockFrame, synchronized
-from spoton.schemas import detections_table, tracks_table
+from spoton.schemas import DETECTIONS, TRACKLET_EMBEDDINGS, TRACKLETS, detections_table, tracks_table
 from spoton.video import iter_frames
 
 MAX_MEAN_PEOPLE_PER_FRAME = 40.0
@@ -68,12 +68,12 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     results = []
     for instant in synchronized(_camera_streams(object_store, environment, segment, frames)):
         results.extend(processor.process(instant).values())
-    detections = _add_clock_columns(detections_table(results), frames)
+    detections = DETECTIONS.table(_add_clock_columns(detections_table(results), frames))
     tracks = _add_clock_columns(tracks_table(results), frames)
     cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
     tracklet_ids = perception.tracklet_cut().tracklet_ids(cameras, [segment] * len(cameras), track_ids,
                                                           tracks["global_frame"].to_numpy() // step, env.fps / step)
-    tracks = tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string()))
+    tracks = TRACKLETS.table(tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string())))
 
     decoded = len(results)  # camera-frames processed
     counts = np.array([len(r.detections) for r in results], dtype=np.int64)
@@ -119,10 +119,10 @@ def tracklet_embeddings(context: AssetExecutionContext, tracklets: pa.Table, sto
     summary = tracklets.group_by(["tracklet_id", "camera"]).aggregate(
         [("ts", "min"), ("ts", "max"), ("ts", "count")]).sort_by("tracklet_id")
     ids = summary["tracklet_id"].to_pylist()
-    table = pa.table({
+    table = TRACKLET_EMBEDDINGS.table(pa.table({
         "tracklet_id": ids, "camera": summary["camera"], "start_ts": summary["ts_min"], "end_ts": summary["ts_max"],
         "n_boxes": summary["ts_count"], "n_crops": [counts[t] for t in ids],
         "embedding": pa.array([means[t].tolist() for t in ids], pa.list_(pa.float32())),
-    })
+    }))
     context.add_output_metadata({"tracklets": table.num_rows, "crops_embedded": int(sum(counts.values()))})
     return table

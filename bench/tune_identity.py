@@ -25,7 +25,7 @@ import pandas as pd
 from spoton.analytics import map_trajectories
 from spoton.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE, embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
-from spoton.evaluation import evaluate_environment, lake_segments
+from spoton.evaluation.multi_camera import evaluate_environment
 from spoton.ground_truth import load_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.lake import ParquetLake
@@ -54,7 +54,7 @@ class StoredRun:
         truth = load_ground_truth(LocalStore(var / "store"), environment)
         if truth is None:
             raise SystemExit(f"{var}: no ground truth in the store (build it with ../shared/pets present)")
-        segments = lake_segments(lake, environment)
+        segments = lake.segments("tracklets", environment)
         boxes = lake.read_many("tracklets", environment, segments).to_pandas()
         embeddings = lake.read_many("tracklet_embeddings", environment, segments).to_pandas()
         embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))

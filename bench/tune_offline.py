@@ -21,7 +21,8 @@ import pandas as pd
 
 from spoton.appearance import CROPS_PER_TRACKLET, embed_tracklets
 from spoton.artifacts import cache_dir, fetch_sample_video
-from spoton.evaluation import MotBoxes, boxes_from_tracks, evaluate_sequence, iou_matrix
+from spoton.evaluation.metrics import evaluate_sequence, iou_matrix
+from spoton.evaluation.mot import MotBoxes, boxes_from_tracks
 from spoton.ground_truth import shared_source_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.models.detector import DetectorConfig

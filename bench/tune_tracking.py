@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from spoton.artifacts import cache_dir, fetch_sample_video
-from spoton.evaluation import MotBoxes, evaluate_sequence, metrics_table
+from spoton.evaluation.metrics import evaluate_sequence
+from spoton.evaluation.mot import MotBoxes
+from spoton.evaluation.report import metrics_table
 from spoton.ground_truth import shared_source_ground_truth
 from spoton.models.detector import DetectorConfig, build_detector
 from spoton.postprocess import drop_short_identities, interpolate_gaps

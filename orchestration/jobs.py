@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from orchestration.partitions import ENV_SEGMENT, ENVIRONMENTS
+from assets.partitions import ENV_SEGMENT, ENVIRONMENTS
 
 SEGMENT_GROUPS = ("ingest", "perception")
 ENVIRONMENT_GROUPS = ("identity", "analytics", "evaluation")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from dagster import AssetSelection, DagsterInstance, MultiPartitionKey, materialize
 
+from assets.partitions import ENVIRONMENTS, SEGMENTS
 from orchestration.jobs import ENVIRONMENT_GROUPS, SEGMENT_GROUPS
-from orchestration.partitions import ENVIRONMENTS, SEGMENTS
 from orchestration.resources import resources_for
 
 

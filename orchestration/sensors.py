@@ -5,8 +5,8 @@ import json
 from dagster import (AddDynamicPartitionsRequest, DefaultSensorStatus, MultiPartitionKey, RunRequest, SensorEvaluationContext,
                      SensorResult, sensor)
 
+from assets.partitions import ENVIRONMENTS, SEGMENTS
 from orchestration.jobs import process_segments
-from orchestration.partitions import ENVIRONMENTS, SEGMENTS
 from resources.store import ObjectStoreResource
 from spoton.environment import scan_sub_videos
 

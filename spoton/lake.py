@@ -62,6 +62,11 @@ class ParquetLake:
     def keys(self, table_name: str) -> list[str]:
         return [k for k in self.store.list_keys(table_name + "/") if k.endswith(".parquet")]
 
+    def segments(self, table_name: str, environment: str) -> list[str]:
+        """The segments of ``environment`` that per-segment table ``table_name`` has files for."""
+        prefix = f"{table_name}/{environment}/"
+        return sorted(k[len(prefix):-len(".parquet")] for k in self.keys(table_name) if k.startswith(prefix))
+
     def tables(self) -> list[str]:
         return sorted({k.split("/", 1)[0] for k in self.store.list_keys() if k.endswith(".parquet")})
 

@@ -25,21 +25,10 @@ import pandas as pd
 import pyarrow as pa
 
 from spoton.lake import ParquetLake
+from spoton.schemas import IDENTITY_OVERRIDES
 
-TABLE = "identity_overrides"
+TABLE = IDENTITY_OVERRIDES.name
 ACTIONS = ("merge", "split", "revoke")
-OVERRIDES_SCHEMA = pa.schema([
-    pa.field("version", pa.int64(), nullable=False),
-    pa.field("action", pa.string(), nullable=False),
-    pa.field("tracklet_id", pa.string()),
-    pa.field("other_tracklet_id", pa.string()),
-    pa.field("revokes_version", pa.int64()),
-    pa.field("global_id", pa.int64()),
-    pa.field("other_global_id", pa.int64()),
-    pa.field("author", pa.string(), nullable=False),
-    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("note", pa.string()),
-])
 
 
 class OverrideError(ValueError):
@@ -91,7 +80,7 @@ def current_author() -> str:
 
 
 def empty_overrides() -> pa.Table:
-    return OVERRIDES_SCHEMA.empty_table()
+    return IDENTITY_OVERRIDES.schema.empty_table()
 
 
 def read_overrides(lake: ParquetLake, environment: str) -> pa.Table:
@@ -99,8 +88,8 @@ def read_overrides(lake: ParquetLake, environment: str) -> pa.Table:
     key = f"{TABLE}/{environment}.parquet"
     if not lake.store.exists(key):
         return empty_overrides()
-    table = lake.read(TABLE, environment)
-    return table.select(OVERRIDES_SCHEMA.names).cast(OVERRIDES_SCHEMA).sort_by("version")
+    table = IDENTITY_OVERRIDES.check(lake.read(TABLE, environment), stored=True)
+    return table.select(IDENTITY_OVERRIDES.names).sort_by("version")
 
 
 def append_override(lake: ParquetLake, environment: str, override: Override,
@@ -120,8 +109,8 @@ def append_override(lake: ParquetLake, environment: str, override: Override,
            "global_id": override.global_id, "other_global_id": override.other_global_id,
            "author": override.author.strip(), "created_at": now or datetime.now(timezone.utc),
            "note": override.note}
-    table = pa.concat_tables([existing, pa.Table.from_pylist([row], schema=OVERRIDES_SCHEMA)])
-    lake.write(TABLE, table, environment)
+    added = IDENTITY_OVERRIDES.table(pa.Table.from_pylist([row]))
+    lake.write(TABLE, IDENTITY_OVERRIDES.table(pa.concat_tables([existing, added])), environment)
     return version
 
 

@@ -12,7 +12,7 @@ from spoton.models.detector import DetectorConfig, build_detector
 from spoton.processor import CameraSpec, FrameProcessor
 from spoton.postprocess import OfflineConfig, clean_camera_tracks
 from spoton.records import CameraFrameResult, Tracks
-from spoton.schemas import detections_table, tracks_table, write_parquet_atomic
+from spoton.schemas import detections_table, normalised_box_columns, tracks_table, write_parquet_atomic
 from spoton.tracking import TrackerConfig
 from spoton.video import H264Writer, iter_frames, probe
 
@@ -101,8 +101,8 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
     online = tracks_table(results)
     if options.offline is not None:
         cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline)
-        cleaned[["bbox_x", "bbox_w"]] = cleaned[["x1", "x2"]].to_numpy() @ [[1, -1], [0, 1]] / info.width
-        cleaned[["bbox_y", "bbox_h"]] = cleaned[["y1", "y2"]].to_numpy() @ [[1, -1], [0, 1]] / info.height
+        cleaned = cleaned.assign(**normalised_box_columns(cleaned[["x1", "y1", "x2", "y2"]].to_numpy(np.float64),
+                                                          info.width, info.height))
         tracks = pa.Table.from_pandas(cleaned, preserve_index=False)
     else:
         tracks = online

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from spoton.schemas import CAMERA_TRACKS
+
 BOX = ["x1", "y1", "x2", "y2"]
 
 
@@ -173,10 +175,6 @@ def clean_camera_tracks(tracks: pd.DataFrame, fps: float, config: OfflineConfig 
     return fill_and_prune(table, "track_id", "frame_index", fps, config)
 
 
-CAMERA_TRACK_COLUMNS = ["camera", "global_frame", "ts", "global_id", "tracklet_id", "x1", "y1", "x2", "y2",
-                        "conf", "map_x", "map_y", "interpolated"]
-
-
 def clean_environment_tracks(boxes: pd.DataFrame, frame_step: int, fps: float,
                              config: OfflineConfig = OfflineConfig()) -> pd.DataFrame:
     """Every camera's boxes with their global ids -> the final per-camera tracks.
@@ -186,13 +184,12 @@ def clean_environment_tracks(boxes: pd.DataFrame, frame_step: int, fps: float,
     Each camera's view of an identity gets its holes filled and is dropped when fleeting.
     """
     if boxes.empty:
-        return pd.DataFrame({c: pd.Series(dtype=boxes[c].dtype if c in boxes else "float64")
-                             for c in CAMERA_TRACK_COLUMNS}).astype({"interpolated": bool})
+        return CAMERA_TRACKS.empty_frame()
     parts = []
     for camera, rows in boxes.groupby("camera", sort=True):
         # frames are kept where global_frame % frame_step == 0 (one grid for every camera)
-        rows = rows[CAMERA_TRACK_COLUMNS[:-1]].assign(step=rows["global_frame"] // frame_step)
+        rows = rows[[c for c in CAMERA_TRACKS.names if c != "interpolated"]].assign(step=rows["global_frame"] // frame_step)
         rows = fill_and_prune(rows, "global_id", "step", fps / frame_step, config)
         parts.append(rows.assign(global_frame=rows["step"] * frame_step, camera=camera))
-    out = pd.concat(parts, ignore_index=True)[CAMERA_TRACK_COLUMNS]
+    out = pd.concat(parts, ignore_index=True)[CAMERA_TRACKS.names]
     return out.sort_values(["camera", "global_frame", "global_id"], ignore_index=True)

@@ -46,7 +46,7 @@ def _source_ground_truth():
     """The committed PETS annotation rows of source frames 0..27 as MotBoxes (0-based frames, xyxy)."""
     import json
 
-    from spoton.evaluation import MotBoxes
+    from spoton.evaluation.mot import MotBoxes
 
     rows = np.array(json.loads((FIXTURES / "vtest_gt_frames_0000_0027.json").read_text())["rows"])
     return MotBoxes.create(rows[:, 0], rows[:, 1], rows[:, 2:6])

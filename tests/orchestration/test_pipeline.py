@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, build_sensor_context, instance_for_test
 
-from orchestration.partitions import ENVIRONMENTS, SEGMENTS
+from assets.partitions import ENVIRONMENTS, SEGMENTS
 from orchestration.runner import materialize_environment, materialize_segment, register_partitions
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from orchestration.partitions import ENVIRONMENTS
+from assets.partitions import ENVIRONMENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PG = {"SPOTON_PG_HOST": os.environ.get("SPOTON_PG_HOST", "127.0.0.1"),

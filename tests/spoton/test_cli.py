@@ -4,6 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spoton.cli import main
+from spoton.schemas import TABLES
 from spoton.video import probe
 
 
@@ -43,6 +44,19 @@ def test_missing_detector_model_is_a_clear_error(sample_video, tmp_path, capsys)
     assert code == 2 and "--detector-model" in capsys.readouterr().err
 
 
+@pytest.mark.integration
+def test_sql_documents_every_column_of_the_pipeline_tables(pipeline_var, capsys):
+    """The catalog `make demo` builds carries each column's contract description as a comment."""
+    sql = ("select table_name, column_name, comment from duckdb_columns() "
+           "where table_name = 'camera_tracks' and column_name = 'interpolated'")
+    assert main(["sql", "--catalog", str(pipeline_var / "spoton.duckdb"), sql]) == 0
+    assert "camera_tracks | interpolated | true for a box filled in across a hole" in capsys.readouterr().out
+    undocumented = ("select count(*) from duckdb_columns() where comment is null and table_name in "
+                    f"({', '.join(repr(name) for name in TABLES)})")
+    assert main(["sql", "--catalog", str(pipeline_var / "spoton.duckdb"), undocumented]) == 0
+    assert capsys.readouterr().out.splitlines()[2].strip() == "0"
+
+
 # ---- accuracy evaluation: `spoton eval`, `spoton export-mot`
 def _eval_args(var) -> list[str]:
     return ["eval", "--lake", str(var / "lake"), "--store", str(var / "store")]
@@ -79,7 +93,7 @@ def test_eval_without_ground_truth_says_so_and_succeeds(pipeline_var, tmp_path, 
 
 @pytest.mark.integration
 def test_export_mot_writes_what_read_mot_reads_back(pipeline_var, tmp_path, capsys):
-    from spoton.evaluation import MotBoxes
+    from spoton.evaluation.mot import MotBoxes
     from spoton.lake import ParquetLake
     from spoton.store import LocalStore
 

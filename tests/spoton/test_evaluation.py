@@ -3,8 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spoton.evaluation import (EnvironmentEvaluation, GroundTruthError, MapError, MotBoxes, evaluate_cross_camera,
-                               evaluate_environment, evaluate_sequence, map_errors, metrics_table)
+from spoton.evaluation.metrics import MapError, evaluate_cross_camera, evaluate_sequence, map_errors
+from spoton.evaluation.mot import GroundTruthError, MotBoxes
+from spoton.evaluation.multi_camera import EnvironmentEvaluation, evaluate_environment
+from spoton.evaluation.report import evaluation_records, evaluation_table, metrics_table
+from spoton.schemas import TRACKING_EVALUATION
 
 FRAMES = 10
 # two people walking right, far apart (no box of one ever overlaps the other)
@@ -163,11 +166,12 @@ def test_evaluate_cross_camera_directly_matches_hand_count():
 
 def test_environment_records_and_table_name_every_scope():
     evaluation = _one_person_in_two_cameras(second_global_id=6)
-    records = evaluation.records()
+    records = evaluation_records(evaluation)
     assert [(r["scope"], r["camera"]) for r in records] == [
         ("global", "cam1"), ("global", "cam2"), ("tracker", "cam1"), ("tracker", "cam2"), ("cross_camera", "all")]
     assert records[0]["map_error_median_m"] == pytest.approx(0.0) and "map_error_median_m" not in records[2]
-    table = evaluation.table()
+    assert set().union(*records) <= set(TRACKING_EVALUATION.names)  # the rows of the tracking_evaluation table
+    table = evaluation_table(evaluation)
     assert "| cam1 (global ids) |" in table and "all cameras (cross-camera)" in table and "| 50.0 |" in table
 
 

@@ -121,7 +121,7 @@ def test_full_pets_annotation_derives_boxes_for_every_camera(shared_dir, env):
     if not path.is_file():
         pytest.skip(f"{path} is absent (the PETS development annotation of view 1)")
     truth = sample_environment_ground_truth(env, path)
-    from spoton.evaluation import MotBoxes
+    from spoton.evaluation.mot import MotBoxes
 
     source = MotBoxes.read_mot(path)
     assert 2300 <= len(source) <= 2500  # about 2,396 source boxes

@@ -5,6 +5,7 @@ import pytest
 
 from spoton.catalog import build_catalog, query
 from spoton.lake import ParquetLake
+from spoton.schemas import DWELL, ENVIRONMENT, GLOBAL_ID, ZONE
 from spoton.store import LocalStore, StoreError
 
 
@@ -16,6 +17,7 @@ def test_partitions_replace_and_carry_their_keys(tmp_path):
     table = lake.read_many("tracklets", "env", ["01", "02"])
     assert table.column("x").to_pylist() == [3, 4]
     assert table.column("segment").to_pylist() == ["01", "02"] and set(table.column("environment").to_pylist()) == {"env"}
+    assert lake.segments("tracklets", "env") == ["01", "02"] and lake.segments("tracklets", "other") == []
     build_catalog(lake, tmp_path / "c.duckdb")
     assert query(tmp_path / "c.duckdb", "select count(*) from tracklets")[1] == [(2,)]
 
@@ -93,3 +95,19 @@ def test_write_parquet_atomic_on_a_full_filesystem(full_fs):
         write_parquet_atomic(big, path)
     assert pq.read_table(path).column("x").to_pylist() == [1]
     assert [p.name for p in path.parent.iterdir()] == ["tracks.parquet"]
+
+
+def test_catalog_views_carry_the_contract_descriptions_as_comments(tmp_path):
+    lake = ParquetLake(LocalStore(tmp_path / "lake"))
+    lake.write("dwell", DWELL.table(pa.Table.from_pylist([{"global_id": 1, "zone": "door", "enter_ts": 0.0,
+                                                           "exit_ts": 1.0, "seconds": 1.0}])), "env")
+    lake.write("scratch", pa.table({"x": [1]}), "env")  # a table without a contract gets a plain view
+    catalog = tmp_path / "c.duckdb"
+    assert build_catalog(lake, catalog) == ["dwell", "scratch"]
+    _, rows = query(catalog, "select table_name, column_name, comment from duckdb_columns() "
+                             "where table_name in ('dwell', 'scratch') order by table_name, column_index")
+    assert rows[:3] == [("dwell", "environment", ENVIRONMENT.description),
+                        ("dwell", "global_id", GLOBAL_ID.description), ("dwell", "zone", ZONE.description)]
+    assert all(comment for table, _, comment in rows if table == "dwell")
+    assert [comment for table, _, comment in rows if table == "scratch"] == [None, None]
+    assert query(catalog, "select comment from duckdb_views() where view_name = 'dwell'")[1] == [(DWELL.description,)]

@@ -7,8 +7,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from spoton.artifacts import fetch_nanodet_graph, nanodet_onnx_path
-from spoton.models.detector import NanoDetDetector
+from spoton.artifacts import fetch_nanodet_graph
+from spoton.models.detector import NanoDetDetector, nanodet_onnx_path
 from spoton.models.tfjs_onnx import SUPPORTED_OPS, ConversionError, convert_tfjs_graph, read_weights
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -27,6 +27,10 @@ TRACKERS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     "botsort": ("BotSort", True, {"use_cmc": False, "track_buffer": 30}),
     "deepocsort": ("DeepOcSort", True, {"cmc_off": True}),
 }
+# boxmot's trackers append every removed track to a list they never trim (ByteTrack and
+# BotSort's ``removed_stracks``): over a live session that is unbounded memory and per-frame
+# work. Only the tracks removed by the previous update are ever read back, so a tail is enough.
+REMOVED_TRACKS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,16 @@ class Tracker:
             rows = output.to_aabb_rows().numpy()
         else:
             rows = self._tracker.update(detections.to_boxmot(), frame)
+        self._trim_removed_tracks()
         return Tracks.from_boxmot(rows)
+
+    def _trim_removed_tracks(self) -> None:
+        from boxmot.trackers.common.tracking.collections import track_collection_attrs
+
+        for name in track_collection_attrs("removed"):
+            removed = getattr(self._tracker, name, None)
+            if isinstance(removed, list) and len(removed) > REMOVED_TRACKS_KEPT:
+                del removed[:-REMOVED_TRACKS_KEPT]
 
     def _to_boxmot_detections(self, detections: Detections):
         import torch

@@ -74,3 +74,19 @@ def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return inter / (area + (box[2] - box[0]) * (box[3] - box[1]) - inter)
+
+
+@pytest.mark.parametrize("name", ["bytetrack", "botsort"])
+def test_removed_tracks_do_not_pile_up_over_a_long_session(name):
+    """boxmot keeps every removed track; a live session runs for days, so the tracker trims them."""
+    from spoton.tracking import REMOVED_TRACKS_KEPT
+
+    tracker = Tracker(TrackerConfig(name, frame_rate=30, params={"track_buffer": 1}))
+    image = np.zeros((300, 400, 3), np.uint8)
+    for step in range(3 * REMOVED_TRACKS_KEPT):  # a new person every other frame, gone the next
+        det = Detections([[10 + step % 300, 10, 50 + step % 300, 100]], [0.9], [0]) if step % 2 == 0 \
+            else Detections.empty()
+        if tracker.needs_embeddings and len(det):
+            det = det.with_embeddings(np.eye(1, 16))
+        tracker.update(det, image)
+    assert 0 < len(tracker._tracker.removed_stracks) <= REMOVED_TRACKS_KEPT

@@ -19,7 +19,6 @@ from typing import Literal
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from spoton.sample_env import ENV_NAME
@@ -27,10 +26,14 @@ from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
-from apps.live_api import health, media, overlay, uploads, ws
+from apps.live_api import errors, exposure, health, media, overlay, uploads, ws
+from apps.live_api.api_models import Cameras, Environments
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
+from apps.live_api.errors import error_responses
 from apps.live_api.fanout import Fanout, Hub
 from apps.live_api.health import LiveMetrics, Readiness
+from apps.live_api.logs import configure_logging
+from apps.live_api.observe import RequestObservation, TimedDetector
 from apps.live_api.sessions import CommandError, SessionError, SessionManager, parse_command
 from apps.live_api.settings import Settings
 
@@ -101,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
         await app.state.fanout.stop()
 
-    app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan)
+    app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)  # exposure.add_docs: per setting
+    errors.install(app)
     store = LocalStore(settings.store_root)
     hub = Hub(settings.client_queue_size)
     fanout = Fanout(hub, settings.instance_id, settings.redis_url, settings.redis_prefix)
@@ -119,10 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def shared_detector():
         if app.state.detector is None:
             raise SessionError(503, "not ready: the detector is still loading (see /readyz)")
-        return app.state.detector
+        return TimedDetector(app.state.detector, metrics)
 
-    app.include_router(uploads.router)
-    app.include_router(media.router)
+    app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
+    app.include_router(media.router, responses=error_responses(401, 403, 404, 416))
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
@@ -145,18 +150,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
-                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length"])
+                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "X-Request-ID"])
+    app.add_middleware(RequestObservation, metrics=metrics)  # outermost: every answer gets a request id
 
-    @app.exception_handler(SessionError)
-    async def session_error(_: Request, exc: SessionError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
-
-    @app.get(TICK_SCHEMA_URL_PATH, tags=["live"])
+    @app.get(TICK_SCHEMA_URL_PATH, tags=["live"], response_model=dict)
     def tick_schema() -> dict:
         """The JSON Schema every tick validates against (stable URL)."""
         return TICK_JSON_SCHEMA
 
-    @app.get(f"{API}/environments", tags=["live"])
+    @app.get(f"{API}/environments", tags=["live"], response_model=Environments,
+             responses=error_responses(401, 403))
     def list_environments(_: Principal = Depends(require_role(Role.viewer))) -> dict:
         environments = []
         for name in _environment_names(store):
@@ -165,7 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  "segments": env.segments})
         return {"environments": environments}
 
-    @app.get(f"{API}/environments/{{environment}}/cameras", tags=["live"])
+    @app.get(f"{API}/environments/{{environment}}/cameras", tags=["live"], response_model=Cameras,
+             responses=error_responses(401, 403, 404))
     def list_cameras(environment: str, _: Principal = Depends(require_role(Role.viewer))) -> dict:
         env = sessions.environment(environment)
         cameras = []
@@ -218,6 +222,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise HTTPException(404, f"no session {session_id}: list them with GET {API}/sessions")
 
     app.include_router(health.router)
+    exposure.add_metrics(app, settings.expose_metrics)
+    exposure.add_docs(app, settings.expose_docs)
     app.include_router(ws.router)
     overlay.mount(app)  # the overlay page at /, after the API routes
     return app
@@ -227,12 +233,12 @@ def main() -> None:
     """``python -m apps.live_api``: serve on SPOTON_LIVE_HOST:SPOTON_LIVE_PORT (default 127.0.0.1:8000)."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ.get("SPOTON_LOG_FORMAT", "console"))
     settings = Settings.from_env()
     if not settings.auth.api_keys and not settings.auth.jwt_secret:
         key = secrets.token_urlsafe(18)
         settings = dataclasses.replace(settings, auth=AuthConfig(api_keys={key: Role.admin}))
         print(f"No SPOTON_API_KEYS / SPOTON_JWT_SECRET set: generated an admin key for this run only:\n"
               f"  {key}\n  overlay page: http://{settings.host}:{settings.port}/?token={key}", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None,
                 ws_ping_interval=20, ws_ping_timeout=20)

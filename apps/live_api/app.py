@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return TimedDetector(app.state.detector, metrics)
 
     app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
-    app.include_router(media.router, responses=error_responses(401, 403, 404, 416))
+    app.include_router(media.router, responses=error_responses(401, 403, 404, 416, 422))
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,

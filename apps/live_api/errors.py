@@ -101,6 +101,8 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         detail, errors = _validation(exc)
     elif isinstance(exc, HTTPException):
         detail, headers = str(exc.detail), exc.headers
+        if status == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
     elif status == 500:
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, route_template(request.scope),
                   exc_info=exc)
@@ -121,8 +123,45 @@ def route_template(scope: dict) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(request.url.path):
+            methods |= route_methods
+    return sorted(methods)
+
+
+def _document_error_body(schema: dict) -> dict:
+    """Point FastAPI's automatic 422 answers (``HTTPValidationError``) at ErrorBody, which is what
+    ``handle_error`` sends for them."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(body.pop("$defs", {}))
+    components["ErrorBody"] = body
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                media = response.get("content", {}).get("application/json", {})
+                if media.get("schema", {}).get("$ref") == "#/components/schemas/HTTPValidationError":
+                    media["schema"] = {"$ref": "#/components/schemas/ErrorBody"}
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema
+
+
 def install(app: FastAPI) -> None:
     """Register ``handle_error`` for every error the API maps (unexpected ones reach it through
-    ``observe.RequestObservation``, which answers them inside the request's log context)."""
+    ``observe.RequestObservation``, which answers them inside the request's log context), and
+    document its body for the automatic 422s too."""
     for exc_class in _HANDLED:
         app.add_exception_handler(exc_class, handle_error)
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document_error_body(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi

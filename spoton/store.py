@@ -19,11 +19,32 @@ class StoreError(SpotOnError):
     """A key is missing, malformed or escapes the store."""
 
 
+# a file name holds 255 bytes on common file systems; writes first make '.{name}.XXXXXXXX.part'
+MAX_KEY_PART_BYTES = 240
+
+
+def _unnameable(parts: tuple[str, ...]) -> str | None:
+    """Why no file system can name this key (so it must read as missing, not crash), or None."""
+    try:
+        sizes = [len(part.encode()) for part in parts]
+    except UnicodeEncodeError:
+        return "it is not valid Unicode text"
+    if any("\x00" in part for part in parts):
+        return "it holds a NUL byte"
+    if max(sizes) > MAX_KEY_PART_BYTES:
+        return f"a part is over {MAX_KEY_PART_BYTES} bytes"
+    return None
+
+
 def check_key(key: str) -> str:
-    """Reject keys that could escape the store root (``..``, absolute paths, empty parts)."""
+    """Reject keys that could escape the store root (``..``, absolute paths, empty parts) or that
+    no file system can name (a NUL byte, a lone surrogate, a part over 240 bytes)."""
     parts = PurePosixPath(key).parts
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
         raise StoreError(f"invalid store key {key!r}: use a relative path like 'env/camera/file.mp4'")
+    reason = _unnameable(parts)
+    if reason:
+        raise StoreError(f"invalid store key {key[:80]!r}: {reason}")
     return key
 
 

@@ -7,7 +7,6 @@
   response's ``X-Request-ID``;
 - ``spoton_live_http_requests_total`` and ``..._request_duration_seconds`` by method, route
   template (``/api/v1/sessions/{session_id}``: never the raw path, which may hold ids) and status;
-- a path holding a NUL byte: 400 before routing (it would reach the file system as a ValueError);
 - an exception no handler took: logged with its traceback inside the request's context and
   answered by ``errors.handle_error`` (500, the common error body), not by Starlette's bare page.
 
@@ -21,7 +20,6 @@ import uuid
 
 import numpy as np
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from spoton.models.base import Detector
@@ -76,8 +74,6 @@ class RequestObservation:
             await send(message)
 
         try:
-            if "\x00" in scope["path"]:  # no route, store key or file name may hold one
-                raise HTTPException(400, "the path holds a NUL byte (%00): remove it")
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if response_started:  # too late for an error body: the client sees a cut response

@@ -328,7 +328,7 @@ class SessionManager:
         self._lock = threading.Lock()
 
     def environment(self, name: str) -> EnvironmentConfig:
-        if "/" in name or name.startswith(".") or "\x00" in name:
+        if "/" in name or name.startswith("."):
             raise SessionError(404, f"unknown environment {name!r}")
         try:
             return load_environment_from_store(self.store, name)

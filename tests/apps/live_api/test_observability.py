@@ -114,16 +114,25 @@ def test_an_unexpected_exception_is_500_in_the_same_shape_and_logged_with_its_re
     assert 'code="internal"' in " ".join(metric_lines(client, "spoton_live_errors_total"))
 
 
-@pytest.mark.parametrize("path", ["/api/v1/environments/pets_s2l1%00/cameras",
-                                  "/api/v1/media/pets_s2l1/environment.json%00.mp4"])
-def test_a_nul_byte_in_the_path_is_400_not_500(client, path):
+LONG = "a" * 300
+
+
+@pytest.mark.parametrize("path, words", [
+    ("/api/v1/environments/pets_s2l1%00/cameras", "unknown environment"),
+    (f"/api/v1/environments/{LONG}/cameras", "unknown environment"),
+    ("/api/v1/media/pets_s2l1/environment.json%00.mp4", "no media"),
+    (f"/api/v1/media/pets_s2l1/{LONG}.mp4", "no media"),
+])
+def test_a_name_no_file_system_can_hold_is_404_not_500(client, path, words):
     response = client.get(path, headers=VIEWER)
-    assert response.status_code == 400 and response.json()["code"] == "bad_request"
-    assert "NUL" in response.json()["detail"]
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert words in response.json()["detail"]
 
 
-def test_a_nul_byte_in_the_environment_name_is_404_not_500(client):
-    response = client.post("/api/v1/sessions", headers=ADMIN, json={"environment": "pets_s2l1\u0000"})
+@pytest.mark.parametrize("environment", ["pets_s2l1\u0000", LONG, "\ud800"])
+def test_an_unnameable_environment_in_a_session_body_is_404_not_500(client, environment):
+    response = client.post("/api/v1/sessions", headers={**ADMIN, "Content-Type": "application/json"},
+                           content=json.dumps({"environment": environment}))  # escapes NUL and the lone surrogate
     assert response.status_code == 404 and "unknown environment" in response.json()["detail"]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import structlog
 from fastapi.testclient import TestClient
-from live_api_server import KEYS, LiveApiServer, auth, live_store  # noqa: F401
+from live_api_server import KEYS, LiveApiServer, auth, free_port, live_store  # noqa: F401
 
 from apps.live_api.app import create_app
 from apps.live_api.auth import AuthConfig, Role
@@ -248,23 +248,47 @@ def test_unknown_log_format_is_refused():
 
 
 @pytest.mark.integration
-def test_a_real_server_logs_json_with_request_and_session_ids(live_store):
+def test_a_real_server_logs_json_with_ids_and_measures_sessions(live_store):
+    """A running session and a failing one (its camera's port is closed) on a real server: JSON log
+    lines with request and session ids, inference timed, the failure counted, series dropped."""
     server = LiveApiServer(live_store, extra_env={"SPOTON_LOG_FORMAT": "json"}).wait_ready()
     try:
-        session_id = server.create_session(tick_rate_hz=4)["session_id"]
+        good = server.create_session(tick_rate_hz=4)["session_id"]
+        bad = server.create_session(cameras={"cam1": {"kind": "http", "uri": f"http://127.0.0.1:{free_port()}/x"}})
         with server.client() as client:
             deadline = time.monotonic() + 60
-            while client.get(f"/api/v1/sessions/{session_id}").json()["state"] != "running":
-                assert time.monotonic() < deadline, "the session never ran"
+            while (client.get(f"/api/v1/sessions/{good}").json()["state"] != "running"
+                   or client.get(f"/api/v1/sessions/{bad['session_id']}").json()["state"] != "failed"):
+                assert time.monotonic() < deadline, "the sessions never reached running and failed"
                 time.sleep(0.2)
-            client.get(f"/api/v1/sessions/{session_id}", headers={"X-Request-ID": "req-real-1"})
-        server.delete_session(session_id)
+            client.get(f"/api/v1/sessions/{good}", headers={"X-Request-ID": "req-real-1"})
+            running = client.get("/metrics").text
+            server.delete_session(good)
+            deleted = client.get("/metrics").text
         server.log.flush()
         server.log.seek(0)
         lines = [json.loads(line) for line in server.log.read().splitlines() if line.startswith("{")]
     finally:
         server.stop()
-    access = [line for line in lines if line["logger"] == "uvicorn.access" and "req-real-1" == line.get("request_id")]
-    assert len(access) == 1 and f"/api/v1/sessions/{session_id}" in access[0]["event"]
-    session_lines = [line for line in lines if line.get("session_id") == session_id]
-    assert any("running" in line["event"] for line in session_lines), lines[-20:]
+    access = [line for line in lines if line["logger"] == "uvicorn.access" and line.get("request_id") == "req-real-1"]
+    assert len(access) == 1 and f"/api/v1/sessions/{good}" in access[0]["event"]
+    assert any("running" in line["event"] for line in lines if line.get("session_id") == good)
+    assert any(line["level"] == "error" for line in lines if line.get("session_id") == bad["session_id"])
+    count = re.search(r'spoton_live_inference_duration_seconds_count\{model="detector"\} (\S+)', running)
+    assert count and float(count[1]) > 0
+    assert "spoton_live_session_failures_total 1.0" in running
+    assert 'spoton_live_sessions{state="failed"} 1.0' in running
+    assert f'session="{good}"' in running and f'session="{good}"' not in deleted
+
+
+def test_upload_jobs_by_state(tmp_path):
+    from apps.live_api.uploads import UploadRecord, UploadService, record_key
+
+    app = make_app(tmp_path / "store")
+    for n, state in enumerate(("done", "failed", "failed")):
+        record = UploadRecord(id=f"{n:032x}", state=state, filename="v.mp4", size_bytes=1,
+                              video_key=f"uploads/{n:032x}/video.mp4", created_unix=0.0, frame_interval_s=1.0)
+        app.state.store.write_bytes(record_key(record.id), json.dumps(record.to_json()).encode())
+    UploadService.for_app(app)  # reads the records the store holds
+    text = TestClient(app).get("/metrics").text
+    assert 'spoton_live_uploads{state="failed"} 2.0' in text and 'spoton_live_uploads{state="done"} 1.0' in text

@@ -30,9 +30,7 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
          405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
          416: "range_not_satisfiable", 422: "invalid", 429: "too_many_requests", 500: "internal",
          502: "upstream_failed", 503: "unavailable"}
-ErrorCode = Literal["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
-                    "conflict", "too_large", "unsupported_media_type", "range_not_satisfiable", "invalid",
-                    "too_many_requests", "internal", "upstream_failed", "unavailable", "error"]
+ErrorCode = Literal[(*CODES.values(), "error")]  # "error": a status CODES does not name
 # SpotOnErrors without a status of their own: a missing store object, missing model weights
 # (the server is not set up), anything else a request the server cannot use.
 _STATUS_BY_CLASS = ((StoreError, 404), (MissingWeightsError, 503), (SpotOnError, 422))

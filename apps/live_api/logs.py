@@ -28,7 +28,8 @@ def configure_logging(fmt: str = "console", level: int | str = logging.INFO,
     if fmt == "json":
         render = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        render = [structlog.dev.ConsoleRenderer(colors=False)]
+        # plain tracebacks: Rich's (the default when installed) print local variables, tokens included
+        render = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render])

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import time
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -50,17 +51,26 @@ def client(app):
     return TestClient(app, raise_server_exceptions=False)
 
 
+@contextmanager
+def captured_logs(fmt: str):
+    """The root logger reconfigured to write ``fmt`` into a string, then restored."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging(fmt, stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()
+
+
 @pytest.fixture
 def json_logs():
-    """The JSON log lines written during the test (root logger reconfigured, then restored)."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging("json", stream=stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    structlog.reset_defaults()
+    """The JSON log lines written during the test."""
+    with captured_logs("json") as stream:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def metric_lines(client, name: str) -> list[str]:
@@ -247,6 +257,18 @@ def test_json_lines_carry_the_request_id_for_stdlib_and_structlog_records(app, c
     assert [(line["event"], line["request_id"], line["level"]) for line in lines] == [
         ("stdlib line 1", "req-logs-7", "warning"), ("structlog line", "req-logs-7", "info")]
     assert lines[1]["n"] == 2 and all("timestamp" in line for line in lines)
+
+
+def test_console_tracebacks_show_no_local_variables():
+    """Rich's traceback (structlog's console default when Rich is installed) prints locals: a token
+    in a local variable would reach the log."""
+    with captured_logs("console") as stream:
+        token = "secret-token-in-a-local"  # noqa: F841 (what the traceback must not show)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("spoton.example").exception("failed")
+    assert "ValueError: boom" in stream.getvalue() and "secret-token-in-a-local" not in stream.getvalue()
 
 
 def test_unknown_log_format_is_refused():

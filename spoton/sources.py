@@ -26,6 +26,7 @@ of a non-looping file); ``failed`` with ``error`` naming the problem and the fix
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import threading
@@ -149,8 +150,9 @@ class LiveSource:
         if self._thread is not None:
             raise RuntimeError(f"{self!r} was already started: open a new source to restart")
         self.started_monotonic = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.spec.kind}",
-                                        daemon=True)
+        # the reader runs in the starter's context (e.g. the log context naming its session)
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                        name=f"source-{self.spec.kind}", daemon=True)
         self._thread.start()
         return self
 

@@ -302,7 +302,9 @@ def test_a_real_server_logs_json_with_ids_and_measures_sessions(live_store):
     access = [line for line in lines if line["logger"] == "uvicorn.access" and line.get("request_id") == "req-real-1"]
     assert len(access) == 1 and f"/api/v1/sessions/{good}" in access[0]["event"]
     assert any("running" in line["event"] for line in lines if line.get("session_id") == good)
-    assert any(line["level"] == "error" for line in lines if line.get("session_id") == bad["session_id"])
+    bad_lines = [line for line in lines if line.get("session_id") == bad["session_id"]]
+    assert any(line["level"] == "error" for line in bad_lines)
+    assert any(line["logger"] == "spoton.sources" for line in bad_lines)  # its source's reader thread
     count = re.search(r'spoton_live_inference_duration_seconds_count\{model="detector"\} (\S+)', running)
     assert count and float(count[1]) > 0
     assert "spoton_live_session_failures_total 1.0" in running

@@ -4,8 +4,9 @@
 ``event``, plus the bound context); ``console`` (the default) the same fields for humans. The
 context comes from ``structlog.contextvars``: ``request_id`` on every line written while a
 request is served (bound by ``observe.RequestObservation``), ``session_id`` on every line of a
-session's thread and of its sources' reader threads. uvicorn's and the project's stdlib loggers propagate to the root handler set
-here, so they get the same format and context. Nothing here logs headers or query strings.
+session's thread and of its sources' reader threads. uvicorn's and the project's stdlib
+loggers propagate to the root handler set here, so they get the same format and context.
+Nothing here logs headers or query strings.
 """
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ limits ``file`` sources to media roots and streams to listed hosts or networks.
 """
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import logging
 import math
@@ -219,8 +220,9 @@ class LiveSource:
         if self._thread is not None:
             raise RuntimeError(f"{self!r} was already started: open a new source to restart")
         self.started_monotonic = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.spec.kind}",
-                                        daemon=True)
+        # the reader runs in the starter's context (e.g. the log context naming its session)
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                        name=f"source-{self.spec.kind}", daemon=True)
         self._thread.start()
         return self
 

@@ -32,15 +32,33 @@ def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
+# a file name holds 255 bytes on common file systems; writes first make '.{name}.XXXXXXXX.part'
+MAX_KEY_PART_BYTES = 240
+
+
+def _unnameable(parts: tuple[str, ...]) -> str | None:
+    """Why no file system can name this key (so it must read as missing, not crash), or None."""
+    try:
+        sizes = [len(part.encode()) for part in parts]
+    except UnicodeEncodeError:
+        return "it is not valid Unicode text"
+    if max(sizes) > MAX_KEY_PART_BYTES:
+        return f"a part is over {MAX_KEY_PART_BYTES} bytes"
+    return None
+
+
 def check_key(key: str) -> str:
-    """Reject keys that could escape the store root (``..``, absolute paths, empty parts) or that no
-    file system takes (NUL and other control characters)."""
+    """Reject keys that could escape the store root (``..``, absolute paths, empty parts) or that
+    no file system can name (NUL and other control characters, a lone surrogate, a part over 240 bytes)."""
     if not isinstance(key, str) or not key or _has_control(key):
-        raise StoreError(f"invalid store key {key!r}: no control characters (NUL, newline); use a "
+        raise StoreError(f"invalid store key {key[:80]!r}: no control characters (NUL, newline); use a "
                          "relative path like 'env/camera/file.mp4'")
     parts = PurePosixPath(key).parts
     if key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
         raise StoreError(f"invalid store key {key!r}: use a relative path like 'env/camera/file.mp4'")
+    reason = _unnameable(parts)
+    if reason:
+        raise StoreError(f"invalid store key {key[:80]!r}: {reason}")
     return key
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import os
 import secrets
@@ -19,22 +18,23 @@ from typing import Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictFloat
 
-from spoton.redact import install_log_redaction, redact
+from spoton.redact import install_log_redaction
 from spoton.sample_env import ENV_NAME
 from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
-from apps.live_api import health, media, overlay, uploads, ws
+from apps.live_api import errors, exposure, health, media, overlay, uploads, ws
+from apps.live_api.api_models import Cameras, Environments
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
+from apps.live_api.errors import error_responses
 from apps.live_api.fanout import Fanout, Hub
 from apps.live_api.health import LiveMetrics, Readiness
+from apps.live_api.logs import configure_logging
+from apps.live_api.observe import RequestObservation, TimedDetector
 from apps.live_api.sessions import SHUTDOWN_TIMEOUT_S, CommandError, SessionError, SessionManager, parse_command
 from apps.live_api.settings import Settings
 
@@ -105,7 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
         await app.state.fanout.stop()
 
-    app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan)
+    app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)  # exposure.add_docs: per setting
+    errors.install(app)
     store = LocalStore(settings.store_root)
     hub = Hub(settings.client_queue_size)
     fanout = Fanout(hub, settings.instance_id, settings.redis_url, settings.redis_prefix)
@@ -123,10 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def shared_detector():
         if app.state.detector is None:
             raise SessionError(503, "not ready: the detector is still loading (see /readyz)")
-        return app.state.detector
+        return TimedDetector(app.state.detector, metrics)
 
-    app.include_router(uploads.router)
-    app.include_router(media.router)
+    app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
+    app.include_router(media.router, responses=error_responses(401, 403, 404, 416, 422))
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
@@ -150,24 +152,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
-                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length"])
+                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "X-Request-ID"])
+    app.add_middleware(RequestObservation, metrics=metrics)  # outermost: every answer gets a request id
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        """FastAPI's 422, with any camera password it quotes from the body redacted."""
-        return JSONResponse({"detail": json.loads(redact(json.dumps(jsonable_encoder(exc.errors()))))},
-                            status_code=422)
-
-    @app.exception_handler(SessionError)
-    async def session_error(_: Request, exc: SessionError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
-
-    @app.get(TICK_SCHEMA_URL_PATH, tags=["live"])
+    @app.get(TICK_SCHEMA_URL_PATH, tags=["live"], response_model=dict)
     def tick_schema() -> dict:
         """The JSON Schema every tick validates against (stable URL)."""
         return TICK_JSON_SCHEMA
 
-    @app.get(f"{API}/environments", tags=["live"])
+    @app.get(f"{API}/environments", tags=["live"], response_model=Environments,
+             responses=error_responses(401, 403))
     def list_environments(_: Principal = Depends(require_role(Role.viewer))) -> dict:
         environments = []
         for name in _environment_names(store):
@@ -176,7 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  "segments": env.segments})
         return {"environments": environments}
 
-    @app.get(f"{API}/environments/{{environment}}/cameras", tags=["live"])
+    @app.get(f"{API}/environments/{{environment}}/cameras", tags=["live"], response_model=Cameras,
+             responses=error_responses(401, 403, 404))
     def list_cameras(environment: str, _: Principal = Depends(require_role(Role.viewer))) -> dict:
         env = sessions.environment(environment)
         cameras = []
@@ -241,6 +236,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise not_here(session_id)
 
     app.include_router(health.router)
+    exposure.add_metrics(app, settings.expose_metrics)
+    exposure.add_docs(app, settings.expose_docs)
     app.include_router(ws.router)
     overlay.mount(app)  # the overlay page at /, after the API routes
     return app
@@ -251,13 +248,13 @@ def main() -> None:
     import uvicorn
 
     install_log_redaction()  # camera passwords and ?token= values never reach a log line
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ.get("SPOTON_LOG_FORMAT", "console"))
     settings = Settings.from_env()
     if not settings.auth.api_keys and not settings.auth.jwt_secret:
         key = secrets.token_urlsafe(18)
         settings = dataclasses.replace(settings, auth=AuthConfig(api_keys={key: Role.admin}))
         print(f"No SPOTON_API_KEYS / SPOTON_JWT_SECRET set: generated an admin key for this run only:\n"
               f"  {key}\n  overlay page: http://{settings.host}:{settings.port}/?token={key}", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None,
                 ws_ping_interval=20, ws_ping_timeout=20, ws_max_size=16 * settings.ws_max_message_bytes,
                 timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S)

@@ -1,13 +1,25 @@
-"""/healthz (alive), /readyz (models warmed up, store reachable) and /metrics (Prometheus)."""
+"""/healthz (alive), /readyz (models warmed up, store reachable) and /metrics (Prometheus).
+
+Series that name a session (label ``session``) are dropped when the session ends
+(``forget_session``), so a long-running instance does not accumulate them. No label ever holds
+a raw path, a token or a source URI: HTTP series use the route template.
+"""
 from __future__ import annotations
 
+from collections import Counter as Tally
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, Field
+
+from apps.live_api.errors import current_request_id
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+HTTP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INFERENCE_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0)
 
 
 class LiveMetrics:
@@ -30,13 +42,41 @@ class LiveMetrics:
         self.client_ticks_dropped = Counter("spoton_live_client_ticks_dropped",
                                             "ticks dropped from slow clients' queues", registry=r)
         self.commands = Counter("spoton_live_commands", "client commands by outcome", ["outcome"], registry=r)
+        self.http_requests = Counter("spoton_live_http_requests", "HTTP requests by route template and status",
+                                     ["method", "route", "status"], registry=r)
+        self.http_latency = Histogram("spoton_live_http_request_duration_seconds",
+                                      "HTTP request handling time by route template", ["method", "route"],
+                                      buckets=HTTP_BUCKETS_S, registry=r)
+        self.errors = Counter("spoton_live_errors", "error responses by code (see the error body's code)",
+                              ["code"], registry=r)
+        self.inference = Histogram("spoton_live_inference_duration_seconds",
+                                   "one model call in a live session (detector: one frame)", ["model"],
+                                   buckets=INFERENCE_BUCKETS_S, registry=r)
+        self.session_failures = Counter("spoton_live_session_failures", "sessions that ended failed", registry=r)
+        self.sessions_by_state = Gauge("spoton_live_sessions", "this instance's sessions by state", ["state"],
+                                       registry=r)
+        self.uploads_by_state = Gauge("spoton_live_uploads", "upload jobs by state (failed: upload failures)",
+                                      ["state"], registry=r)
+        self.per_session = (self.fps, self.frames_processed, self.ticks, self.dropped_frames)
 
     def forget_session(self, session_id: str) -> None:
-        for metric in (self.fps, self.frames_processed, self.ticks):
-            try:
-                metric.remove(session_id)
-            except KeyError:
-                pass
+        """Drop every series labelled with this session."""
+        for metric in self.per_session:
+            metric.remove_by_labels({"session": session_id})
+
+    def refresh(self, sessions: dict, uploads) -> None:
+        """Set the gauges read from live state, just before a scrape."""
+        self.sessions_active.set(sum(session.active for session in sessions.values()))
+        _set_counts(self.sessions_by_state, Tally(session.state for session in sessions.values()))
+        if uploads is not None:
+            _set_counts(self.uploads_by_state, Tally(record.state for record in uploads.list()))
+
+
+def _set_counts(gauge: Gauge, counts: Tally) -> None:
+    """Replace a by-state gauge's series with these counts (states with none disappear)."""
+    gauge.clear()
+    for state, count in counts.items():
+        gauge.labels(state).set(count)
 
 
 @dataclass
@@ -48,16 +88,32 @@ class Readiness:
     checks: dict = field(default_factory=dict)
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    """/readyz: 200 when ready; 503 (with the error body's ``detail`` and ``code``) until then."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str | list[str]] = Field(description="what startup checked: environments, detector, store")
+    detail: str | None = Field(None, description="why not ready")
+    code: Literal["unavailable"] | None = None
+    request_id: str | None = None
+
+
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 def healthz() -> dict:
+    """Alive: the process answers (no dependency is checked)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Ready, responses={503: {"model": Ready, "description": "not ready yet"}})
 def readyz(request: Request) -> JSONResponse:
+    """Ready to serve sessions: the detector is warmed up and the store is reachable."""
     state = request.app.state
     readiness: Readiness = state.readiness
     store_ok, store_detail = state.check_store()
@@ -65,12 +121,15 @@ def readyz(request: Request) -> JSONResponse:
     if readiness.ready and store_ok:
         return JSONResponse({"status": "ready", "checks": checks})
     detail = readiness.detail if not readiness.ready else f"store unreachable: {store_detail}"
-    return JSONResponse({"status": "not ready", "detail": detail, "checks": checks}, status_code=503)
+    body = Ready(status="not ready", checks=checks, detail=detail, code="unavailable",
+                 request_id=current_request_id())
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=503)
 
 
-@router.get("/metrics")
 def metrics(request: Request) -> Response:
-    live: LiveMetrics = request.app.state.metrics
-    live.sessions_active.set(request.app.state.sessions.active_count)
-    live.ws_clients.set(request.app.state.hub.client_count)
+    """/metrics (Prometheus text); ``exposure.add_metrics`` routes it per SPOTON_EXPOSE_METRICS."""
+    state = request.app.state
+    live: LiveMetrics = state.metrics
+    live.refresh(state.sessions.sessions, getattr(state, "uploads", None))
+    live.ws_clients.set(state.hub.client_count)
     return Response(generate_latest(live.registry), media_type=CONTENT_TYPE_LATEST)

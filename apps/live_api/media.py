@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from apps.live_api.auth import AuthError, Principal, Role, auth_config, authenticate_token, authorize
+from apps.live_api.errors import error_json
 from spoton.store import ObjectStore, StoreError, check_key
 
 CHUNK_BYTES = 256 * 1024
@@ -130,8 +131,7 @@ def get_media(key: str, request: Request, _: Principal = Depends(viewer_by_heade
         try:
             span = parse_range(header, size)
         except ValueError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=416,
-                                headers={**headers, "Content-Range": f"bytes */{size}"})
+            return error_json(416, str(exc), headers={**headers, "Content-Range": f"bytes */{size}"})
     start, end = span if span is not None else (0, size - 1)
     length = max(end - start + 1, 0)
     headers["Content-Length"] = str(length)

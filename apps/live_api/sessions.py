@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
+import structlog
 
 from spoton.environment import load_environment_from_store
 from spoton.errors import SpotOnError
@@ -238,6 +239,7 @@ class LiveSession:
 
     # --- the processing loop -------------------------------------------------------------
     def _run(self) -> None:
+        structlog.contextvars.bind_contextvars(session_id=self.id)  # on every line of this thread
         try:
             for source in self.sources.values():
                 source.start()
@@ -269,6 +271,7 @@ class LiveSession:
                     next_status = now + self.status_interval_s
         except Exception as exc:
             log.exception("session %s failed", self.id)
+            self.metrics.session_failures.inc()
             self._set_state("failed", exc.detail if isinstance(exc, SessionError) else f"{type(exc).__name__}: {exc}")
         finally:
             for source in self.sources.values():

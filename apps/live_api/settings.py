@@ -9,8 +9,11 @@ from typing import Mapping
 
 from apps.live_api.auth import AuthConfig
 from spoton.sources import SourceAllowList
+from apps.live_api.exposure import EXPOSURES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# SPOTON_DEPLOYMENT -> default exposure of (/metrics, the API docs)
+DEPLOYMENT_EXPOSURE = {"dev": ("public", "public"), "prod": ("auth", "off")}
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -60,12 +63,18 @@ class Settings:
     status_interval_s: float = 1.0
     ort_threads: int = 1
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
+    expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         var = Path(env.get("SPOTON_VAR", REPO_ROOT / "var"))
         sample_max = env.get("SPOTON_SAMPLE_MAX_FRAMES")
+        deployment = env.get("SPOTON_DEPLOYMENT", "dev")
+        if deployment not in DEPLOYMENT_EXPOSURE:
+            raise ValueError(f"SPOTON_DEPLOYMENT={deployment!r}: use one of {', '.join(DEPLOYMENT_EXPOSURE)}")
+        metrics_default, docs_default = DEPLOYMENT_EXPOSURE[deployment]
         return cls(
             store_root=Path(env.get("SPOTON_STORE", var / "store")),
             auth=AuthConfig(api_keys=AuthConfig.parse_api_keys(env.get("SPOTON_API_KEYS", "")),
@@ -92,6 +101,8 @@ class Settings:
                          else tuple(Path(r) for r in roots)),
             source_hosts=_list(env, "SPOTON_SOURCE_HOSTS"),
             ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
+            expose_metrics=env.get("SPOTON_EXPOSE_METRICS", metrics_default),
+            expose_docs=env.get("SPOTON_EXPOSE_DOCS", docs_default),
         )
 
     def check(self) -> "Settings":
@@ -109,6 +120,9 @@ class Settings:
                              "SPOTON_WS_MAX_MESSAGE_BYTES must be >= 1")
         self.auth.check()
         self.source_allow_list()  # a malformed SPOTON_SOURCE_HOSTS entry fails here, at startup
+        for name, value in (("SPOTON_EXPOSE_METRICS", self.expose_metrics), ("SPOTON_EXPOSE_DOCS", self.expose_docs)):
+            if value not in EXPOSURES:
+                raise ValueError(f"{name}={value!r}: use one of {', '.join(EXPOSURES)}")
         return self
 
     def source_allow_list(self) -> SourceAllowList:

@@ -12,9 +12,10 @@ from assets.ingest import StoreResource
 from orchestration.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from spoton.appearance import embed_tracklets
-from spoton.environment import FrameClock, load_environment_from_store, sub_video_key
+from spoton.environment import FrameClock, sub_video_key
 from spoton.processor import ClockFrame, synchronized
 from spoton.schemas import detections_table, tracks_table
+from spoton.site.storage import load_environment
 from spoton.video import iter_frames
 
 MAX_MEAN_PEOPLE_PER_FRAME = 40.0
@@ -61,7 +62,7 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     """
     environment, segment = split_key(context)
     object_store = store.get_store()
-    env = load_environment_from_store(object_store, environment)
+    env = load_environment(object_store, environment)
     cameras = [env.camera_spec(c.name) for c in env.cameras if c.name in set(frames["camera"].to_pylist())]
     step = FrameClock.of(frames["global_frame"], frames["ts"]).step
     processor = perception.build_processor(cameras, frame_rate=env.fps / step)

@@ -22,7 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from spoton.sample_env import ENV_NAME
+from spoton.site.storage import list_environments
 from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
@@ -50,25 +50,23 @@ class SessionBody(BaseModel):
     tick_rate_hz: float | None = Field(None, description="ticks per second at most (default SPOTON_TICK_RATE)")
 
 
-def _environment_names(store: LocalStore) -> list[str]:
-    return sorted({key.split("/")[0] for key in store.list_keys() if key.count("/") == 1
-                   and key.endswith("/environment.json")})
-
-
 def _warm_up(app: FastAPI) -> None:
     """Build what is missing, load and exercise the detector, then mark the app ready."""
     settings: Settings = app.state.settings
     readiness: Readiness = app.state.readiness
     store: LocalStore = app.state.store
     try:
-        if settings.build_sample_environment and not store.exists(f"{ENV_NAME}/environment.json"):
-            from spoton.artifacts import fetch_sample_video
-            from spoton.sample_env import build_sample_environment
+        if settings.build_sample_environment:  # a startup convenience: sessions never import the sample
+            from spoton.sample import ENV_NAME
 
-            readiness.detail = f"building the sample environment {ENV_NAME!r} into {store.root}"
-            build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
-                                     max_source_frames=settings.sample_max_source_frames)
-        readiness.checks["environments"] = _environment_names(store)
+            if ENV_NAME not in list_environments(store):
+                from spoton.artifacts import fetch_sample_video
+                from spoton.sample.builder import build_sample_environment
+
+                readiness.detail = f"building the sample environment {ENV_NAME!r} into {store.root}"
+                build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
+                                         max_source_frames=settings.sample_max_source_frames)
+        readiness.checks["environments"] = list_environments(store)
         readiness.detail = "loading and warming up the detector"
         from spoton.models.detector import build_detector
         from spoton.video import iter_frames
@@ -159,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(f"{API}/environments", tags=["live"])
     def list_environments(_: Principal = Depends(require_role(Role.viewer))) -> dict:
         environments = []
-        for name in _environment_names(store):
+        for name in list_environments(store):
             env = sessions.environment(name)
             environments.append({"name": name, "fps": env.fps, "cameras": list(env.camera_names),
                                  "segments": env.segments})

@@ -21,13 +21,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from spoton.environment import load_environment_from_store
 from spoton.errors import SpotOnError
 from spoton.live_identity import LiveIdentityGallery
 from spoton.models.base import Detector
 from spoton.processor import CameraSpec, FrameProcessor
 from spoton.records import CameraFrameResult
-from spoton.sample_env import EnvironmentConfig
+from spoton.site.model import Environment
+from spoton.site.storage import load_environment
 from spoton.sources import LiveSource, SourceError, SourceSpec, open_source
 from spoton.store import ObjectStore
 from spoton.tick import TickBuilder
@@ -108,7 +108,7 @@ class _Window:
 class LiveSession:
     """Sources -> FrameProcessor -> identity gallery -> ticks, in one thread; see the module docstring."""
 
-    def __init__(self, session_id: str, environment: EnvironmentConfig, sources: Mapping[str, LiveSource],
+    def __init__(self, session_id: str, environment: Environment, sources: Mapping[str, LiveSource],
                  processor: FrameProcessor, *, tick_rate_hz: float, fanout: Fanout, metrics: LiveMetrics,
                  instance_id: str, status_interval_s: float = 1.0):
         self.id = session_id
@@ -324,11 +324,11 @@ class SessionManager:
         self.sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
-    def environment(self, name: str) -> EnvironmentConfig:
+    def environment(self, name: str) -> Environment:
         if "/" in name or name.startswith("."):
             raise SessionError(404, f"unknown environment {name!r}")
         try:
-            return load_environment_from_store(self.store, name)
+            return load_environment(self.store, name)
         except SpotOnError as exc:
             raise SessionError(404, f"unknown environment {name!r}: {exc}") from None
 
@@ -375,13 +375,11 @@ class SessionManager:
         return session.start()
 
     @staticmethod
-    def _camera_spec(env: EnvironmentConfig, camera: str) -> CameraSpec:
-        """The camera's calibration and tracked region, or neither (no map positions) when it has no calibration."""
-        try:
-            return env.camera_spec(camera)
-        except (SpotOnError, OSError) as exc:
-            log.warning("camera %s of %s has no usable calibration (%s): no map positions", camera, env.name, exc)
-            return CameraSpec(camera)
+    def _camera_spec(env: Environment, camera: str) -> CameraSpec:
+        """The camera's calibration and tracked region; a camera without calibration gets no map positions."""
+        if env.camera(camera).calibration is None:
+            log.warning("camera %s of %s has no calibration: no map positions", camera, env.name)
+        return env.camera_spec(camera)
 
     def get(self, session_id: str) -> LiveSession | None:
         return self.sessions.get(session_id)

@@ -44,14 +44,14 @@ def derive_camera_ground_truth(cameras: tuple[VirtualCamera, ...], source_gt: Mo
     """Warp source-frame ground truth into every camera of the sample environment."""
     tsai = tsai or TsaiCamera.from_xml(TSAI_XML)
     map_xy = foot_points_to_map(tsai, source_gt.xyxy)
-    cameras = {}
+    truth = {}
     for camera in cameras:
         seen = source_gt.frame >= camera.start_offset_frames  # the camera has not started before
         boxes, kept = camera.source_boxes_to_camera(source_gt.xyxy[seen])
         rows = np.flatnonzero(seen)[kept]
-        cameras[camera.name] = MotBoxes.create(source_gt.frame[rows], source_gt.ids[rows], boxes,
-                                               np.ones(len(rows)), map_xy[rows])
-    return cameras
+        truth[camera.name] = MotBoxes.create(source_gt.frame[rows], source_gt.ids[rows], boxes,
+                                             np.ones(len(rows)), map_xy[rows])
+    return truth
 
 
 def sample_environment_ground_truth(cameras: tuple[VirtualCamera, ...], source_gt_path: Path,

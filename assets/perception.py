@@ -65,15 +65,16 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     env = load_environment(object_store, environment)
     cameras = [env.camera_spec(c.name) for c in env.cameras if c.name in set(frames["camera"].to_pylist())]
     step = FrameClock.of(frames["global_frame"], frames["ts"]).step
-    processor = perception.build_processor(cameras, frame_rate=env.fps / step)
+    config = perception.config()
+    processor = config.build_processor(cameras, frame_rate=env.fps / step)
     results = []
     for instant in synchronized(_camera_streams(object_store, environment, segment, frames)):
         results.extend(processor.process(instant).values())
     detections = _add_clock_columns(detections_table(results), frames)
     tracks = _add_clock_columns(tracks_table(results), frames)
     cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
-    tracklet_ids = perception.tracklet_cut().tracklet_ids(cameras, [segment] * len(cameras), track_ids,
-                                                          tracks["global_frame"].to_numpy() // step, env.fps / step)
+    tracklet_ids = config.tracklet_cut.tracklet_ids(cameras, [segment] * len(cameras), track_ids,
+                                                    tracks["global_frame"].to_numpy() // step, env.fps / step)
     tracks = tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string()))
 
     decoded = len(results)  # camera-frames processed
@@ -115,8 +116,9 @@ def tracklet_embeddings(context: AssetExecutionContext, tracklets: pa.Table, sto
     def frames_of(camera: str, stop: int):
         return iter_frames(object_store.local_path(sub_video_key(environment, camera, segment)), stop=stop)
 
-    means, counts = embed_tracklets(tracklets.to_pandas(), frames_of, perception.build_embedder(),
-                                   perception.crops_per_tracklet)
+    config = perception.config()
+    means, counts = embed_tracklets(tracklets.to_pandas(), frames_of, config.build_embedder(),
+                                   config.crops_per_tracklet)
     summary = tracklets.group_by(["tracklet_id", "camera"]).aggregate(
         [("ts", "min"), ("ts", "max"), ("ts", "count")]).sort_by("tracklet_id")
     ids = summary["tracklet_id"].to_pylist()

@@ -25,6 +25,7 @@ from spoton.evaluation import MotBoxes, boxes_from_tracks, evaluate_sequence, io
 from spoton.ground_truth import shared_source_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.models.detector import DetectorConfig
+from spoton.perception import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
 from spoton.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
 from spoton.video import iter_frames
@@ -39,8 +40,8 @@ def online_tracks(threshold: float, frames: int) -> pd.DataFrame:
     """`spoton track --online-only` at ``threshold`` (cached)."""
     out = cache_dir() / "tuning" / f"online-{threshold:.2f}-{frames}"
     if not (out / "tracks.parquet").is_file():
-        options = TrackOptions(detector_config=DetectorConfig(score_threshold=threshold), max_frames=frames,
-                               calibration=CALIBRATION, write_video=False, offline=None)
+        perception = PerceptionConfig(detector_config=DetectorConfig(score_threshold=threshold))
+        options = TrackOptions(perception, max_frames=frames, calibration=CALIBRATION, write_video=False, offline=None)
         track_video(fetch_sample_video(), out, options)
     return pd.read_parquet(out / "tracks.parquet")
 

@@ -68,10 +68,9 @@ def _warm_up(app: FastAPI) -> None:
                                          max_source_frames=settings.sample_max_source_frames)
         readiness.checks["environments"] = list_environments(store)
         readiness.detail = "loading and warming up the detector"
-        from spoton.models.detector import build_detector
         from spoton.video import iter_frames
 
-        detector = build_detector(threads=settings.ort_threads)
+        detector = settings.perception().build_detector()
         videos = [k for k in store.list_keys() if k.endswith(".mp4")]
         frame = (next(iter_frames(store.local_path(videos[0]))).image if videos
                  else np.zeros((480, 640, 3), np.uint8))
@@ -122,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(media.router)
 
-    sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
+    sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
+                              instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store))

@@ -24,6 +24,7 @@ import numpy as np
 from spoton.errors import SpotOnError
 from spoton.live_identity import LiveIdentityGallery
 from spoton.models.base import Detector
+from spoton.perception import PerceptionConfig
 from spoton.processor import CameraSpec, FrameProcessor
 from spoton.records import CameraFrameResult
 from spoton.site.model import Environment
@@ -31,7 +32,6 @@ from spoton.site.storage import load_environment
 from spoton.sources import LiveSource, SourceError, SourceSpec, open_source
 from spoton.store import ObjectStore
 from spoton.tick import TickBuilder
-from spoton.tracking import TrackerConfig
 
 from apps.live_api.fanout import Fanout, Message, status_message
 from apps.live_api.health import LiveMetrics
@@ -310,9 +310,11 @@ class SessionManager:
     def __init__(self, store: ObjectStore, detector_factory: Callable[[], Detector], fanout: Fanout,
                  metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
                  status_interval_s: float = 1.0, realtime_sources: bool = True,
-                 resolve_upload: Callable[[str], str] | None = None):
+                 resolve_upload: Callable[[str], str] | None = None,
+                 perception: PerceptionConfig = PerceptionConfig()):
         self.store = store
         self.detector_factory = detector_factory
+        self.perception = perception
         self.fanout = fanout
         self.metrics = metrics
         self.instance_id = instance_id
@@ -366,7 +368,7 @@ class SessionManager:
             except SourceError as exc:  # an UploadError carries its own status (404 unknown id)
                 raise SessionError(getattr(exc, "status", 422), f"camera {cam}: {exc}") from None
             cameras = [self._camera_spec(env, cam) for cam in specs]
-            processor = FrameProcessor(cameras, self.detector_factory(), TrackerConfig("bytetrack", frame_rate=env.fps))
+            processor = self.perception.build_processor(cameras, env.fps, detector=self.detector_factory())
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
                                   fanout=self.fanout, metrics=self.metrics, instance_id=self.instance_id,

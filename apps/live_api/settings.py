@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from spoton.perception import PerceptionConfig
+
 from apps.live_api.auth import AuthConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +48,7 @@ class Settings:
     commands_per_second: float = 10.0  # per connection, burst of twice that
     status_interval_s: float = 1.0
     ort_threads: int = 1
+    tracker: str = "bytetrack"
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     @classmethod
@@ -70,7 +73,12 @@ class Settings:
             client_queue_size=_int(env, "SPOTON_CLIENT_QUEUE", 8),
             commands_per_second=_float(env, "SPOTON_COMMANDS_PER_S", 10.0),
             ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
+            tracker=env.get("SPOTON_TRACKER", "bytetrack"),
         )
+
+    def perception(self) -> PerceptionConfig:
+        """Live sessions on the one perception configuration: every frame, the configured tracker."""
+        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads)
 
     def check(self) -> "Settings":
         """Refuse to start with no way in: an API with no keys and no JWT secret is useless."""

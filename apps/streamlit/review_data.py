@@ -6,6 +6,7 @@ lake itself (corrections are appended there) and the Dagster instance (asset-che
 """
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,11 @@ class ReviewPaths:
             raise ReviewDataError(
                 f"{', '.join(map(str, missing))} missing: run `make demo` first (it writes the store, the lake "
                 f"and the catalog under {self.var}), or point SPOTON_VAR at a folder that has them")
+
+
+def current_author() -> str:
+    """Who is correcting when the app is not told: $SPOTON_USER, else the login name."""
+    return os.environ.get("SPOTON_USER") or getpass.getuser()
 
 
 def sql(paths: ReviewPaths, query: str, params: list | None = None) -> pd.DataFrame:

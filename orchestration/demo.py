@@ -7,11 +7,10 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 
 from dagster import DagsterInstance
 
-from orchestration.resources import REPO_ROOT, var_dir
+from orchestration.resources import REPO_ROOT, shared_dir, var_dir
 from orchestration.runner import materialize_all, register_partitions
 from spoton.artifacts import fetch_sample_video
 from spoton.catalog import build_catalog, query
@@ -27,7 +26,7 @@ from spoton.store import LocalStore
 def store_sample_ground_truth(store: LocalStore, max_source_frames: int | None) -> str:
     """Write the sample environment's per-camera ground truth when the PETS annotation is at hand;
     returns the line to print either way."""
-    source = shared_source_ground_truth(Path(os.environ.get("SPOTON_SHARED", REPO_ROOT.parent / "shared")))
+    source = shared_source_ground_truth(shared_dir())
     if source is None:
         return ("ground truth: none (the PETS annotation ../shared/pets/gt_view1_frames0000-0399.txt is absent; "
                 "set SPOTON_SHARED to the folder holding pets/), accuracy evaluation is skipped")

@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from spoton.environment import scan_sub_videos
 from spoton.site.storage import list_environments
 from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
@@ -157,10 +158,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(f"{API}/environments", tags=["live"])
     def list_environments(_: Principal = Depends(require_role(Role.viewer))) -> dict:
         environments = []
+        found = scan_sub_videos(store)
         for name in list_environments(store):
             env = sessions.environment(name)
             environments.append({"name": name, "fps": env.fps, "cameras": list(env.camera_names),
-                                 "segments": env.segments})
+                                 "segments": len(found.get(name, {}))})
         return {"environments": environments}
 
     @app.get(f"{API}/environments/{{environment}}/cameras", tags=["live"])
@@ -169,8 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cameras = []
         for camera in env.cameras:
             videos = [k for k in store.list_keys(f"{environment}/{camera.name}/") if k.endswith(".mp4")]
-            cameras.append({"name": camera.name, "size": {"w": camera.size[0], "h": camera.size[1]},
-                            "calibrated": store.exists(f"{environment}/calibration/{camera.name}.json"),
+            cameras.append({"name": camera.name, "size": {"w": camera.resolution[0], "h": camera.resolution[1]},
+                            "calibrated": camera.calibration is not None,
                             "sub_videos": videos, "media_urls": [media.media_url(k) for k in videos],
                             "default_source": {"kind": "store", "uri": videos[0]} if videos else None})
         return {"environment": environment, "cameras": cameras}

@@ -83,7 +83,7 @@ def from_document(document: dict, where: str = "environment document") -> Enviro
                            FloorPlan(plan.get("image_key"), tuple(plan["size_px"]), plan["metres_per_pixel"],
                                      tuple(plan["origin_m"]), plan["y_axis"]),
                            zones, document.get("description", ""))
-    except ValueError as exc:  # a zone's polygon, or an EnvironmentConfigError
+    except ValueError as exc:  # a zone whose polygon is not (K >= 3, 2) points
         raise EnvironmentConfigError(f"{where}: {exc}") from None
 
 

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from spoton.environment import scan_sub_videos
-from spoton.site.storage import list_environments
+from spoton.site import storage as site_storage
 from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
@@ -60,14 +60,14 @@ def _warm_up(app: FastAPI) -> None:
         if settings.build_sample_environment:  # a startup convenience: sessions never import the sample
             from spoton.sample import ENV_NAME
 
-            if ENV_NAME not in list_environments(store):
+            if ENV_NAME not in site_storage.list_environments(store):
                 from spoton.artifacts import fetch_sample_video
                 from spoton.sample.builder import build_sample_environment
 
                 readiness.detail = f"building the sample environment {ENV_NAME!r} into {store.root}"
                 build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
                                          max_source_frames=settings.sample_max_source_frames)
-        readiness.checks["environments"] = list_environments(store)
+        readiness.checks["environments"] = site_storage.list_environments(store)
         readiness.detail = "loading and warming up the detector"
         from spoton.video import iter_frames
 
@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def list_environments(_: Principal = Depends(require_role(Role.viewer))) -> dict:
         environments = []
         found = scan_sub_videos(store)
-        for name in list_environments(store):
+        for name in site_storage.list_environments(store):
             env = sessions.environment(name)
             environments.append({"name": name, "fps": env.fps, "cameras": list(env.camera_names),
                                  "segments": len(found.get(name, {}))})

@@ -29,7 +29,7 @@ from spoton.geometry import Homography, Zone
 from spoton.sample import DATA_DIR, ENV_NAME
 from spoton.sample.floor_plan import ZONES_M, draw_floor_plan, floor_plan_around
 from spoton.sample.virtual_cameras import (
-    SOURCE_FPS, SOURCE_SIZE, VirtualCamera, _round, calibration_points, camera_footprint_m, default_cameras,
+    SOURCE_FPS, SOURCE_SIZE, VirtualCamera, rounded, calibration_points, camera_footprint_m, default_cameras,
     ground_check_error_m,
 )
 from spoton.site import legacy
@@ -165,7 +165,7 @@ def build_environment_config(tsai_xml: Path = TSAI_XML) -> tuple[dict, dict[str,
             "source_frame_spans": [list(s) for s in segment_bounds(SOURCE_FRAME_COUNT, SEGMENTS)],
         },
         "floor_plan": legacy.floor_plan_to_json(floor_plan),
-        "zones": [{"name": z.name, "polygon_m": _round(z.polygon_m, 3)} for z in zones],
+        "zones": [{"name": z.name, "polygon_m": rounded(z.polygon_m, 3)} for z in zones],
     }
     return environment, calibrations, draw_floor_plan(floor_plan, cameras, zones)
 
@@ -184,7 +184,7 @@ def source_view_calibration(tsai_xml: Path = TSAI_XML) -> dict:
             "image_points": image_points.tolist(), "map_points": map_points.tolist(),
             "reprojection_error_m": round(homography.reprojection_error_m, 4),
             "ground_check_rms_m": round(rms, 4), "ground_check_max_m": round(worst, 4),
-            "region_m": _round(camera_footprint_m(view, tsai), 3),
+            "region_m": rounded(camera_footprint_m(view, tsai), 3),
             "source": "PETS 2009 S2.L1 View_001 Tsai model (lens distortion included) -> ground plane Z=0, mm / 1000"}
 
 

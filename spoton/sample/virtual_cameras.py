@@ -116,12 +116,12 @@ class VirtualCamera:
         out = {
             "name": self.name,
             "size": list(self.size),
-            "warp": _round(self.warp, 10),
+            "warp": rounded(self.warp, 10),
             "start_offset_frames": self.start_offset_frames,
             "time_offset_s": self.time_offset_s,
         }
         if self.footprint_m is not None:
-            out["footprint_m"] = _round(self.footprint_m, 3)
+            out["footprint_m"] = rounded(self.footprint_m, 3)
         return out
 
     @classmethod
@@ -142,7 +142,8 @@ class VirtualCamera:
         )
 
 
-def _round(array: np.ndarray, decimals: int) -> list:
+def rounded(array: np.ndarray, decimals: int) -> list:
+    """The array as nested lists of numbers rounded to ``decimals`` (what the committed JSON holds)."""
     return np.round(np.asarray(array, dtype=np.float64), decimals).tolist()
 
 

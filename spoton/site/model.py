@@ -103,10 +103,13 @@ class Calibration:
 
 @dataclass(frozen=True)
 class CameraSource:
-    """Where a camera's frames come from (``spoton.sources``): a kind and its URI or key."""
+    """Where a camera's frames come from (``spoton.sources``): a kind and its URI or key.
+
+    The URI is left out of the repr: a stream URL may carry a camera's password.
+    """
 
     kind: str
-    uri: str
+    uri: str = field(repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:

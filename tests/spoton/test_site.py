@@ -158,3 +158,8 @@ def test_pipeline_live_and_review_paths_do_not_import_the_sample():
             "leaked = sorted(m for m in sys.modules if m.startswith('spoton.sample')); "
             "assert not leaked, leaked")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_a_camera_source_keeps_its_password_out_of_the_repr():
+    camera = Camera("gate", 7.0, (640, 480), source=CameraSource("rtsp", "rtsp://admin:s3cret@10.0.0.5/stream"))
+    assert "s3cret" not in repr(camera) and camera.source.uri.endswith("/stream")

@@ -17,7 +17,7 @@ from spoton.site.storage import (
 )
 from spoton.store import LocalStore
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LEGACY_DIR = REPO / "data" / "environments"  # the sample's committed config, in the first stored form
 TRUE_H = np.array([[0.02, 0.001, -3.0], [0.0005, -0.025, 9.0], [0.00001, 0.0002, 1.0]])
 

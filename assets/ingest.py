@@ -7,9 +7,10 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from resources.store import ObjectStoreResource as StoreResource
-from spoton.environment import load_environment_from_store, scan_sub_videos, sub_video_key
+from spoton.environment import scan_sub_videos, sub_video_key
 from spoton.errors import VideoError
 from spoton.schemas import FRAMES, SUB_VIDEO_MANIFEST
+from spoton.site.storage import load_environment
 from spoton.video import probe
 
 
@@ -23,7 +24,7 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
     """
     environment, segment = split_key(context)
     object_store = store.get_store()
-    env = load_environment_from_store(object_store, environment)
+    env = load_environment(object_store, environment)
     segments_by_camera = scan_sub_videos(object_store).get(environment, {})  # one listing per run
     rows = []
     for camera in env.cameras:
@@ -46,7 +47,7 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
     if not rows:
         raise VideoError(f"no sub-videos for segment {segment} of {environment} in {object_store.uri}")
     table = SUB_VIDEO_MANIFEST.table(pa.Table.from_pylist(rows))
-    errors = {c.name: env.homography(c.name).reprojection_error_m for c in env.cameras}
+    errors = {c.name: c.calibration.reprojection_error_m for c in env.cameras if c.calibration is not None}
     worst = max(errors.values(), default=float("nan"))
     yield Output(table, metadata={"cameras": len(rows), "preview": MetadataValue.md(table.to_pandas().to_markdown())})
     yield AssetCheckResult(
@@ -74,7 +75,7 @@ def frames(context: AssetExecutionContext, sub_video_manifest: pa.Table, store: 
     kept frames of different cameras are simultaneous even with time offsets.
     """
     environment, _ = split_key(context)
-    env = load_environment_from_store(store.get_store(), environment)
+    env = load_environment(store.get_store(), environment)
     step = max(1, round(env.fps / perception.processing_fps)) if perception.processing_fps else 1
     parts = []
     for row in sub_video_manifest.to_pylist():

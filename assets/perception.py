@@ -12,9 +12,10 @@ from assets.ingest import StoreResource
 from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
 from spoton.appearance import embed_tracklets
-from spoton.environment import FrameClock, load_environment_from_store, sub_video_key
+from spoton.environment import FrameClock, sub_video_key
 from spoton.processor import ClockFrame, synchronized
 from spoton.schemas import DETECTIONS, TRACKLET_EMBEDDINGS, TRACKLETS, detections_table, tracks_table
+from spoton.site.storage import load_environment
 from spoton.video import iter_frames
 
 MAX_MEAN_PEOPLE_PER_FRAME = 40.0
@@ -61,18 +62,19 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     """
     environment, segment = split_key(context)
     object_store = store.get_store()
-    env = load_environment_from_store(object_store, environment)
+    env = load_environment(object_store, environment)
     cameras = [env.camera_spec(c.name) for c in env.cameras if c.name in set(frames["camera"].to_pylist())]
     step = FrameClock.of(frames["global_frame"], frames["ts"]).step
-    processor = perception.build_processor(cameras, frame_rate=env.fps / step)
+    config = perception.config()
+    processor = config.build_processor(cameras, frame_rate=env.fps / step)
     results = []
     for instant in synchronized(_camera_streams(object_store, environment, segment, frames)):
         results.extend(processor.process(instant).values())
     detections = DETECTIONS.table(_add_clock_columns(detections_table(results), frames))
     tracks = _add_clock_columns(tracks_table(results), frames)
     cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
-    tracklet_ids = perception.tracklet_cut().tracklet_ids(cameras, [segment] * len(cameras), track_ids,
-                                                          tracks["global_frame"].to_numpy() // step, env.fps / step)
+    tracklet_ids = config.tracklet_cut.tracklet_ids(cameras, [segment] * len(cameras), track_ids,
+                                                    tracks["global_frame"].to_numpy() // step, env.fps / step)
     tracks = TRACKLETS.table(tracks.append_column("tracklet_id", pa.array(tracklet_ids, pa.string())))
 
     decoded = len(results)  # camera-frames processed
@@ -114,8 +116,9 @@ def tracklet_embeddings(context: AssetExecutionContext, tracklets: pa.Table, sto
     def frames_of(camera: str, stop: int):
         return iter_frames(object_store.local_path(sub_video_key(environment, camera, segment)), stop=stop)
 
-    means, counts = embed_tracklets(tracklets.to_pandas(), frames_of, perception.build_embedder(),
-                                   perception.crops_per_tracklet)
+    config = perception.config()
+    means, counts = embed_tracklets(tracklets.to_pandas(), frames_of, config.build_embedder(),
+                                   config.crops_per_tracklet)
     summary = tracklets.group_by(["tracklet_id", "camera"]).aggregate(
         [("ts", "min"), ("ts", "max"), ("ts", "count")]).sort_by("tracklet_id")
     ids = summary["tracklet_id"].to_pylist()

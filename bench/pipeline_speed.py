@@ -31,7 +31,8 @@ from spoton.artifacts import fetch_sample_video
 from spoton.environment import scan_sub_videos
 from spoton.models.detector import NanoDetDetector
 from spoton.pipeline import TrackOptions, track_video
-from spoton.sample_env import ENV_NAME, build_sample_environment
+from spoton.sample import ENV_NAME
+from spoton.sample.builder import build_sample_environment
 from spoton.store import LocalStore
 from spoton.video import iter_frames
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from spoton.artifacts import fetch_sample_video
 from spoton.models.detector import NanoDetDetector
+from spoton.perception import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
 from spoton.video import iter_frames
 
@@ -45,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         for label, tracker in (("spoton track (ByteTrack)", "bytetrack"),
                                ("spoton track (BoT-SORT + MobileNetV2 embed)", "botsort")):
-            summary = track_video(video, Path(out) / tracker, TrackOptions(tracker=tracker, max_frames=args.frames))
+            summary = track_video(video, Path(out) / tracker, TrackOptions(PerceptionConfig(tracker=tracker), max_frames=args.frames))
             rows.append((label, summary.fps))
 
     detect_fps = rows[1][1]

@@ -31,7 +31,7 @@ from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.models.embedder import build_embedder
 from spoton.postprocess import TrackletCut, clean_environment_tracks
-from spoton.sample_env import ENV_NAME
+from spoton.sample import ENV_NAME
 from spoton.store import LocalStore
 from spoton.video import iter_frames
 

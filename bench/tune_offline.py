@@ -20,14 +20,16 @@ import numpy as np
 import pandas as pd
 
 from spoton.appearance import CROPS_PER_TRACKLET, embed_tracklets
+from orchestration.resources import shared_dir
 from spoton.artifacts import cache_dir, fetch_sample_video
 from spoton.evaluation.metrics import evaluate_sequence, iou_matrix
 from spoton.evaluation.mot import MotBoxes, boxes_from_tracks
-from spoton.ground_truth import shared_source_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.models.detector import DetectorConfig
+from spoton.perception import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
 from spoton.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
+from spoton.sample.ground_truth import shared_source_ground_truth
 from spoton.video import iter_frames
 
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "calibration" / "pets_s2l1_view_001.json"
@@ -40,8 +42,8 @@ def online_tracks(threshold: float, frames: int) -> pd.DataFrame:
     """`spoton track --online-only` at ``threshold`` (cached)."""
     out = cache_dir() / "tuning" / f"online-{threshold:.2f}-{frames}"
     if not (out / "tracks.parquet").is_file():
-        options = TrackOptions(detector_config=DetectorConfig(score_threshold=threshold), max_frames=frames,
-                               calibration=CALIBRATION, write_video=False, offline=None)
+        perception = PerceptionConfig(detector_config=DetectorConfig(score_threshold=threshold))
+        options = TrackOptions(perception, max_frames=frames, calibration=CALIBRATION, write_video=False, offline=None)
         track_video(fetch_sample_video(), out, options)
     return pd.read_parquet(out / "tracks.parquet")
 
@@ -108,7 +110,7 @@ VARIANTS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("only", nargs="*", help="run only variants whose name contains one of these")
-    parser.add_argument("--gt", type=Path, default=shared_source_ground_truth())
+    parser.add_argument("--gt", type=Path, default=shared_source_ground_truth(shared_dir()))
     parser.add_argument("--frames", type=int, default=400)
     args = parser.parse_args()
     if args.gt is None:

@@ -20,14 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from orchestration.resources import shared_dir
 from spoton.artifacts import cache_dir, fetch_sample_video
 from spoton.evaluation.metrics import evaluate_sequence
 from spoton.evaluation.mot import MotBoxes
 from spoton.evaluation.report import metrics_table
-from spoton.ground_truth import shared_source_ground_truth
 from spoton.models.detector import DetectorConfig, build_detector
 from spoton.postprocess import drop_short_identities, interpolate_gaps
 from spoton.records import Detections
+from spoton.sample.ground_truth import shared_source_ground_truth
 from spoton.tracking import Tracker, TrackerConfig
 from spoton.video import iter_frames
 
@@ -95,7 +96,7 @@ def stitch(table, embeddings, config=None):
     import pandas as pd
 
     from spoton.identity import IdentityConfig, resolve_global_identities
-    from spoton.sample_env import TSAI_XML
+    from spoton.sample.builder import TSAI_XML
     from spoton.tsai import TsaiCamera
 
     tsai = TsaiCamera.from_xml(TSAI_XML)
@@ -111,7 +112,7 @@ def stitch(table, embeddings, config=None):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gt", type=Path, default=shared_source_ground_truth())
+    parser.add_argument("--gt", type=Path, default=shared_source_ground_truth(shared_dir()))
     parser.add_argument("--frames", type=int, default=400)
     args = parser.parse_args()
     if args.gt is None:

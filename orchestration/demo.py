@@ -10,25 +10,27 @@ import time
 
 from dagster import DagsterInstance
 
-from orchestration.resources import REPO_ROOT, var_dir
+from orchestration.resources import REPO_ROOT, shared_dir, var_dir
 from orchestration.runner import materialize_all, register_partitions
 from spoton.artifacts import fetch_sample_video
 from spoton.catalog import build_catalog, query
 from spoton.environment import scan_sub_videos
-from spoton.ground_truth import sample_environment_ground_truth, shared_source_ground_truth, write_ground_truth
+from spoton.ground_truth import write_ground_truth
 from spoton.lake import ParquetLake
-from spoton.sample_env import ENV_NAME, build_sample_environment, load_environment
+from spoton.sample import ENV_NAME
+from spoton.sample.builder import build_sample_environment, load_sample_cameras
+from spoton.sample.ground_truth import sample_environment_ground_truth, shared_source_ground_truth
 from spoton.store import LocalStore
 
 
 def store_sample_ground_truth(store: LocalStore, max_source_frames: int | None) -> str:
     """Write the sample environment's per-camera ground truth when the PETS annotation is at hand;
     returns the line to print either way."""
-    source = shared_source_ground_truth()
+    source = shared_source_ground_truth(shared_dir())
     if source is None:
         return ("ground truth: none (the PETS annotation ../shared/pets/gt_view1_frames0000-0399.txt is absent; "
                 "set SPOTON_SHARED to the folder holding pets/), accuracy evaluation is skipped")
-    truth = sample_environment_ground_truth(load_environment(), source, max_source_frames)
+    truth = sample_environment_ground_truth(load_sample_cameras(), source, max_source_frames)
     keys = write_ground_truth(store, ENV_NAME, truth)
     boxes = sum(len(b) for b in truth.cameras.values())
     return (f"ground truth: {boxes} boxes over frames {truth.frames[0]}..{truth.frames[1] - 1} "

@@ -23,6 +23,11 @@ def var_dir() -> Path:
     return Path(os.environ.get("SPOTON_VAR", REPO_ROOT / "var"))
 
 
+def shared_dir() -> Path:
+    """The shared oracle folder (the PETS annotation under pets/): ``$SPOTON_SHARED``, else ../shared."""
+    return Path(os.environ.get("SPOTON_SHARED", REPO_ROOT.parent / "shared"))
+
+
 def perception_from_env() -> PerceptionResource:
     fps = os.environ.get("SPOTON_PROCESSING_FPS")
     return PerceptionResource(processing_fps=float(fps) if fps else None,

@@ -24,18 +24,26 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_track(args: argparse.Namespace) -> int:
+def perception_from_args(args: argparse.Namespace):
+    """``spoton track``'s flags on the one perception configuration."""
     from spoton.models.detector import DetectorConfig
-    from spoton.pipeline import TrackOptions, track_video
-    from spoton.postprocess import OfflineConfig
+    from spoton.perception import PerceptionConfig
 
-    options = TrackOptions(
+    return PerceptionConfig(
         detector=args.detector, detector_model=args.detector_model,
         detector_config=DetectorConfig(score_threshold=args.score_threshold, resize=args.resize,
                                        min_box_height_px=args.min_box_height),
         tracker=args.tracker, embedder=args.embedder, embedder_weights=args.embedder_weights,
-        fps=args.fps, max_frames=args.max_frames, write_video=not args.no_video,
-        tracker_frame_rate=args.frame_rate, calibration=args.calibration, offline=None if args.online_only else OfflineConfig())
+        processing_fps=args.fps, threads=args.threads, device=args.device)
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    from spoton.pipeline import TrackOptions, track_video
+    from spoton.postprocess import OfflineConfig
+
+    options = TrackOptions(perception_from_args(args), max_frames=args.max_frames, write_video=not args.no_video,
+                           tracker_frame_rate=args.frame_rate, calibration=args.calibration,
+                           offline=None if args.online_only else OfflineConfig())
     summary = track_video(args.video, args.out, options, progress=not args.quiet)
     print(summary.format())
     return 0
@@ -220,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the footage's real frame rate, for the tracker's motion model and time gaps")
     track.add_argument("--online-only", action="store_true",
                        help="keep the online tracker ids: no stitching, interpolation or short-track removal")
+    track.add_argument("--threads", type=int, help="ONNX Runtime / torch threads (default: every core)")
+    track.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                       help="cuda runs the detector on the GPU when ONNX Runtime has CUDA")
     track.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     track.set_defaults(func=_cmd_track)

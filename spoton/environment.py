@@ -1,11 +1,12 @@
-"""Where an environment's files live in the object store, and loading its configuration from there.
+"""Where an environment's files live in the object store, and the clock its frames tables sample.
 
 Store layout::
 
-    {env}/environment.json              cameras, clock offsets, floor plan, zones
-    {env}/floor_plan.png
-    {env}/calibration/{camera}.json     image points (px) <-> map points (m)
-    {env}/{camera}/sub_video_NN.mp4     the camera's consecutive segments
+    {env}/environment/versions/NNNNNN.json  the environment's saved versions (spoton.site.storage)
+    {env}/environment/current.json          the current version
+    {env}/floor_plan.png                    the floor-plan image (its key is in the environment)
+    {env}/{camera}/sub_video_NN.mp4         the camera's consecutive segments
+    {env}/ground_truth/                     optional: per-camera ground truth (spoton.ground_truth)
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spoton.sample_env import EnvironmentConfig, EnvironmentConfigError, load_environment
 from spoton.store import ObjectStore
 
 SUB_VIDEO_PATTERN = re.compile(r"^(?P<env>[^/]+)/(?P<camera>[^/]+)/sub_video_(?P<segment>\d{2,})\.mp4$")
@@ -50,16 +50,3 @@ def scan_sub_videos(store: ObjectStore) -> dict[str, dict[str, set[str]]]:
         if match and match["camera"] != "calibration":
             found.setdefault(match["env"], {}).setdefault(match["segment"], set()).add(match["camera"])
     return found
-
-
-def load_environment_from_store(store: ObjectStore, environment: str) -> EnvironmentConfig:
-    """Read ``{env}/environment.json``, its calibration files and floor plan (downloaded once if remote)."""
-    config_key = f"{environment}/environment.json"
-    if not store.exists(config_key):
-        raise EnvironmentConfigError(
-            f"{store.uri}/{config_key} is missing: every environment needs an environment.json beside "
-            "its camera folders (see data/environments/pets_s2l1 for an example)")
-    for key in store.list_keys(f"{environment}/calibration/") + [f"{environment}/floor_plan.png"]:
-        if store.exists(key):
-            store.local_path(key)  # a local copy beside environment.json
-    return load_environment(store.local_path(config_key).parent)

@@ -15,8 +15,6 @@ re-materializing ``global_identities`` gives the corrected identities again.
 """
 from __future__ import annotations
 
-import getpass
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -72,11 +70,6 @@ class AppliedOverrides:
     assignments: pd.DataFrame  # tracklet_id, global_id, override_version (last correction that moved it, or NA)
     applied: tuple[int, ...]
     skipped: dict[int, str]  # version -> why (unknown tracklet, revoked, ...)
-
-
-def current_author() -> str:
-    """Who is correcting when the app is not told: $SPOTON_USER, else the login name."""
-    return os.environ.get("SPOTON_USER") or getpass.getuser()
 
 
 def empty_overrides() -> pa.Table:

@@ -8,24 +8,20 @@ from pathlib import Path
 import numpy as np
 
 from spoton.annotate import draw_tracks
-from spoton.models.detector import DetectorConfig, build_detector
-from spoton.processor import CameraSpec, FrameProcessor
+from spoton.perception import PerceptionConfig
 from spoton.postprocess import OfflineConfig, clean_camera_tracks
+from spoton.processor import CameraSpec
 from spoton.records import CameraFrameResult, Tracks
 from spoton.schemas import detections_table, normalised_box_columns, tracks_table, write_parquet_atomic
-from spoton.tracking import TrackerConfig
 from spoton.video import H264Writer, iter_frames, probe
 
 
 @dataclass(frozen=True)
 class TrackOptions:
-    detector: str = "nanodet"
-    detector_model: Path | None = None
-    detector_config: DetectorConfig = field(default_factory=DetectorConfig)
-    tracker: str = "bytetrack"
-    embedder: str = "mobilenetv2"
-    embedder_weights: Path | None = None
-    fps: float | None = None  # processing rate; None = every frame
+    """One video's run: the perception configuration (its ``processing_fps`` is the rate frames are
+    sampled at) plus what only a single-video run has."""
+
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     max_frames: int | None = None
     camera: str = "cam"
     write_video: bool = True
@@ -57,17 +53,6 @@ class TrackSummary:
         return "\n".join(lines)
 
 
-def build_processor(options: TrackOptions, cameras: list) -> FrameProcessor:
-    tracker_config = TrackerConfig(options.tracker, frame_rate=options.tracker_frame_rate)
-    embedder = None
-    if tracker_config.needs_embeddings:
-        from spoton.models.embedder import build_embedder
-
-        embedder = build_embedder(options.embedder, options.embedder_weights)
-    detector = build_detector(options.detector, options.detector_model, options.detector_config)
-    return FrameProcessor(cameras, detector, tracker_config, embedder)
-
-
 def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions(),
                 progress: bool = False) -> TrackSummary:
     """Detect and track people in one video; write Parquet tables and an annotated H.264 MP4.
@@ -84,9 +69,10 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
     out_dir.mkdir(parents=True, exist_ok=True)
     camera = (CameraSpec.from_calibration(options.camera, options.calibration) if options.calibration
               else CameraSpec(options.camera))
-    processor = build_processor(options, [camera])
-    stop = options.max_frames if options.fps is None else None
-    frames = iter_frames(video, fps=options.fps, stop=stop)
+    processor = options.perception.build_processor([camera], options.tracker_frame_rate)
+    fps = options.perception.processing_fps
+    stop = options.max_frames if fps is None else None
+    frames = iter_frames(video, fps=fps, stop=stop)
     total = info.frame_count if options.max_frames is None else min(info.frame_count, options.max_frames)
     if progress:
         from tqdm import tqdm
@@ -110,7 +96,7 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
                "tracks": write_parquet_atomic(tracks, out_dir / "tracks.parquet")}
     if options.write_video:
         outputs["annotated video"] = _write_annotated(video, out_dir / "annotated.mp4", tracks, options,
-                                                      options.fps or info.fps, (info.width, info.height))
+                                                      fps or info.fps, (info.width, info.height))
     seconds = time.perf_counter() - started
     frame_index = tracks.column("frame_index").to_numpy()
     return TrackSummary(
@@ -126,9 +112,10 @@ def _write_annotated(video: Path, path: Path, tracks, options: TrackOptions, fps
     """Draw ``tracks`` on the processed frames into an H.264 MP4 (no partial file on failure)."""
     columns = tracks.select(["frame_index", "x1", "y1", "x2", "y2", "track_id"]).to_pandas()
     by_frame = {index: rows for index, rows in columns.groupby("frame_index")}
-    stop = options.max_frames if options.fps is None else None
+    sampling = options.perception.processing_fps
+    stop = options.max_frames if sampling is None else None
     with H264Writer(path, fps, size) as writer:
-        for count, frame in enumerate(iter_frames(video, fps=options.fps, stop=stop)):
+        for count, frame in enumerate(iter_frames(video, fps=sampling, stop=stop)):
             if options.max_frames is not None and count >= options.max_frames:
                 break
             rows = by_frame.get(frame.index)

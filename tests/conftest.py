@@ -54,10 +54,11 @@ def _source_ground_truth():
 
 def _write_fixture_ground_truth(store, environment: str) -> None:
     """Per-camera ground truth of the sample environment from the committed annotation (frames 0..27)."""
-    from spoton.ground_truth import GroundTruth, derive_camera_ground_truth, write_ground_truth
-    from spoton.sample_env import load_environment
+    from spoton.ground_truth import GroundTruth, write_ground_truth
+    from spoton.sample.builder import load_sample_cameras
+    from spoton.sample.ground_truth import derive_camera_ground_truth
 
-    cameras = derive_camera_ground_truth(load_environment(), _source_ground_truth())
+    cameras = derive_camera_ground_truth(load_sample_cameras(), _source_ground_truth())
     write_ground_truth(store, environment, GroundTruth(cameras, (0, PIPELINE_SOURCE_FRAMES), "test fixture"))
 
 
@@ -103,7 +104,8 @@ def pipeline_var(tmp_path_factory, sample_video) -> Path:
     from spoton.catalog import build_catalog
     from spoton.environment import scan_sub_videos
     from spoton.lake import ParquetLake
-    from spoton.sample_env import ENV_NAME, build_sample_environment
+    from spoton.sample import ENV_NAME
+    from spoton.sample.builder import build_sample_environment
     from spoton.store import LocalStore
 
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")

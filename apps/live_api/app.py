@@ -22,7 +22,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel, Field, StrictFloat
 
 from spoton.redact import install_log_redaction
-from spoton.sample_env import ENV_NAME
+from spoton.environment import scan_sub_videos
+from spoton.site import storage as site_storage
 from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
@@ -54,30 +55,27 @@ class SessionBody(BaseModel):
     tick_rate_hz: StrictFloat | None = Field(None, description="ticks per second at most (default SPOTON_TICK_RATE)")
 
 
-def _environment_names(store: LocalStore) -> list[str]:
-    return sorted({key.split("/")[0] for key in store.list_keys() if key.count("/") == 1
-                   and key.endswith("/environment.json")})
-
-
 def _warm_up(app: FastAPI) -> None:
     """Build what is missing, load and exercise the detector, then mark the app ready."""
     settings: Settings = app.state.settings
     readiness: Readiness = app.state.readiness
     store: LocalStore = app.state.store
     try:
-        if settings.build_sample_environment and not store.exists(f"{ENV_NAME}/environment.json"):
-            from spoton.artifacts import fetch_sample_video
-            from spoton.sample_env import build_sample_environment
+        if settings.build_sample_environment:  # a startup convenience: sessions never import the sample
+            from spoton.sample import ENV_NAME
 
-            readiness.detail = f"building the sample environment {ENV_NAME!r} into the store"
-            build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
-                                     max_source_frames=settings.sample_max_source_frames)
-        readiness.checks["environments"] = _environment_names(store)
+            if ENV_NAME not in site_storage.list_environments(store):
+                from spoton.artifacts import fetch_sample_video
+                from spoton.sample.builder import build_sample_environment
+
+                readiness.detail = f"building the sample environment {ENV_NAME!r} into the store"
+                build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
+                                         max_source_frames=settings.sample_max_source_frames)
+        readiness.checks["environments"] = site_storage.list_environments(store)
         readiness.detail = "loading and warming up the detector"
-        from spoton.models.detector import build_detector
         from spoton.video import iter_frames
 
-        detector = build_detector(threads=settings.ort_threads)
+        detector = settings.perception().build_detector()
         videos = [k for k in store.list_keys() if k.endswith(".mp4")]
         frame = (next(iter_frames(store.local_path(videos[0]))).image if videos
                  else np.zeros((480, 640, 3), np.uint8))
@@ -130,7 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
     app.include_router(media.router, responses=error_responses(401, 403, 404, 416, 422))
 
-    sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
+    sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
+                              instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
@@ -164,10 +163,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses=error_responses(401, 403))
     def list_environments(_: Principal = Depends(require_role(Role.viewer))) -> dict:
         environments = []
-        for name in _environment_names(store):
+        found = scan_sub_videos(store)
+        for name in site_storage.list_environments(store):
             env = sessions.environment(name)
             environments.append({"name": name, "fps": env.fps, "cameras": list(env.camera_names),
-                                 "segments": env.segments})
+                                 "segments": len(found.get(name, {}))})
         return {"environments": environments}
 
     @app.get(f"{API}/environments/{{environment}}/cameras", tags=["live"], response_model=Cameras,
@@ -177,8 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cameras = []
         for camera in env.cameras:
             videos = [k for k in store.list_keys(f"{environment}/{camera.name}/") if k.endswith(".mp4")]
-            cameras.append({"name": camera.name, "size": {"w": camera.size[0], "h": camera.size[1]},
-                            "calibrated": store.exists(f"{environment}/calibration/{camera.name}.json"),
+            cameras.append({"name": camera.name, "size": {"w": camera.resolution[0], "h": camera.resolution[1]},
+                            "calibrated": camera.calibration is not None,
                             "sub_videos": videos, "media_urls": [media.media_url(k) for k in videos],
                             "default_source": {"kind": "store", "uri": videos[0]} if videos else None})
         return {"environment": environment, "cameras": cameras}

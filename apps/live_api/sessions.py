@@ -22,17 +22,17 @@ from typing import Callable, Mapping
 import numpy as np
 import structlog
 
-from spoton.environment import load_environment_from_store
 from spoton.errors import SpotOnError
 from spoton.live_identity import LiveIdentityGallery
 from spoton.models.base import Detector
+from spoton.perception import PerceptionConfig
 from spoton.processor import CameraSpec, FrameProcessor
 from spoton.records import CameraFrameResult
-from spoton.sample_env import EnvironmentConfig
+from spoton.site.model import Environment
+from spoton.site.storage import environment_exists, load_environment
 from spoton.sources import LiveSource, SourceAllowList, SourceError, SourceSpec, open_source
 from spoton.store import ObjectStore, StoreError, check_name
 from spoton.tick import TickBuilder
-from spoton.tracking import TrackerConfig
 
 from apps.live_api.fanout import Fanout, Message, status_message
 from apps.live_api.health import LiveMetrics
@@ -111,7 +111,7 @@ class _Window:
 class LiveSession:
     """Sources -> FrameProcessor -> identity gallery -> ticks, in one thread; see the module docstring."""
 
-    def __init__(self, session_id: str, environment: EnvironmentConfig, sources: Mapping[str, LiveSource],
+    def __init__(self, session_id: str, environment: Environment, sources: Mapping[str, LiveSource],
                  processor: FrameProcessor, *, tick_rate_hz: float, fanout: Fanout, metrics: LiveMetrics,
                  instance_id: str, status_interval_s: float = 1.0):
         self.id = session_id
@@ -336,9 +336,11 @@ class SessionManager:
     def __init__(self, store: ObjectStore, detector_factory: Callable[[], Detector], fanout: Fanout,
                  metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
                  status_interval_s: float = 1.0, realtime_sources: bool = True,
-                 resolve_upload: Callable[[str], str] | None = None, allow: SourceAllowList | None = None):
+                 resolve_upload: Callable[[str], str] | None = None, allow: SourceAllowList | None = None,
+                 perception: PerceptionConfig = PerceptionConfig()):
         self.store = store
         self.detector_factory = detector_factory
+        self.perception = perception
         self.fanout = fanout
         self.metrics = metrics
         self.instance_id = instance_id
@@ -351,16 +353,16 @@ class SessionManager:
         self.sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
-    def environment(self, name: str) -> EnvironmentConfig:
+    def environment(self, name: str) -> Environment:
         """The environment's config; errors name it, never the store's paths."""
         unknown = SessionError(404, f"unknown environment {name!r}: list them with GET /api/v1/environments")
         try:
-            if not self.store.exists(f"{check_name(name, 'environment')}/environment.json"):
+            if not environment_exists(self.store, check_name(name, 'environment')):
                 raise unknown
         except StoreError:
             raise unknown from None
         try:
-            return load_environment_from_store(self.store, name)
+            return load_environment(self.store, name)
         except SpotOnError as exc:
             log.error("environment %s cannot be loaded: %s", name, exc)
             raise SessionError(422, f"environment {name!r} cannot be loaded on this server (its files "
@@ -402,7 +404,7 @@ class SessionManager:
             except SourceError as exc:  # an UploadError carries its own status (404 unknown id)
                 raise SessionError(getattr(exc, "status", 422), f"camera {cam}: {exc}") from None
             cameras = [self._camera_spec(env, cam) for cam in specs]
-            processor = FrameProcessor(cameras, self.detector_factory(), TrackerConfig("bytetrack", frame_rate=env.fps))
+            processor = self.perception.build_processor(cameras, env.fps, detector=self.detector_factory())
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
                                   fanout=self.fanout, metrics=self.metrics, instance_id=self.instance_id,
@@ -425,13 +427,11 @@ class SessionManager:
             self.metrics.forget_session(session.id)
 
     @staticmethod
-    def _camera_spec(env: EnvironmentConfig, camera: str) -> CameraSpec:
-        """The camera's calibration and tracked region, or neither (no map positions) when it has no calibration."""
-        try:
-            return env.camera_spec(camera)
-        except (SpotOnError, OSError) as exc:
-            log.warning("camera %s of %s has no usable calibration (%s): no map positions", camera, env.name, exc)
-            return CameraSpec(camera)
+    def _camera_spec(env: Environment, camera: str) -> CameraSpec:
+        """The camera's calibration and tracked region; a camera without calibration gets no map positions."""
+        if env.camera(camera).calibration is None:
+            log.warning("camera %s of %s has no calibration: no map positions", camera, env.name)
+        return env.camera_spec(camera)
 
     def get(self, session_id: str) -> LiveSession | None:
         return self.sessions.get(session_id)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from spoton.perception import PerceptionConfig
+
 from apps.live_api.auth import AuthConfig
 from spoton.sources import SourceAllowList
 from apps.live_api.exposure import EXPOSURES
@@ -62,6 +64,7 @@ class Settings:
     source_hosts: tuple[str, ...] | None = None  # rtsp/http sources: names or CIDR networks; None = any
     status_interval_s: float = 1.0
     ort_threads: int = 1
+    tracker: str = "bytetrack"
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
@@ -103,7 +106,12 @@ class Settings:
             ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
             expose_metrics=env.get("SPOTON_EXPOSE_METRICS", metrics_default),
             expose_docs=env.get("SPOTON_EXPOSE_DOCS", docs_default),
+            tracker=env.get("SPOTON_TRACKER", "bytetrack"),
         )
+
+    def perception(self) -> PerceptionConfig:
+        """Live sessions on the one perception configuration: every frame, the configured tracker."""
+        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads)
 
     def check(self) -> "Settings":
         """Refuse to start with no way in: an API with no keys and no JWT secret is useless."""

@@ -6,6 +6,7 @@ lake itself (corrections are appended there) and the Dagster instance (asset-che
 """
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,13 @@ import pandas as pd
 from spoton.analytics import colour_scale_max
 from spoton.annotate import draw_tracks, track_color
 from spoton.catalog import build_catalog
-from spoton.environment import load_environment_from_store, sub_video_key
+from spoton.environment import sub_video_key
 from spoton.lake import ParquetLake
 from spoton.records import Tracks
-from spoton.sample_env import EnvironmentConfig
 from spoton.search import TrackletIndex
-from spoton.store import LocalStore
+from spoton.site import storage
+from spoton.site.model import Environment, FloorPlan
+from spoton.store import LocalStore, ObjectStore
 from spoton.video import iter_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +65,11 @@ class ReviewPaths:
                 f"and the catalog under {self.var}), or point SPOTON_VAR at a folder that has them")
 
 
+def current_author() -> str:
+    """Who is correcting when the app is not told: $SPOTON_USER, else the login name."""
+    return os.environ.get("SPOTON_USER") or getpass.getuser()
+
+
 def sql(paths: ReviewPaths, query: str, params: list | None = None) -> pd.DataFrame:
     """One read-only query against the catalog (a short-lived connection: rebuilds never collide)."""
     with duckdb.connect(str(paths.catalog), read_only=True) as connection:
@@ -82,8 +89,34 @@ def segments(paths: ReviewPaths, environment: str) -> list[str]:
                [environment])["segment"].tolist()
 
 
-def load_environment(paths: ReviewPaths, environment: str) -> EnvironmentConfig:
-    return load_environment_from_store(LocalStore(paths.store), environment)
+@dataclass(frozen=True, eq=False)
+class SiteMap:
+    """An environment and its floor-plan picture (BGR; blank when it has none), what the map page draws on."""
+
+    environment: Environment
+    image: np.ndarray
+
+    @classmethod
+    def from_store(cls, store: ObjectStore, environment: Environment) -> "SiteMap":
+        plan = environment.floor_plan
+        key = f"{environment.name}/{plan.image_key}" if plan.image_key else None
+        image = cv2.imread(str(store.local_path(key))) if key and store.exists(key) else None
+        if image is None:
+            image = np.full((plan.size_px[1], plan.size_px[0], 3), 255, np.uint8)
+        return cls(environment, image)
+
+    @property
+    def floor_plan(self) -> FloorPlan:
+        return self.environment.floor_plan
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        return self.environment.camera_names
+
+
+def load_environment(paths: ReviewPaths, environment: str) -> SiteMap:
+    store = LocalStore(paths.store)
+    return SiteMap.from_store(store, storage.load_environment(store, environment))
 
 
 # ---------------------------------------------------------------------------------------- frames
@@ -133,15 +166,11 @@ def heatmap_cells(paths: ReviewPaths, environment: str) -> pd.DataFrame:
                [environment])
 
 
-def floor_plan_image(env: EnvironmentConfig) -> np.ndarray:
-    plan = env.floor_plan
-    image = cv2.imread(str(plan.image_path)) if plan.image_path is not None else None
-    if image is None:
-        return np.full((plan.size_px[1], plan.size_px[0], 3), 255, np.uint8)
-    return image
+def floor_plan_image(env: SiteMap) -> np.ndarray:
+    return env.image
 
 
-def draw_trajectories(env: EnvironmentConfig, paths_m: pd.DataFrame, max_gap_s: float = 1.0) -> np.ndarray:
+def draw_trajectories(env: SiteMap, paths_m: pd.DataFrame, max_gap_s: float = 1.0) -> np.ndarray:
     """Each identity's path on the floor plan in its colour (a new stroke after a gap), "G<id>" at its end.
 
     Pixels follow the floor plan's transform (+Y up on the image), so the paths line up with the
@@ -163,14 +192,14 @@ def draw_trajectories(env: EnvironmentConfig, paths_m: pd.DataFrame, max_gap_s: 
     return canvas
 
 
-def heatmap_cell_m(env: EnvironmentConfig, cells: pd.DataFrame) -> float:
+def heatmap_cell_m(env: SiteMap, cells: pd.DataFrame) -> float:
     """The grid's cell size, recovered from any cell (x_m is the centre of cell_ix)."""
     xmin = env.floor_plan.bounds_m[0]
     row = cells.iloc[0]
     return float((row["x_m"] - xmin) / (row["cell_ix"] + 0.5))
 
 
-def draw_heatmap(env: EnvironmentConfig, cells: pd.DataFrame, value: str = "seconds") -> np.ndarray:
+def draw_heatmap(env: SiteMap, cells: pd.DataFrame, value: str = "seconds") -> np.ndarray:
     """Visited cells in the turbo colour map (blue = little, red = most) over the floor plan."""
     canvas = floor_plan_image(env).copy()
     if cells.empty:

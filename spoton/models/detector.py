@@ -6,7 +6,6 @@ by the project's own converter. Alternative: any Ultralytics YOLO ONNX export
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,11 +49,11 @@ def nanodet_onnx_path() -> Path:
                        lambda path: convert_tfjs_graph(fetch_nanodet_graph()[0], path))
 
 
-def make_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
-    """An ONNX Runtime session: CUDA when available and ``SPOTON_DEVICE=cuda``, else CPU.
+def make_session(model_path: Path, threads: int | None = None, device: str = "cpu") -> ort.InferenceSession:
+    """An ONNX Runtime session: CUDA when ``device`` is ``"cuda"`` and available, else CPU.
 
-    ``threads`` (or ``SPOTON_ORT_THREADS``) bounds intra-op threads so that two
-    partitions in parallel share the machine's cores instead of fighting.
+    ``threads`` bounds intra-op threads so that two partitions in parallel share the machine's
+    cores instead of fighting (None or 0: ONNX Runtime's default, every core).
     """
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -63,12 +62,11 @@ def make_session(model_path: Path, threads: int | None = None) -> ort.InferenceS
             "for the default NanoDet, or pass --detector-model PATH to an ONNX file")
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    threads = threads or int(os.environ.get("SPOTON_ORT_THREADS", "0"))
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     providers = ["CPUExecutionProvider"]
-    if os.environ.get("SPOTON_DEVICE") == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     return ort.InferenceSession(str(model_path), options, providers=providers)
 
@@ -122,8 +120,8 @@ class NanoDetDetector:
     """NanoDet-m (GFL head): per-stride class scores and side-distance distributions."""
 
     def __init__(self, model_path: Path | None = None, config: DetectorConfig = DetectorConfig(),
-                 threads: int | None = None):
-        self.session = make_session(nanodet_onnx_path() if model_path is None else model_path, threads)
+                 threads: int | None = None, device: str = "cpu"):
+        self.session = make_session(nanodet_onnx_path() if model_path is None else model_path, threads, device)
         self.config = config
         shape = self.session.get_inputs()[0].shape  # (1, 3, H, W)
         self.input_size = (int(shape[3]), int(shape[2]))
@@ -196,8 +194,8 @@ class YoloDetector:
     """Ultralytics YOLOv8/v11 ONNX export: output (1, 4 + classes, anchors), cx cy w h in input pixels."""
 
     def __init__(self, model_path: Path, config: DetectorConfig = DetectorConfig(resize="letterbox"),
-                 threads: int | None = None):
-        self.session = make_session(model_path, threads)
+                 threads: int | None = None, device: str = "cpu"):
+        self.session = make_session(model_path, threads, device)
         self.config = config
         inp = self.session.get_inputs()[0]
         height, width = (int(d) if isinstance(d, int) else 640 for d in inp.shape[2:4])
@@ -220,14 +218,14 @@ class YoloDetector:
 
 
 def build_detector(name: str = "nanodet", model_path: Path | None = None,
-                   config: DetectorConfig | None = None, threads: int | None = None) -> Detector:
+                   config: DetectorConfig | None = None, threads: int | None = None, device: str = "cpu") -> Detector:
     """Detector by name: ``nanodet`` (default, fetched) or ``yolo`` (an Ultralytics ONNX at ``model_path``)."""
     if name == "nanodet":
-        return NanoDetDetector(model_path, config or DetectorConfig(), threads)
+        return NanoDetDetector(model_path, config or DetectorConfig(), threads, device)
     if name == "yolo":
         if model_path is None:
             raise MissingWeightsError(
                 "the yolo detector needs --detector-model PATH to an Ultralytics ONNX export "
                 "(e.g. `yolo export model=yolov8n.pt format=onnx` on a machine with internet)")
-        return YoloDetector(model_path, config or DetectorConfig(resize="letterbox"), threads)
+        return YoloDetector(model_path, config or DetectorConfig(resize="letterbox"), threads, device)
     raise ValueError(f"unknown detector {name!r}: choose 'nanodet' or 'yolo'")

@@ -276,16 +276,18 @@ class BoxmotReidEmbedder:
 
 
 def build_embedder(name: str = "mobilenetv2", weights: Path | None = None,
-                   crop_size: tuple[int, int] = (MOBILENETV2_INPUT, MOBILENETV2_INPUT)) -> Embedder:
+                   crop_size: tuple[int, int] = (MOBILENETV2_INPUT, MOBILENETV2_INPUT),
+                   threads: int | None = None, device: str = "cpu") -> Embedder:
     """The embedder named on the command line / in config: ``mobilenetv2`` or ``boxmot``.
 
     ``crop_size`` (width, height) is MobileNetV2's input; boxmot models keep their own.
+    ``threads`` bounds MobileNetV2's ONNX Runtime threads (None: every core).
     """
     key = name.lower().replace("-", "").replace("_", "")
     if key == "mobilenetv2":
-        return MobileNetV2Embedder(weights, input_size=crop_size)
+        return MobileNetV2Embedder(weights, threads=threads, input_size=crop_size)
     if key in ("boxmot", "boxmotreid", "osnet"):
         if weights is None:
             raise MissingWeightsError(f"the boxmot ReID embedder needs a weights path: {BOXMOT_WEIGHTS_HINT}")
-        return BoxmotReidEmbedder(weights)
+        return BoxmotReidEmbedder(weights, device)
     raise ValueError(f"unknown embedder {name!r}: choose 'mobilenetv2' or 'boxmot'")

@@ -13,7 +13,8 @@ from resources.store import LocalStoreResource
 from spoton.catalog import build_catalog, query
 from spoton.environment import scan_sub_videos
 from spoton.lake import ParquetLake
-from spoton.sample_env import ENV_NAME, build_sample_environment
+from spoton.sample import ENV_NAME
+from spoton.sample.builder import build_sample_environment
 from spoton.store import LocalStore
 
 pytestmark = pytest.mark.integration

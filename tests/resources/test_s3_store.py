@@ -101,7 +101,8 @@ def test_s3_store_round_trip_and_key_safety(s3_endpoint, tmp_path):
 def test_pipeline_segment_on_s3(s3_endpoint, sample_video, tmp_path):
     from orchestration.runner import materialize_environment, materialize_segment, register_partitions
     from spoton.environment import scan_sub_videos
-    from spoton.sample_env import ENV_NAME, build_sample_environment
+    from spoton.sample import ENV_NAME
+    from spoton.sample.builder import build_sample_environment
 
     local = tmp_path / "store"
     build_sample_environment(sample_video, local, ENV_NAME, max_source_frames=16)

@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from spoton.sample_env import TSAI_XML
+from spoton.sample.builder import TSAI_XML
 from spoton.tsai import TsaiCalibrationError, TsaiCamera
 
 # README check values: world mm on the ground -> pixels

@@ -3,7 +3,7 @@ import streamlit as st
 
 import review_data as rd
 import ui
-from spoton.overrides import Override, OverrideError, append_override, current_author, read_overrides
+from spoton.overrides import Override, OverrideError, append_override, read_overrides
 
 sel = ui.selection()
 identities = ui.query(sel.paths, "identities", sel.environment, sel.stamp)
@@ -40,7 +40,7 @@ if query_tracklet:
         column.markdown(f"**G{match.global_id}** score {match.score:.3f}")
 
 st.subheader("Corrections")
-author = st.text_input("Your name", value=current_author(), key="author")
+author = st.text_input("Your name", value=rd.current_author(), key="author")
 note = st.text_input("Note (why)", key="note")
 merge_col, split_col = st.columns(2)
 with merge_col:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 import websockets
 
-from spoton.sample_env import ENV_NAME, build_sample_environment
+from spoton.sample import ENV_NAME
+from spoton.sample.builder import build_sample_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 KEYS = {"admin": "test-admin-key-0123", "operator": "test-operator-key-0123", "viewer": "test-viewer-key-0123"}

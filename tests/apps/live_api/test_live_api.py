@@ -103,7 +103,7 @@ def test_environments_and_cameras(live_server):
     ({"environment": "nowhere"}, 404, "unknown environment"),
     ({"environment": "pets_s2l1", "cameras": {"cam9": {"kind": "store", "uri": "x.mp4"}}}, 422, "unknown cameras"),
     ({"environment": "pets_s2l1", "cameras": {"cam1": {"kind": "store", "uri": "pets_s2l1/none.mp4"}}}, 422, "cam1"),
-    ({"environment": "pets_s2l1", "cameras": {"cam1": {"kind": "store", "uri": "pets_s2l1/environment.json"}}},
+    ({"environment": "pets_s2l1", "cameras": {"cam1": {"kind": "store", "uri": "pets_s2l1/environment/current.json"}}},
      422, "not a readable video"),
     ({"environment": "pets_s2l1", "cameras": {"cam1": {"kind": "rtsp", "uri": "http://x"}}}, 422, "rtsp://"),
     ({"environment": "pets_s2l1", "tick_rate_hz": 500}, 422, "tick_rate_hz"),

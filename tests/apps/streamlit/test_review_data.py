@@ -6,12 +6,13 @@ import pytest
 
 import review_data as rd
 from spoton.annotate import track_color
-from spoton.sample_env import load_environment
+from spoton.sample.builder import DEFAULT_CONFIG_DIR, load_sample_environment
+from spoton.store import LocalStore
 
 
 @pytest.fixture(scope="module")
 def env():
-    return load_environment()
+    return rd.SiteMap.from_store(LocalStore(DEFAULT_CONFIG_DIR.parent), load_sample_environment())
 
 
 def test_trajectory_is_drawn_in_its_identity_colour_where_the_floor_plan_puts_it(env):

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from spoton.ground_truth import (SOURCE_GT_NAME, GroundTruth, derive_camera_ground_truth, foot_points_to_map,
-                                 load_ground_truth, sample_environment_ground_truth, write_ground_truth)
-from spoton.sample_env import TSAI_XML, load_environment
+from spoton.ground_truth import GroundTruth, load_ground_truth, write_ground_truth
+from spoton.sample.builder import TSAI_XML, load_sample_cameras
+from spoton.sample.ground_truth import (SOURCE_GT_NAME, derive_camera_ground_truth, foot_points_to_map,
+                                        sample_environment_ground_truth, shared_source_ground_truth)
 from spoton.store import LocalStore
 from spoton.tsai import TsaiCamera
 
@@ -15,7 +16,7 @@ CHECKS_PX = np.array([[513.0, 232.0], [273.0, 306.0], [653.0, 322.0]])
 
 @pytest.fixture(scope="module")
 def env():
-    return load_environment()
+    return load_sample_cameras()
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def cameras(env, source):
 
 
 def test_every_camera_gets_boxes_with_the_pets_ids(env, source, cameras):
-    assert sorted(cameras) == sorted(c.name for c in env.cameras)
+    assert sorted(cameras) == sorted(c.name for c in env)
     for camera, boxes in cameras.items():
         assert len(boxes) > 0, camera
         assert set(boxes.ids) <= set(source.ids), "ids are the PETS person ids, not new ones"
@@ -40,7 +41,7 @@ def test_every_camera_gets_boxes_with_the_pets_ids(env, source, cameras):
 
 
 def test_boxes_lie_inside_each_camera_image(env, cameras):
-    for camera in env.cameras:
+    for camera in env:
         boxes = cameras[camera.name]
         width, height = camera.size
         assert (boxes.xyxy[:, :2] >= 0).all() and (boxes.xyxy[:, 2] <= width).all()
@@ -49,7 +50,7 @@ def test_boxes_lie_inside_each_camera_image(env, cameras):
 
 
 def test_a_camera_that_starts_late_has_no_boxes_before_it_starts(env, source, cameras):
-    cam3 = next(c for c in env.cameras if c.name == "cam3")
+    cam3 = next(c for c in env if c.name == "cam3")
     assert cam3.start_offset_frames == 3
     assert cameras["cam3"].frame.min() >= 3
     assert (cameras["cam3"].frame == 3).any(), "it sees people from its first frame on"
@@ -117,9 +118,9 @@ def test_sample_environment_ground_truth_limits_the_frames(tmp_path, env, source
 
 
 def test_full_pets_annotation_derives_boxes_for_every_camera(shared_dir, env):
-    path = shared_dir / "pets" / SOURCE_GT_NAME
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (the PETS development annotation of view 1)")
+    path = shared_source_ground_truth(shared_dir)
+    if path is None:
+        pytest.skip(f"{shared_dir}/pets/{SOURCE_GT_NAME} is absent (the PETS development annotation of view 1)")
     truth = sample_environment_ground_truth(env, path)
     from spoton.evaluation.mot import MotBoxes
 

@@ -86,7 +86,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from spoton.artifacts import fetch_sample_video
-    from spoton.sample_env import ENV_NAME, build_sample_environment
+    from spoton.sample import ENV_NAME
+    from spoton.sample.builder import build_sample_environment
 
     with tempfile.TemporaryDirectory(prefix="spoton-soak-") as tmp:
         store = Path(tmp) / "store"

@@ -1,9 +1,9 @@
-"""Response models of the environment routes (the error body is ``errors.ErrorBody``)."""
+"""Response models of the environment and session routes (the error body is ``errors.ErrorBody``)."""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Environment(BaseModel):
@@ -39,3 +39,70 @@ class Camera(BaseModel):
 class Cameras(BaseModel):
     environment: str
     cameras: list[Camera]
+
+
+class SourceShown(BaseModel):
+    kind: str
+    uri: str = Field(description="the source URI, its password replaced by ***")
+
+
+class CameraStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    state: str
+    error: str | None
+    source: SourceShown
+    frames_read: int
+    dropped_frames: int
+    source_fps: float
+    frame_index: int | None
+    last_frame_unix_ms: int | None
+
+
+class Latency(BaseModel):
+    p50: float | None = Field(description="frame-to-tick latency, milliseconds")
+    p95: float | None
+
+
+class SessionStatus(BaseModel):
+    """A session's status (also sent over its WebSocket as ``{"type": "status", ...}``)."""
+
+    model_config = ConfigDict(extra="allow")  # later fields (follow, media) are additive
+
+    type: Literal["status"]
+    session_id: str
+    environment: str
+    state: Literal["starting", "running", "reconnecting", "stopped", "failed"]
+    reason: str | None
+    paused: bool
+    mode: str
+    selected_target_id: int | None
+    tick_rate_hz: float
+    fps: float
+    latency_ms: Latency
+    dropped_frames: int
+    ticks_published: int
+    global_ids: int
+    cameras: dict[str, CameraStatus]
+    created_unix_ms: int
+    instance: str
+    ws_path: str
+
+
+class SessionCreated(BaseModel):
+    session_id: str
+    ws_path: str
+    ws_url: str = Field(description="the WebSocket to watch ticks and send commands on")
+    status: SessionStatus
+
+
+class Sessions(BaseModel):
+    sessions: list[SessionStatus]
+    partial: bool = Field(description="true while Redis is down: only this instance's sessions are listed")
+    detail: str | None = Field(None, description="why the list is partial")
+
+
+class SessionStopped(BaseModel):
+    session_id: str
+    state: Literal["stopped", "failed", "stopping"] = Field(
+        description="its final state, or 'stopping' when another instance owns it")

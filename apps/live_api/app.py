@@ -29,7 +29,7 @@ from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
 from apps.live_api import errors, exposure, health, media, overlay, uploads, ws
-from apps.live_api.api_models import Cameras, Environments
+from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
 from apps.live_api.fanout import Fanout, Hub
@@ -183,7 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             "default_source": {"kind": "store", "uri": videos[0]} if videos else None})
         return {"environment": environment, "cameras": cameras}
 
-    @app.post(f"{API}/sessions", status_code=201, tags=["live"])
+    @app.post(f"{API}/sessions", status_code=201, tags=["live"], response_model=SessionCreated,
+              responses=error_responses(400, 401, 403, 404, 422, 429, 502, 503))
     async def create_session(body: SessionBody, request: Request,
                              _: Principal = Depends(require_role(Role.admin))) -> dict:
         try:
@@ -206,7 +207,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                       "retry later")
         return HTTPException(404, f"no session {session_id}: list them with GET {API}/sessions")
 
-    @app.get(f"{API}/sessions", tags=["live"])
+    @app.get(f"{API}/sessions", tags=["live"], response_model=Sessions,
+             responses=error_responses(401, 403))
     async def list_sessions(_: Principal = Depends(require_role(Role.viewer))) -> dict:
         """This instance's sessions and, through Redis, the others'; ``partial`` while Redis is down."""
         local = [s.status() for s in list(sessions.sessions.values())]
@@ -216,7 +218,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             listing["detail"] = f"only this instance's sessions: {fanout.down_reason}"
         return listing
 
-    @app.get(f"{API}/sessions/{{session_id}}", tags=["live"])
+    @app.get(f"{API}/sessions/{{session_id}}", tags=["live"], response_model=SessionStatus,
+             responses=error_responses(401, 403, 404, 503))
     async def get_session(session_id: str, _: Principal = Depends(require_role(Role.viewer))) -> dict:
         session = sessions.get(session_id)
         status = session.status() if session is not None else await fanout.remote_status(session_id)
@@ -224,7 +227,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise not_here(session_id)
         return status
 
-    @app.delete(f"{API}/sessions/{{session_id}}", tags=["live"])
+    @app.delete(f"{API}/sessions/{{session_id}}", tags=["live"], response_model=SessionStopped,
+                responses=error_responses(401, 403, 404, 503))
     async def delete_session(session_id: str, _: Principal = Depends(require_role(Role.admin))) -> dict:
         """Stop a session; ``state`` is its final one ("stopped" or "failed"), or "stopping" elsewhere."""
         state = await asyncio.get_running_loop().run_in_executor(None, sessions.delete, session_id)

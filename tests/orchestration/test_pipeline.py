@@ -82,16 +82,15 @@ def test_a_person_keeps_one_global_id_across_cameras_and_segments(materialized, 
     from pathlib import Path
 
     FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"  # not `from conftest`: ambiguous beside other conftests
-    from spoton.sample_env import load_environment
+    from spoton.sample.builder import load_sample_cameras
 
-    env = load_environment()
     truth = np.array(json.loads((FIXTURES / "vtest_gt_frames_0000_0027.json").read_text())["rows"])
     lake = ParquetLake(LocalStore(lake_root))
     tracklets = lake.read_many("tracklets", ENV_NAME, ["01", "02", "03", "04"]).to_pandas()
     ids = lake.read("global_identities", ENV_NAME).to_pandas()[["tracklet_id", "global_id"]]
     tracklets = tracklets.merge(ids, on="tracklet_id")
     seen: dict[int, list[tuple[str, str, int]]] = {}
-    for camera in env.cameras:
+    for camera in load_sample_cameras():
         for frame in np.unique(truth[:, 0]).astype(int):
             rows = truth[truth[:, 0] == frame]
             boxes, kept = camera.source_boxes_to_camera(rows[:, 2:6])

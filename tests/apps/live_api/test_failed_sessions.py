@@ -8,7 +8,7 @@ import time
 import pytest
 
 from live_api_server import LiveApiServer, free_port, live_store  # noqa: F401
-from spoton.sample_env import ENV_NAME
+from spoton.sample import ENV_NAME
 
 pytestmark = pytest.mark.integration
 MAX_SESSIONS = 3

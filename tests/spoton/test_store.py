@@ -7,7 +7,7 @@ from spoton.store import LocalStore, StoreError
 
 
 @pytest.mark.parametrize("key, words", [
-    ("env\x00/environment.json", "NUL byte"),
+    ("env\x00/environment.json", "control characters"),
     ("env/" + "a" * 237 + ".mp4", "over 240 bytes"),
     ("env/\ud800.mp4", "not valid Unicode"),
 ])

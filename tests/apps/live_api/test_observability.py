@@ -99,7 +99,7 @@ def test_every_error_has_one_shape(client, method, path, headers, status, code, 
 
 
 def test_an_unsatisfiable_range_is_416_in_the_same_shape(client):
-    response = client.get("/api/v1/media/pets_s2l1/environment.json", headers={**VIEWER, "Range": "bytes=abc"})
+    response = client.get("/api/v1/media/pets_s2l1/environment/current.json", headers={**VIEWER, "Range": "bytes=abc"})
     assert response.status_code == 416 and response.headers["content-range"].startswith("bytes */")
     body = ErrorBody.model_validate(response.json())
     assert body.code == "range_not_satisfiable" and "malformed Range" in body.detail

@@ -17,6 +17,7 @@ from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import S3StoreResource
 from spoton.lake import ParquetLake
+from spoton.schemas import DWELL
 from spoton.store import StoreError
 
 ACCESS, SECRET = "spoton-test", "spoton-test-secret"
@@ -140,33 +141,37 @@ def test_seaweedfs_restart_during_a_materialization(tmp_path):
     server = SeaweedServer(tmp_path / "seaweed").start()
     restarts: list[threading.Thread] = []
 
+    def visits(n: int, seconds: float) -> pa.Table:  # a lake table with a contract (the IO manager checks)
+        return DWELL.table(pa.table({"global_id": [1] * n, "zone": ["door"] * n, "enter_ts": [0.0] * n,
+                                     "exit_ts": [seconds] * n, "seconds": [seconds] * n}))
+
     @asset(partitions_def=StaticPartitionsDefinition(["pets_s2l1"]), io_manager_key="lake_io_manager")
-    def restart_probe() -> pa.Table:
+    def dwell() -> pa.Table:
         server.stop()
         restarts.append(threading.Thread(target=lambda: (time.sleep(2.0), server.start())))
         restarts[-1].start()
-        return pa.table({"version": [2] * 100_000})
+        return visits(100_000, 2.0)
 
     def run(**retry):
         lake_io = ParquetLakeIOManager(store=_store_resource(server.endpoint, "lake", **retry))
-        result = materialize([restart_probe], partition_key="pets_s2l1", raise_on_error=False,
+        result = materialize([dwell], partition_key="pets_s2l1", raise_on_error=False,
                              resources={"lake_io_manager": lake_io})
         restarts[-1].join()
         return result
 
     try:
         lake = ParquetLake(_store_resource(server.endpoint, "lake").get_store())
-        lake.write("restart_probe", pa.table({"version": [1] * 10}), "pets_s2l1")
+        lake.write("dwell", visits(10, 1.0), "pets_s2l1")
         failed = run(max_attempts=1)
         assert not failed.success
         error = failed.get_step_failure_events()[0].event_specific_data.error.to_string()
         assert "StoreError: could not reach or create the bucket of s3://spoton-test/lake" in error
-        assert lake.read("restart_probe", "pets_s2l1")["version"].to_pylist() == [1] * 10  # intact
-        assert lake.keys("restart_probe") == ["restart_probe/pets_s2l1.parquet"]
+        assert lake.read("dwell", "pets_s2l1")["seconds"].to_pylist() == [1.0] * 10  # intact
+        assert lake.keys("dwell") == ["dwell/pets_s2l1.parquet"]
         rerun = run()  # the default retries ride out the restart
         assert rerun.success
-        assert lake.read("restart_probe", "pets_s2l1")["version"].to_pylist() == [2] * 100_000
-        assert lake.keys("restart_probe") == ["restart_probe/pets_s2l1.parquet"]
+        assert lake.read("dwell", "pets_s2l1")["seconds"].to_pylist() == [2.0] * 100_000
+        assert lake.keys("dwell") == ["dwell/pets_s2l1.parquet"]
     finally:
         for thread in restarts:
             thread.join()

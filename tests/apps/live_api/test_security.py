@@ -121,7 +121,7 @@ def test_null_bytes_are_client_errors(server, method, path, body):
     ({"kind": "file", "uri": "/etc/passwd"}, "outside the server's media roots"),
     ({"kind": "rtsp", "uri": "rtsp://10.9.8.7/stream"}, "allow-list"),
     ({"kind": "http", "uri": "http://cam.example/x.mjpg"}, "allow-list"),
-    ({"kind": "store", "uri": "pets_s2l1/environment.json"}, "not a readable video"),
+    ({"kind": "store", "uri": "pets_s2l1/environment/current.json"}, "not a readable video"),
 ])
 def test_sources_outside_the_allow_lists_and_errors_without_server_paths(server, live_store, camera, words):
     with server.client("admin") as client:

@@ -31,7 +31,7 @@ from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
-from apps.live_api import health, media, overlay, uploads, ws
+from apps.live_api import health, media, overlay, uploads, webrtc, ws
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.fanout import Fanout, Hub
 from apps.live_api.health import LiveMetrics, Readiness
@@ -43,7 +43,7 @@ API = "/api/v1"
 
 
 class SourceBody(BaseModel):
-    kind: Literal["file", "store", "upload", "rtsp", "http"]
+    kind: Literal["file", "store", "upload", "rtsp", "http", "webrtc"]
     uri: str
 
 
@@ -100,8 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         await app.state.fanout.start()
         app.state.fanout.on_remote_command = _remote_command
+        await app.state.media.start(lambda session_id: session_id in app.state.sessions.sessions)
         threading.Thread(target=_warm_up, args=(app,), name="warm-up", daemon=True).start()
         yield
+        await app.state.media.stop()
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
         await app.state.fanout.stop()
 
@@ -127,12 +129,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(uploads.router)
     app.include_router(media.router)
+    app.include_router(webrtc.router)
+    app.state.media = webrtc.MediaPlane(webrtc.MediaSettings(
+        max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
+        ice_hosts=settings.webrtc_ice_hosts))
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
-                              allow=settings.source_allow_list())
+                              allow=settings.source_allow_list(), frame_sink=app.state.media.put)
     app.state.sessions = sessions
 
     async def _remote_command(session_id: str, data: dict) -> None:

@@ -59,6 +59,9 @@ class Settings:
     source_hosts: tuple[str, ...] | None = None  # rtsp/http sources: names or CIDR networks; None = any
     status_interval_s: float = 1.0
     ort_threads: int = 1
+    webrtc_max_peers: int = 32  # WebRTC peer connections on this instance (WHEP viewers and WHIP publishers)
+    webrtc_max_peers_per_session: int = 8
+    webrtc_ice_hosts: tuple[str, ...] | None = None  # addresses for ICE host candidates; None: all interfaces
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     @classmethod
@@ -92,6 +95,9 @@ class Settings:
                          else tuple(Path(r) for r in roots)),
             source_hosts=_list(env, "SPOTON_SOURCE_HOSTS"),
             ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
+            webrtc_max_peers=_int(env, "SPOTON_WEBRTC_MAX_PEERS", 32),
+            webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
+            webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
         )
 
     def check(self) -> "Settings":

@@ -22,7 +22,7 @@ MAX_PEERS_PER_SESSION = 3
 def server(live_store):
     use_ice_hosts(("127.0.0.1",))  # this process's aiortc clients, like the server, on loopback only
     server = LiveApiServer(live_store, extra_env={
-        "SPOTON_WEBRTC_ICE_HOSTS": "127.0.0.1", "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION": str(MAX_PEERS_PER_SESSION),
+        "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION": str(MAX_PEERS_PER_SESSION),
         "SPOTON_WEBRTC_MAX_PEERS": "6"}).wait_ready()
     yield server
     server.stop()

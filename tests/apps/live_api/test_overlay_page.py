@@ -9,6 +9,7 @@ import shutil
 import httpx
 import pytest
 from live_api_server import KEYS, live_server, live_store  # noqa: F401 (fixtures)
+from live_servers import h264_clip, rtsp_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -174,6 +175,21 @@ def test_webrtc_video_plays_with_each_tick_drawn_on_its_own_frame(live_server, p
         page.wait_for_function(f"""() => ['cam1', 'cam2', 'cam3'].some(camera =>
             (window.spoton.cameras[camera].drawn || {tracks: []}).tracks.length > 0 && ({CANVAS_PIXELS_JS})(camera).opaque > 50)""",
                                timeout=30_000)  # boxes painted over the WebRTC video
+    finally:
+        live_server.delete_session(created["session_id"])
+
+
+def test_rtsp_camera_plays_over_webrtc_with_its_boxes(live_server, page, rtsp_server):
+    created = live_server.create_session(tick_rate_hz=15, cameras={"cam1": {"kind": "rtsp", "uri": rtsp_server.url}})
+    try:
+        watch_in_page(live_server, page, created["session_id"])
+        page.wait_for_function("""() => { const s = window.spotonStats.cameras.cam1;
+            return s && s.transport === 'webrtc' && s.framesDrawn >= 20; }""", timeout=90_000)
+        video = page.evaluate("""() => { const v = document.querySelector('figure[data-camera="cam1"] video');
+            return {live: v.srcObject !== null, w: v.videoWidth, h: v.videoHeight, paused: v.paused}; }""")
+        assert video == {"live": True, "w": 768, "h": 576, "paused": False}
+        stats = page.evaluate("window.spotonStats.cameras.cam1")
+        assert stats["maxMismatchFrames"] <= 1 and stats["exact"] >= 0.8 * stats["framesDrawn"], stats
     finally:
         live_server.delete_session(created["session_id"])
 

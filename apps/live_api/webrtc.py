@@ -38,6 +38,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from apps.live_api.auth import Principal, Role, require_role
 from apps.live_api.media import viewer_by_header_or_query
+from spoton.sources import LiveSource
 from spoton.tick import MEDIA_CLOCK_HZ, MEDIA_TS_STEP
 from spoton.video import VideoFrame
 
@@ -70,15 +71,12 @@ class CameraFeed:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.version = 0
-        self.image: np.ndarray | None = None
-        self.media_ts = 0
+        self.latest: tuple[int, np.ndarray, int] | None = None  # (version, image, media_ts): swapped whole
         self.waiters: set[asyncio.Event] = set()
 
     def put(self, image: np.ndarray, ts: int) -> None:
         """From any thread: replace the frame and wake the tracks (never blocks)."""
-        self.image, self.media_ts = image, ts
-        self.version += 1
+        self.latest = (self.latest[0] + 1 if self.latest else 1, image, ts)
         if self.waiters:
             try:
                 self.loop.call_soon_threadsafe(self._wake)
@@ -107,13 +105,12 @@ class FeedTrack(MediaStreamTrack):
 
     async def recv(self) -> av.VideoFrame:
         self._learn_offset()
-        while self.feed.version == self._seen or self.feed.image is None:
+        while self.feed.latest is None or self.feed.latest[0] == self._seen:
             if self.readyState != "live":
                 raise MediaStreamError
             self._event.clear()
             await self._event.wait()
-        self._seen = self.feed.version
-        image, ts = self.feed.image, self.feed.media_ts
+        self._seen, image, ts = self.feed.latest
         if self._last_pts is not None and ts <= self._last_pts:
             ts = self._last_pts + MEDIA_TS_STEP  # RTP time must move forward
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -145,7 +142,8 @@ class Peer:
     camera: str
     pc: RTCPeerConnection
     created: float
-    track: FeedTrack | None = None
+    track: FeedTrack | None = None  # a viewer's
+    source: LiveSource | None = None  # a publisher's
     reader: asyncio.Task | None = None
 
 
@@ -264,6 +262,7 @@ class MediaPlane:
             raise MediaError(409, f"camera {camera} of session {session_id} already has a publisher: "
                                   "DELETE its WHIP resource first")
         peer = self._new_peer("whip", session_id, camera)
+        peer.source = source
 
         @peer.pc.on("track")
         def _track(track) -> None:
@@ -280,6 +279,8 @@ class MediaPlane:
             peer.track.stop()
         if peer.reader is not None:
             peer.reader.cancel()
+        if peer.source is not None and peer.source.state == "running":
+            peer.source.state = "reconnecting"  # the session says it waits for a publisher again
         await peer.pc.close()
         return True
 

@@ -231,22 +231,33 @@ function watchdog(view) {
   else if (whep.lastFrameAt !== null && now - whep.lastFrameAt > STALL_MS) lost(view, whep, "video stalled");
 }
 
-// The tick of the frame with this media timestamp, else the newest older one (mismatch counted in frames).
+// The frame period of the stream in media units: the median gap between recent frames.
+function framePeriod(view, media) {
+  if (view.frameMedia !== null && media > view.frameMedia) {
+    view.gaps = [...(view.gaps || []).slice(-30), media - view.frameMedia];
+  }
+  const gaps = [...(view.gaps || [])].sort((a, b) => a - b);
+  return gaps.length ? gaps[gaps.length >> 1] : null;
+}
+
+// The tick of the frame with this media timestamp, else the newest older one; the mismatch between
+// the frame and the tick drawn on it is counted in frame periods.
 function drawFrame(view, media) {
   const camera = stats.cameras[view.name];
+  const period = framePeriod(view, media);
   view.frameMedia = media;
-  let tick = view.ticks.get(media), mismatch = 0;
+  let tick = view.ticks.get(media);
   if (!tick) {
     const older = [...view.ticks.keys()].filter((ts) => ts < media);
     if (!older.length) { camera.unmatched += 1; return draw(view, null); }
-    const drawnTs = Math.max(...older);
-    tick = view.ticks.get(drawnTs);
-    mismatch = 1 + older.filter((ts) => ts > drawnTs).length; // frames in between, each had a tick
+    tick = view.ticks.get(Math.max(...older));
   }
   draw(view, tick);
   view.drawnMedia = tick.media_ts % 2 ** 32;
+  if (period === null) return; // the first frame: no period to count in yet
+  const mismatch = Math.round(Math.abs(media - view.drawnMedia) / period);
   camera.framesDrawn += 1;
-  if (mismatch === 0) camera.exact += 1;
+  if (media === view.drawnMedia) camera.exact += 1;
   camera.mismatchFrames[mismatch] = (camera.mismatchFrames[mismatch] || 0) + 1;
   camera.maxMismatchFrames = Math.max(camera.maxMismatchFrames, mismatch);
 }

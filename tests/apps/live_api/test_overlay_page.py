@@ -153,26 +153,28 @@ def watch_in_page(live_server, page, session_id: str, role: str = "viewer") -> N
 
 
 def test_webrtc_video_plays_with_each_tick_drawn_on_its_own_frame(live_server, page):
-    created = live_server.create_session(tick_rate_hz=15)
+    # one camera: processed at the video's 10 fps, so the ~250 ms the page holds frames spans ~2
+    # newer ticks, and drawing the newest tick instead of the frame's own would be caught
+    created = live_server.create_session(tick_rate_hz=15, cameras={"cam1": {"kind": "store", "uri":
+                                                                           "pets_s2l1/cam1/sub_video_01.mp4"}})
     try:
         watch_in_page(live_server, page, created["session_id"])
-        page.wait_for_function("""() => ['cam1', 'cam2', 'cam3'].every(c => {
-            const s = window.spotonStats.cameras[c];
-            return s && s.transport === 'webrtc' && s.framesDrawn >= 25; })""", timeout=90_000)
+        page.wait_for_function("""() => { const s = window.spotonStats.cameras.cam1;
+            return s && s.transport === 'webrtc' && s.framesDrawn >= 40; }""", timeout=90_000)
         videos = page.evaluate("""() => [...document.querySelectorAll('video')].map(v => ({
             live: v.srcObject !== null, src: v.getAttribute('src'), ready: v.readyState, paused: v.paused,
             w: v.videoWidth, h: v.videoHeight}))""")
-        assert len(videos) == 3 and all(v["live"] and v["src"] is None and v["ready"] >= 2 and not v["paused"]
+        assert len(videos) == 1 and all(v["live"] and v["src"] is None and v["ready"] >= 2 and not v["paused"]
                                         for v in videos), videos
         frame_size = page.evaluate("window.spoton.lastTick.cameras.cam1.frame_size")
         assert (videos[0]["w"], videos[0]["h"]) == (frame_size["w"], frame_size["h"])
         stats = page.evaluate("window.spotonStats.cameras")
         for camera, camera_stats in stats.items():
             assert camera_stats["maxMismatchFrames"] <= 1, (camera, camera_stats)
-            assert camera_stats["exact"] >= 0.8 * camera_stats["framesDrawn"], (camera, camera_stats)
+            assert camera_stats["exact"] >= 0.9 * camera_stats["framesDrawn"], (camera, camera_stats)
         print("frame-exact overlay:", {c: {k: s[k] for k in ("framesDrawn", "exact", "late", "mismatchFrames")}
                                        for c, s in stats.items()})
-        page.wait_for_function(f"""() => ['cam1', 'cam2', 'cam3'].some(camera =>
+        page.wait_for_function(f"""() => ['cam1'].some(camera =>
             (window.spoton.cameras[camera].drawn || {{tracks: []}}).tracks.length > 0 && ({CANVAS_PIXELS_JS})(camera).opaque > 50)""",
                                timeout=30_000)  # boxes painted over the WebRTC video
     finally:

@@ -168,6 +168,9 @@ def check_offer(text: str, *, want: str) -> None:
     if not videos:
         raise MediaError(400, "the SDP offer has no video m-line: add a video transceiver "
                               "(recvonly for WHEP, sendonly for WHIP)")
+    if not all(m.dtls is not None and m.dtls.fingerprints for m in videos):
+        raise MediaError(400, "the SDP offer has no DTLS fingerprint (a=fingerprint): the media could not "
+                              "be authenticated; send the browser's offer unmodified")
     codecs = {codec.mimeType.split("/")[-1].upper() for m in videos for codec in m.rtp.codecs}
     if not codecs & set(SENDABLE_CODECS):
         raise MediaError(406, f"the offer's video codecs {sorted(codecs) or '(none)'} include none this server "

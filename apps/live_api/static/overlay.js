@@ -214,7 +214,8 @@ function lost(view, whep, reason) {
   if (view.whep !== whep) return;
   release(whep);
   view.whep = null;
-  if (state.cameras[view.name] !== view) return;
+  const ended = state.lastStatus && ["stopped", "failed"].includes(state.lastStatus.state);
+  if (state.cameras[view.name] !== view || ended) return;
   const stored = view.source && ["store", "upload"].includes(view.source.kind);
   if (!view.everPlayed && stored) return fallback(view, reason);
   stats.cameras[view.name].reconnects += 1;

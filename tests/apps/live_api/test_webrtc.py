@@ -103,7 +103,10 @@ def bad_offers(sdp: str) -> dict[str, str]:
     lines = [line for line in video.splitlines() if not re.search(r"(rtpmap|fmtp|rtcp-fb):\d+", line)]
     lines[0] = re.sub(r"(SAVPF) .*", r"\1 45", lines[0])
     av1_only = sdp[:sdp.index("m=video")] + "\r\n".join(lines + ["a=rtpmap:45 AV1/90000", ""])
-    return {"audio_only": audio_only, "av1_only": av1_only}
+    return {"audio_only": audio_only, "av1_only": av1_only, "half": sdp[:len(sdp) // 2],
+            "bare_m_line": "v=0\r\nm=video\r\n",
+            "no_fingerprint": re.sub(r"a=fingerprint:.*\r\n", "", sdp),
+            "no_ice_credentials": re.sub(r"a=ice-(ufrag|pwd):.*\r\n", "", sdp)}
 
 
 def test_bad_offers_unknown_targets_and_caps_get_4xx(server, session):
@@ -126,7 +129,8 @@ def test_bad_offers_unknown_targets_and_caps_get_4xx(server, session):
             results["unknown_session"] = await post_offer(client, whep_path("s-nope", "cam1"), good)
             results["unknown_camera"] = await post_offer(client, whep_path(sid, "cam9"), good)
             results["audio_only"] = await post_offer(client, whep_path(sid, "cam1"), variants["audio_only"])
-            results["av1_only"] = await post_offer(client, whep_path(sid, "cam1"), variants["av1_only"])
+            for name, variant in variants.items():
+                results[name] = await post_offer(client, whep_path(sid, "cam1"), variant)
             results["whip_on_store_camera"] = await post_offer(
                 client, f"/api/v1/sessions/{sid}/cameras/cam1/whip", good, role="operator")
             results["whip_as_viewer"] = await post_offer(
@@ -156,6 +160,9 @@ def test_bad_offers_unknown_targets_and_caps_get_4xx(server, session):
     assert "AV1" in results["av1_only"].json()["detail"] and "VP8" in results["av1_only"].json()["detail"]
     assert "malformed SDP" in results["garbage"].json()["detail"]
     assert "cam9" in results["unknown_camera"].json()["detail"]
+    malformed = {k: results[k].status_code for k in ("half", "bare_m_line", "no_fingerprint", "no_ice_credentials")}
+    assert all(400 <= status < 500 for status in malformed.values()), malformed
+    assert "fingerprint" in results["no_fingerprint"].json()["detail"]
 
 
 def _threads_and_fds(pid: int) -> tuple[int, int]:
@@ -171,6 +178,7 @@ def test_50_viewers_come_and_go_without_leaking_threads_or_fds(server, session):
     before = _threads_and_fds(server.process.pid)
     asyncio.run(cycles(50))
     after = _threads_and_fds(server.process.pid)
+    print(f"50 WHEP connect/disconnect cycles: threads {before[0]} -> {after[0]}, fds {before[1]} -> {after[1]}")
     assert after[0] <= before[0] + 4 and after[1] <= before[1] + 10, (before, after)
     with server.client("viewer") as client:
         assert client.get(f"/api/v1/sessions/{session['session_id']}").json()["state"] == "running"

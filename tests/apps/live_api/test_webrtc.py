@@ -16,6 +16,7 @@ from apps.live_api.webrtc import use_ice_hosts
 pytestmark = pytest.mark.integration
 
 MAX_PEERS_PER_SESSION = 3
+MAX_PEERS = 5
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def server(live_store):
     use_ice_hosts(("127.0.0.1",))  # this process's aiortc clients, like the server, on loopback only
     server = LiveApiServer(live_store, extra_env={
         "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION": str(MAX_PEERS_PER_SESSION),
-        "SPOTON_WEBRTC_MAX_PEERS": "6"}).wait_ready()
+        "SPOTON_WEBRTC_MAX_PEERS": str(MAX_PEERS)}).wait_ready()
     yield server
     server.stop()
 
@@ -49,7 +50,8 @@ async def post_offer(client: httpx.AsyncClient, path: str, sdp: str, role: str =
                                                          "Authorization": f"Bearer {KEYS[role]}"})
 
 
-async def watch(server, session_id: str, camera: str, frames: int) -> tuple[list, dict, int]:
+async def watch(server, session_id: str, camera: str, frames: int, while_connected=lambda: None
+                ) -> tuple[list, dict, int]:
     """Receive ``frames`` frames over WHEP: (their RTP timestamps, the resource's state, DELETE's status)."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("video", direction="recvonly")
@@ -66,6 +68,7 @@ async def watch(server, session_id: str, camera: str, frames: int) -> tuple[list
         # aiortc's receiver counts pts from the first RTP timestamp it got: add that back
         origin = pc.getReceivers()[0]._RTCRtpReceiver__timestamp_mapper._origin
         rtp = [(origin + p) % 2**32 for p in pts]
+        while_connected()
         state = (await client.get(location, headers={"Authorization": f"Bearer {KEYS['viewer']}"})).json()
         deleted = await client.delete(location, headers={"Authorization": f"Bearer {KEYS['viewer']}"})
     await pc.close()
@@ -136,13 +139,18 @@ def test_bad_offers_unknown_targets_and_caps_get_4xx(server, session):
             results["whip_as_viewer"] = await post_offer(
                 client, f"/api/v1/sessions/{sid}/cameras/cam1/whip", good, role="viewer")
             peers, locations = [], []
-            for _ in range(MAX_PEERS_PER_SESSION + 1):  # the last one is over the per-session cap
+            other = server.create_session(tick_rate_hz=2, cameras={"cam2": {"kind": "store", "uri":
+                                                                           "pets_s2l1/cam2/sub_video_01.mp4"}})
+            # the session's cap, then the instance's (a second session takes the rest)
+            for session_id, camera in [(sid, "cam1")] * (MAX_PEERS_PER_SESSION + 1) + [(other["session_id"], "cam2")] * (
+                    MAX_PEERS - MAX_PEERS_PER_SESSION + 1):
                 pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
                 pc.addTransceiver("video", direction="recvonly")
                 peers.append(pc)
-                response = await post_offer(client, whep_path(sid, "cam1"), await offer(pc))
+                response = await post_offer(client, whep_path(session_id, camera), await offer(pc))
                 locations.append(response.headers.get("location"))
-                results.setdefault("caps", []).append(response.status_code)
+                results.setdefault("caps", []).append(response)
+            server.delete_session(other["session_id"])
             for location in filter(None, locations):
                 await client.delete(location, headers={"Authorization": f"Bearer {KEYS['viewer']}"})
             results["deleted_again"] = await client.delete(
@@ -155,7 +163,10 @@ def test_bad_offers_unknown_targets_and_caps_get_4xx(server, session):
                 "unknown_camera": 404, "audio_only": 400, "av1_only": 406, "whip_on_store_camera": 409,
                 "whip_as_viewer": 403, "deleted_again": 404}
     assert {k: results[k].status_code for k in expected} == expected, {k: results[k].text for k in expected}
-    assert results["caps"] == [201] * MAX_PEERS_PER_SESSION + [429]
+    caps = [response.status_code for response in results["caps"]]
+    assert caps == [201] * MAX_PEERS_PER_SESSION + [429] + [201] * (MAX_PEERS - MAX_PEERS_PER_SESSION) + [429]
+    assert "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION" in results["caps"][MAX_PEERS_PER_SESSION].json()["detail"]
+    assert "SPOTON_WEBRTC_MAX_PEERS)" in results["caps"][-1].json()["detail"]
     assert "no video m-line" in results["audio_only"].json()["detail"]
     assert "AV1" in results["av1_only"].json()["detail"] and "VP8" in results["av1_only"].json()["detail"]
     assert "malformed SDP" in results["garbage"].json()["detail"]
@@ -170,15 +181,20 @@ def _threads_and_fds(pid: int) -> tuple[int, int]:
 
 
 def test_50_viewers_come_and_go_without_leaking_threads_or_fds(server, session):
+    connected = []  # the server's fds while a peer is up: its sockets are seen (the measure works)
+
     async def cycles(n: int) -> None:
         for _ in range(n):
-            _, state, deleted = await watch(server, session["session_id"], "cam1", frames=1)
+            _, state, deleted = await watch(server, session["session_id"], "cam1", frames=1, while_connected=lambda:
+                                            connected.append(_threads_and_fds(server.process.pid)))
             assert deleted == 200 and state["state"] == "connected"
     asyncio.run(cycles(3))  # warm-up: the executor's encoder threads, first-use imports
     before = _threads_and_fds(server.process.pid)
     asyncio.run(cycles(50))
     after = _threads_and_fds(server.process.pid)
-    print(f"50 WHEP connect/disconnect cycles: threads {before[0]} -> {after[0]}, fds {before[1]} -> {after[1]}")
+    print(f"50 WHEP connect/disconnect cycles: threads {before[0]} -> {after[0]}, fds {before[1]} -> {after[1]} "
+          f"(while connected: up to {max(c[1] for c in connected)} fds)")
+    assert max(c[1] for c in connected) > after[1]
     assert after[0] <= before[0] + 4 and after[1] <= before[1] + 10, (before, after)
     with server.client("viewer") as client:
         assert client.get(f"/api/v1/sessions/{session['session_id']}").json()["state"] == "running"

@@ -5,6 +5,7 @@ Boxes are normalised to [0, 1] of the source frame, (x, y) top-left, the convent
 Velocity is the box centre's motion in normalised frame units per second of video time.
 ``media_ts`` names the frame on the media clock (90 kHz, the RTP video clock): the live API's
 WebRTC tracks send that frame with it as ``pts``, so a player draws each tick on its own frame.
+It counts from the session's creation to the moment the frame became available at its source.
 """
 from __future__ import annotations
 

@@ -14,7 +14,9 @@ const TOKEN_KEY = "spoton.token";
 const BACKOFF_INITIAL_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const RESYNC_S = 0.75; // MP4 fallback: seek the video when it drifts this far from the tick's frame time
-const JITTER_TARGET_MS = 250; // hold received frames this long: their ticks come up to a tick period later
+// hold received frames this long (?jitter_ms= overrides): a tick leaves up to a tick period (100 ms at
+// the default 10/s) after its frame
+const JITTER_TARGET_MS = Number(new URLSearchParams(location.search).get("jitter_ms") || 100);
 const TICK_BUFFER = 120; // ticks kept per camera for frame-exact drawing
 const WEBRTC_CONNECT_MS = 10000; // a first WebRTC attempt without a frame by then: fall back (stored video)
 const STALL_MS = 4000; // a connected peer without a frame for this long is lost: reconnect
@@ -83,7 +85,7 @@ function cameraView(name, source) {
                                  ticks: new Map(), whep: null, transport: null, attempts: 0, everPlayed: false,
                                  backoffMs: BACKOFF_INITIAL_MS, frameMedia: null, drawnMedia: null };
   stats.cameras[name] = { transport: null, framesDrawn: 0, exact: 0, late: 0, unmatched: 0,
-                          maxMismatchFrames: 0, mismatchFrames: {}, reconnects: 0 };
+                          maxMismatchFrames: 0, mismatchFrames: {}, reconnects: 0, sourceToDisplayMs: [] };
   if (source && source.kind === "webrtc" && navigator.mediaDevices) addPublishButton(view);
   if (window.RTCPeerConnection) startWebrtc(view);
   else fallback(view, "this browser has no WebRTC");
@@ -192,7 +194,9 @@ async function startWebrtc(view) {
     view.everPlayed = true;
     view.backoffMs = BACKOFF_INITIAL_MS;
     if (whep.offset !== null && metadata.rtpTimestamp !== undefined) {
-      drawFrame(view, (metadata.rtpTimestamp - whep.offset) >>> 0); // mod 2^32, like RTP time
+      const media = (metadata.rtpTimestamp - whep.offset) >>> 0; // mod 2^32, like RTP time
+      drawFrame(view, media);
+      recordLatency(view, media, metadata.expectedDisplayTime);
     }
     video.requestVideoFrameCallback(step);
   };
@@ -261,6 +265,16 @@ function drawFrame(view, media) {
   if (media === view.drawnMedia) camera.exact += 1;
   camera.mismatchFrames[mismatch] = (camera.mismatchFrames[mismatch] || 0) + 1;
   camera.maxMismatchFrames = Math.max(camera.maxMismatchFrames, mismatch);
+}
+
+// Source -> screen: media_ts counts from the session's creation (status created_unix_ms), so a
+// frame was available at its source at created_unix_ms + media / 90 (same machine: same clock).
+function recordLatency(view, media, displayTime) {
+  const created = state.lastStatus && state.lastStatus.created_unix_ms;
+  if (!created || media >= 2 ** 31) return; // no status yet, or a stream older than ~6.6 h (wrapped)
+  const latencies = stats.cameras[view.name].sourceToDisplayMs;
+  latencies.push(Math.round(performance.timeOrigin + displayTime - (created + media / 90)));
+  if (latencies.length > 600) latencies.shift();
 }
 
 // WHIP: send this browser's camera into a "webrtc" camera of the session.

@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         await app.state.fanout.start()
         app.state.fanout.on_remote_command = _remote_command
-        await app.state.media.start(lambda session_id: session_id in app.state.sessions.sessions)
+        await app.state.media.start()
         threading.Thread(target=_warm_up, args=(app,), name="warm-up", daemon=True).start()
         yield
         await app.state.media.stop()
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webrtc.router)
     app.state.media = webrtc.MediaPlane(webrtc.MediaSettings(
         max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
-        ice_hosts=settings.webrtc_ice_hosts))
+        ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in sessions.sessions)
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,

@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 import av
 import numpy as np
@@ -63,7 +64,8 @@ class MediaSettings:
 
     def __post_init__(self) -> None:
         if min(self.max_peers, self.max_peers_per_session) < 1 or self.connect_timeout_s <= 0:
-            raise ValueError("SPOTON_WEBRTC_MAX_PEERS and SPOTON_WEBRTC_MAX_PEERS_PER_SESSION must be >= 1")
+            raise ValueError("SPOTON_WEBRTC_MAX_PEERS and SPOTON_WEBRTC_MAX_PEERS_PER_SESSION must be >= 1 "
+                             "(and the connect timeout positive)")
 
 
 class CameraFeed:
@@ -180,8 +182,9 @@ def check_offer(text: str, *, want: str) -> None:
 class MediaPlane:
     """Feeds per session camera, peers and their caps; owned by the app (``app.state.media``)."""
 
-    def __init__(self, settings: MediaSettings):
+    def __init__(self, settings: MediaSettings, session_alive: Callable[[str], bool]):
         self.settings = settings
+        self.session_alive = session_alive  # which sessions still run: the reaper ends the others' peers
         self.feeds: dict[tuple[str, str], CameraFeed] = {}
         self.peers: dict[str, Peer] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -190,10 +193,9 @@ class MediaPlane:
         if settings.ice_hosts is not None:
             use_ice_hosts(settings.ice_hosts)
 
-    async def start(self, session_alive) -> None:
-        """Bind to the running loop; ``session_alive(id)`` tells the reaper which sessions still run."""
+    async def start(self) -> None:
+        """Bind to the running loop (frames put before are dropped) and start the reaper."""
         self.loop = asyncio.get_running_loop()
-        self._session_alive = session_alive
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def stop(self) -> None:
@@ -299,13 +301,13 @@ class MediaPlane:
         """Close peers of ended sessions and peers that never connected; forget ended sessions' feeds."""
         now = time.monotonic()
         for peer in list(self.peers.values()):
-            ended = not self._session_alive(peer.session_id)
+            ended = not self.session_alive(peer.session_id)
             stale = (peer.pc.connectionState != "connected"
                      and now - peer.created > self.settings.connect_timeout_s)
             if ended or stale:
                 await self.close(peer.id)
         with self._lock:
-            for key in [k for k in self.feeds if not self._session_alive(k[0])]:
+            for key in [k for k in self.feeds if not self.session_alive(k[0])]:
                 del self.feeds[key]
 
 

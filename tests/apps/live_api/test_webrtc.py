@@ -8,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 from live_api_server import KEYS, LiveApiServer, live_store, next_message, ws_connect  # noqa: F401
 
 from apps.live_api.webrtc import use_ice_hosts
@@ -50,17 +50,21 @@ async def post_offer(client: httpx.AsyncClient, path: str, sdp: str, role: str =
                                                          "Authorization": f"Bearer {KEYS[role]}"})
 
 
-async def watch(server, session_id: str, camera: str, frames: int, while_connected=lambda: None
-                ) -> tuple[list, dict, int]:
+async def watch(server, session_id: str, camera: str, frames: int, while_connected=lambda: None,
+                codec: str | None = None) -> tuple[list, dict, int]:
     """Receive ``frames`` frames over WHEP: (their RTP timestamps, the resource's state, DELETE's status)."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTransceiver("video", direction="recvonly")
+    transceiver = pc.addTransceiver("video", direction="recvonly")
+    if codec is not None:  # offer only this codec
+        transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                         if c.mimeType == f"video/{codec}"])
     received: asyncio.Future = asyncio.get_running_loop().create_future()
     pc.on("track", lambda track: received.set_result(track))
     async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
         response = await post_offer(client, whep_path(session_id, camera), await offer(pc))
         assert response.status_code == 201, response.text
         assert response.headers["content-type"].startswith("application/sdp")
+        assert codec is None or f"{codec}/90000" in response.text  # the server sends that codec
         location = response.headers["location"]
         await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
         track = await asyncio.wait_for(received, 20)
@@ -75,7 +79,8 @@ async def watch(server, session_id: str, camera: str, frames: int, while_connect
     return rtp, state, deleted.status_code
 
 
-def test_whep_frames_carry_the_ticks_media_timestamps(server, session):
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+def test_whep_frames_carry_the_ticks_media_timestamps(server, session, codec):
     async def run():
         async with ws_connect(server, session["session_id"]) as ws:
             ticks = []
@@ -84,7 +89,7 @@ def test_whep_frames_carry_the_ticks_media_timestamps(server, session):
                 while True:
                     ticks.append(await next_message(ws, "tick"))
             collector = asyncio.create_task(collect())
-            frames, state, deleted = await watch(server, session["session_id"], "cam2", frames=12)
+            frames, state, deleted = await watch(server, session["session_id"], "cam2", frames=12, codec=codec)
             await asyncio.sleep(1.0)  # the last frames' ticks
             collector.cancel()
             return ticks, frames, state, deleted

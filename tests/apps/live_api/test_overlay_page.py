@@ -89,7 +89,8 @@ def test_without_webrtc_the_overlay_draws_boxes_over_the_range_served_video(live
         # boxes drawn: the tick has people and the canvas has opaque box pixels, sized to the display
         camera = page.wait_for_function(f"""() => Object.keys(window.spoton.cameras).find(camera => {{
             const pixels = ({CANVAS_PIXELS_JS})(camera);
-            return (window.spoton.cameras[camera].drawn || {{tracks: []}}).tracks.length > 0 && pixels.opaque > 50; }})""",
+            const drawn = window.spoton.cameras[camera].drawn || {{tracks: []}};
+            return drawn.tracks.length > 0 && pixels.opaque > 50; }})""",
                                         timeout=30_000).json_value()
         pixels = canvas_box_pixels(page, camera)
         size = page.evaluate("""(camera) => {
@@ -174,8 +175,8 @@ def test_webrtc_video_plays_with_each_tick_drawn_on_its_own_frame(live_server, p
             assert camera_stats["exact"] >= 0.9 * camera_stats["framesDrawn"], (camera, camera_stats)
         print("frame-exact overlay:", {c: {k: s[k] for k in ("framesDrawn", "exact", "late", "mismatchFrames")}
                                        for c, s in stats.items()})
-        page.wait_for_function(f"""() => ['cam1'].some(camera =>
-            (window.spoton.cameras[camera].drawn || {{tracks: []}}).tracks.length > 0 && ({CANVAS_PIXELS_JS})(camera).opaque > 50)""",
+        page.wait_for_function(f"""() => {{ const drawn = window.spoton.cameras.cam1.drawn || {{tracks: []}};
+            return drawn.tracks.length > 0 && ({CANVAS_PIXELS_JS})('cam1').opaque > 50; }}""",
                                timeout=30_000)  # boxes painted over the WebRTC video
     finally:
         live_server.delete_session(created["session_id"])

@@ -147,8 +147,9 @@ def test_bad_offers_unknown_targets_and_caps_get_4xx(server, session):
             other = server.create_session(tick_rate_hz=2, cameras={"cam2": {"kind": "store", "uri":
                                                                            "pets_s2l1/cam2/sub_video_01.mp4"}})
             # the session's cap, then the instance's (a second session takes the rest)
-            for session_id, camera in [(sid, "cam1")] * (MAX_PEERS_PER_SESSION + 1) + [(other["session_id"], "cam2")] * (
-                    MAX_PEERS - MAX_PEERS_PER_SESSION + 1):
+            targets = ([(sid, "cam1")] * (MAX_PEERS_PER_SESSION + 1)
+                       + [(other["session_id"], "cam2")] * (MAX_PEERS - MAX_PEERS_PER_SESSION + 1))
+            for session_id, camera in targets:
                 pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
                 pc.addTransceiver("video", direction="recvonly")
                 peers.append(pc)
@@ -224,8 +225,9 @@ def test_whip_publisher_frames_become_ticks(server):
             again = await post_offer(client, f"/api/v1/sessions/{sid}/cameras/cam3/whip", sdp, role="operator")
             async with ws_connect(server, sid) as ws:
                 first = await next_message(ws, "tick", where=lambda t: "cam3" in t["cameras"])
-                later = await next_message(ws, "tick", where=lambda t: "cam3" in t["cameras"] and
-                                           t["cameras"]["cam3"]["frame_index"] > first["cameras"]["cam3"]["frame_index"])
+                index = first["cameras"]["cam3"]["frame_index"]
+                later = await next_message(ws, "tick", where=lambda t: "cam3" in t["cameras"]
+                                           and t["cameras"]["cam3"]["frame_index"] > index)
             deleted = await client.delete(response.headers["location"],
                                           headers={"Authorization": f"Bearer {KEYS['operator']}"})
         await pc.close()

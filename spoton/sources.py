@@ -13,6 +13,8 @@ yet taken, and a frame that is replaced before anyone took it is dropped and cou
   ``loop=False`` ends instead: the state becomes ``stopped`` after the last frame was taken.
   With ``realtime=False`` nothing is paced or dropped: the reader waits until the previous frame
   was taken (deterministic, for tests and benchmarks).
+- ``webrtc``: frames pushed from outside (the live API's WHIP endpoint: a browser's webcam) with
+  :meth:`LiveSource.publish`; the reader only waits for the stop. ``uri`` is a free label.
 - ``rtsp`` / ``http`` (MJPEG over HTTP, ``multipart/x-mixed-replace``): OpenCV's FFmpeg backend.
   When the stream drops (read error or timeout) the state goes ``reconnecting`` and the reader
   reopens it with exponential backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``),
@@ -52,7 +54,7 @@ from spoton.video import VideoFrame, VideoInfo, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
-SourceKind = Literal["file", "store", "upload", "rtsp", "http"]
+SourceKind = Literal["file", "store", "upload", "rtsp", "http", "webrtc"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 _URL_SCHEMES = {"rtsp": ("rtsp://", "rtsps://"), "http": ("http://", "https://")}
 
@@ -403,6 +405,12 @@ def _stream_reader(url: str, policy: ReconnectPolicy):
     return read
 
 
+def _wait_for_stop(source: LiveSource) -> None:
+    """The reader of a pushed source: frames come from :meth:`LiveSource.publish` callers."""
+    while source.sleep(1.0):
+        pass
+
+
 def open_source(spec: SourceSpec, *, store: ObjectStore | None = None, realtime: bool = True,
                 loop: bool = True, policy: ReconnectPolicy = ReconnectPolicy(),
                 allow: SourceAllowList | None = None) -> LiveSource:
@@ -417,6 +425,8 @@ def open_source(spec: SourceSpec, *, store: ObjectStore | None = None, realtime:
         allow.check(spec)
     if spec.is_stream:
         return LiveSource(spec, _stream_reader(spec.uri, policy))
+    if spec.kind == "webrtc":
+        return LiveSource(spec, _wait_for_stop)
     path = _resolve_video(spec, store)
     try:
         info = probe(path)

@@ -3,6 +3,9 @@
 Boxes are normalised to [0, 1] of the source frame, (x, y) top-left, the convention of the
 ``bbox_*`` table columns, so a client scales them to whatever size it displays the video at.
 Velocity is the box centre's motion in normalised frame units per second of video time.
+``media_ts`` names the frame on the media clock (90 kHz, the RTP video clock): the live API's
+WebRTC tracks send that frame with it as ``pts``, so a player draws each tick on its own frame.
+It counts from the session's creation to the moment the frame became available at its source.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from spoton.records import PERSON_CLASS_ID, CameraFrameResult
 
 TICK_SCHEMA_ID = "spoton.tick/1"
 TICK_SCHEMA_URL_PATH = "/api/v1/schemas/tick.json"
+MEDIA_CLOCK_HZ = 90_000
+MEDIA_TS_STEP = 9  # media timestamps are multiples of 0.1 ms: exact through a microsecond time base too
 
 _NUMBER_PAIR = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
                 "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}
@@ -38,11 +43,13 @@ TICK_JSON_SCHEMA: dict = {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
-                "required": ["frame_index", "frame_ts", "frame_size", "space", "tracks"],
+                "required": ["frame_index", "frame_ts", "media_ts", "frame_size", "space", "tracks"],
                 "additionalProperties": False,
                 "properties": {
                     "frame_index": {"type": "integer", "minimum": 0},
                     "frame_ts": {"type": "number", "minimum": 0},
+                    "media_ts": {"type": "integer", "minimum": 0,
+                                 "description": "the frame on the 90 kHz media clock (its WebRTC pts)"},
                     "frame_size": {"type": "object", "required": ["w", "h"], "additionalProperties": False,
                                    "properties": {"w": {"type": "integer", "minimum": 1},
                                                   "h": {"type": "integer", "minimum": 1}}},
@@ -70,6 +77,12 @@ TICK_JSON_SCHEMA: dict = {
 }
 
 
+def media_timestamp(seconds: float) -> int:
+    """Seconds on a monotonic clock as a media timestamp (``MEDIA_CLOCK_HZ`` units, a multiple of
+    ``MEDIA_TS_STEP``: the VP8 encoder rebases pts to microseconds and back, which other values miss by one)."""
+    return max(int(round(seconds * MEDIA_CLOCK_HZ / MEDIA_TS_STEP)), 0) * MEDIA_TS_STEP
+
+
 def normalised_boxes(xyxy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     """(N, 4) x, y, w, h in [0, 1] of the frame; boxes reaching past the border are clipped."""
     width, height = frame_size
@@ -90,7 +103,8 @@ class TickBuilder:
         self._last_centre: dict[tuple[str, int], tuple[float, np.ndarray, np.ndarray]] = {}
 
     def build(self, results: Mapping[str, CameraFrameResult], global_ids: Mapping[str, np.ndarray],
-              *, selected_target_id: int | None, mode: str, ts_unix_ms: int, ts_mono_ms: int) -> dict:
+              *, selected_target_id: int | None, mode: str, media_ts: Mapping[str, int], ts_unix_ms: int,
+              ts_mono_ms: int) -> dict:
         cameras = {}
         seen: set[tuple[str, int]] = set()
         for camera, result in results.items():
@@ -121,6 +135,7 @@ class TickBuilder:
                 })
             width, height = result.frame_size
             cameras[camera] = {"frame_index": int(result.frame_index), "frame_ts": round(float(result.ts), 4),
+                               "media_ts": int(media_ts[camera]),
                                "frame_size": {"w": int(width), "h": int(height)}, "space": "source",
                                "tracks": tracks}
         present = set(results)

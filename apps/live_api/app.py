@@ -28,7 +28,7 @@ from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
-from apps.live_api import errors, exposure, health, media, overlay, uploads, ws
+from apps.live_api import errors, exposure, health, media, overlay, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
@@ -44,7 +44,7 @@ API = "/api/v1"
 
 
 class SourceBody(BaseModel):
-    kind: Literal["file", "store", "upload", "rtsp", "http"]
+    kind: Literal["file", "store", "upload", "rtsp", "http", "webrtc"]
     uri: str
 
 
@@ -98,8 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         await app.state.fanout.start()
         app.state.fanout.on_remote_command = _remote_command
+        await app.state.media.start()
         threading.Thread(target=_warm_up, args=(app,), name="warm-up", daemon=True).start()
         yield
+        await app.state.media.stop()
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
         await app.state.fanout.stop()
 
@@ -127,13 +129,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
     app.include_router(media.router, responses=error_responses(401, 403, 404, 416, 422))
+    app.include_router(webrtc.router, responses=error_responses(400, 401, 403, 404, 406, 409, 413, 415, 429))
+    app.state.media = webrtc.MediaPlane(webrtc.MediaSettings(
+        max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
+        ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in sessions.sessions)
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
                               instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
-                              allow=settings.source_allow_list())
+                              allow=settings.source_allow_list(), frame_sink=app.state.media.put)
     app.state.sessions = sessions
 
     async def _remote_command(session_id: str, data: dict) -> None:
@@ -151,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
-                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "X-Request-ID"])
+                           expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "Location", "X-Request-ID"])
     app.add_middleware(RequestObservation, metrics=metrics)  # outermost: every answer gets a request id
 
     @app.get(TICK_SCHEMA_URL_PATH, tags=["live"], response_model=dict)

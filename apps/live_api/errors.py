@@ -28,7 +28,7 @@ from apps.live_api.auth import AuthError
 log = logging.getLogger(__name__)
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+         405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
          416: "range_not_satisfiable", 422: "invalid", 429: "too_many_requests", 500: "internal",
          502: "upstream_failed", 503: "unavailable"}
 ErrorCode = Literal[(*CODES.values(), "error")]  # "error": a status CODES does not name

@@ -32,12 +32,14 @@ from spoton.site.model import Environment
 from spoton.site.storage import environment_exists, load_environment
 from spoton.sources import LiveSource, SourceAllowList, SourceError, SourceSpec, open_source
 from spoton.store import ObjectStore, StoreError, check_name
-from spoton.tick import TickBuilder
+from spoton.tick import TickBuilder, media_timestamp
 
 from apps.live_api.fanout import Fanout, Message, status_message
 from apps.live_api.health import LiveMetrics
 
 log = logging.getLogger(__name__)
+
+FrameSink = Callable[[str, str, np.ndarray, int], None]  # (session, camera, image, media_ts): must not block
 
 STATES = ("starting", "running", "reconnecting", "stopped", "failed")
 FINAL_STATES = ("stopped", "failed")
@@ -113,7 +115,7 @@ class LiveSession:
 
     def __init__(self, session_id: str, environment: Environment, sources: Mapping[str, LiveSource],
                  processor: FrameProcessor, *, tick_rate_hz: float, fanout: Fanout, metrics: LiveMetrics,
-                 instance_id: str, status_interval_s: float = 1.0):
+                 instance_id: str, status_interval_s: float = 1.0, frame_sink: FrameSink | None = None):
         self.id = session_id
         self.environment = environment
         self.sources = dict(sources)
@@ -123,6 +125,9 @@ class LiveSession:
         self.metrics = metrics
         self.instance_id = instance_id
         self.status_interval_s = status_interval_s
+        self.frame_sink = frame_sink  # the media plane: each processed frame, with its media timestamp
+        self._media_epoch = time.monotonic()
+        self._media_ts: dict[str, int] = {}
         self.gallery = LiveIdentityGallery()
         self.ticks = TickBuilder(session_id)
         self.state = "starting"
@@ -287,6 +292,9 @@ class LiveSession:
             self._latest_ids[name] = global_ids[name]
             self._pending.setdefault(name, arrivals[name])
             self._last_frame_unix_ms[name] = unix_ms
+            self._media_ts[name] = media_timestamp(arrivals[name] - self._media_epoch)
+            if self.frame_sink is not None:
+                self.frame_sink(self.id, name, frames[name].image, self._media_ts[name])
         self._processed_at.add(now)
         self.metrics.frames_processed.labels(self.id).inc(len(results))
 
@@ -305,7 +313,7 @@ class LiveSession:
             if self.mode == "auto":
                 self._auto_target()
             tick = self.ticks.build(self._latest, self._latest_ids, selected_target_id=self.selected_target_id,
-                                    mode=self.mode, ts_unix_ms=int(time.time() * 1000),
+                                    mode=self.mode, media_ts=self._media_ts, ts_unix_ms=int(time.time() * 1000),
                                     ts_mono_ms=int(time.monotonic() * 1000))
         self.fanout.publish(Message(self.id, "tick", json.dumps(tick, separators=(",", ":"))))
         done = time.monotonic()
@@ -337,7 +345,7 @@ class SessionManager:
                  metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
                  status_interval_s: float = 1.0, realtime_sources: bool = True,
                  resolve_upload: Callable[[str], str] | None = None, allow: SourceAllowList | None = None,
-                 perception: PerceptionConfig = PerceptionConfig()):
+                 perception: PerceptionConfig = PerceptionConfig(), frame_sink: FrameSink | None = None):
         self.store = store
         self.detector_factory = detector_factory
         self.perception = perception
@@ -350,6 +358,7 @@ class SessionManager:
         self.realtime_sources = realtime_sources
         self.resolve_upload = resolve_upload
         self.allow = allow  # what sources may open (None: anything)
+        self.frame_sink = frame_sink
         self.sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
@@ -408,7 +417,7 @@ class SessionManager:
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
                                   fanout=self.fanout, metrics=self.metrics, instance_id=self.instance_id,
-                                  status_interval_s=self.status_interval_s)
+                                  status_interval_s=self.status_interval_s, frame_sink=self.frame_sink)
             self.sessions[session_id] = session
         return session.start()
 

@@ -65,6 +65,9 @@ class Settings:
     status_interval_s: float = 1.0
     ort_threads: int = 1
     tracker: str = "bytetrack"
+    webrtc_max_peers: int = 32  # WebRTC peer connections on this instance (WHEP viewers and WHIP publishers)
+    webrtc_max_peers_per_session: int = 8
+    webrtc_ice_hosts: tuple[str, ...] | None = None  # addresses for ICE host candidates; None: all interfaces
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
@@ -107,6 +110,9 @@ class Settings:
             expose_metrics=env.get("SPOTON_EXPOSE_METRICS", metrics_default),
             expose_docs=env.get("SPOTON_EXPOSE_DOCS", docs_default),
             tracker=env.get("SPOTON_TRACKER", "bytetrack"),
+            webrtc_max_peers=_int(env, "SPOTON_WEBRTC_MAX_PEERS", 32),
+            webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
+            webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
         )
 
     def perception(self) -> PerceptionConfig:

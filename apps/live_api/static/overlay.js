@@ -1,14 +1,26 @@
-// SpotOn overlay page: a <video> per camera (store media served by the API with HTTP Range)
-// with a <canvas> on top drawing the latest tick's boxes and IDs, scaled to the displayed size.
-// Boxes in ticks are normalised to [0, 1] of the source frame, so drawing is x * width.
-// The WebSocket reconnects with exponential backoff; the token lives in localStorage.
+// SpotOn overlay page: a <video> per camera with a <canvas> on top drawing tick boxes and IDs,
+// scaled to the displayed size (boxes in ticks are normalised to [0, 1] of the source frame).
+// Video comes over WebRTC (WHEP: the frames the session processed); each frame is drawn with the
+// tick of that very frame: requestVideoFrameCallback's rtpTimestamp minus the peer's RTP offset is
+// the tick's media_ts. A short buffer keeps recent ticks; the receiver holds frames a little
+// (jitterBufferTarget) so a frame's tick is there when it is shown. A lost peer reconnects with
+// backoff; a stored camera whose WebRTC never connects falls back to the Range-served MP4, which
+// follows the ticks' frame times instead. A camera of kind "webrtc" can take this browser's camera
+// (WHIP). The WebSocket reconnects with exponential backoff; the token lives in localStorage.
 "use strict";
 
 const API = "/api/v1";
 const TOKEN_KEY = "spoton.token";
 const BACKOFF_INITIAL_MS = 500;
 const BACKOFF_MAX_MS = 10000;
-const RESYNC_S = 0.75; // seek the video when it drifts this far from the tick's frame time
+const RESYNC_S = 0.75; // MP4 fallback: seek the video when it drifts this far from the tick's frame time
+// hold received frames this long (?jitter_ms= overrides): a tick leaves up to a tick period (100 ms at
+// the default 10/s) after its frame
+const JITTER_TARGET_MS = Number(new URLSearchParams(location.search).get("jitter_ms") || 100);
+const TICK_BUFFER = 120; // ticks kept per camera for frame-exact drawing
+const WEBRTC_CONNECT_MS = 10000; // a first WebRTC attempt without a frame by then: fall back (stored video)
+const STALL_MS = 4000; // a connected peer without a frame for this long is lost: reconnect
+const OFFSET_POLL_MS = 250;
 
 const $ = (id) => document.getElementById(id);
 // What the page is doing, for people (the status line) and for tests (window.spoton).
@@ -16,6 +28,8 @@ const state = window.spoton = {
   sessionId: null, socket: null, ticks: 0, lastTick: null, lastStatus: null, wsState: "closed",
   reconnects: 0, boxesDrawn: {}, cameras: {},
 };
+// Frame-exact drawing, per camera: how each shown video frame matched the tick drawn on it.
+const stats = window.spotonStats = { cameras: {} };
 let backoffMs = BACKOFF_INITIAL_MS;
 let reconnectTimer = null;
 
@@ -42,6 +56,12 @@ async function api(path, options = {}) {
 
 function colourOf(id) { return `hsl(${(id * 67) % 360}, 90%, 55%)`; }
 
+function authHeaders(extra = {}) { return { Authorization: `Bearer ${token()}`, ...extra }; }
+
+function cameraPath(name) {
+  return `${API}/sessions/${encodeURIComponent(state.sessionId)}/cameras/${encodeURIComponent(name)}`;
+}
+
 function mediaUrl(key) {
   return `${API}/media/${key.split("/").map(encodeURIComponent).join("/")}?token=${encodeURIComponent(token())}`;
 }
@@ -55,45 +75,248 @@ function cameraView(name, source) {
   figure.dataset.camera = name;
   const stage = document.createElement("div");
   stage.className = "stage";
-  let video = null;
-  if (source && ["store", "upload"].includes(source.kind)) {
-    video = document.createElement("video");
-    Object.assign(video, { muted: true, loop: true, autoplay: true, playsInline: true, preload: "auto" });
-    video.src = mediaUrl(source.uri);
-    video.addEventListener("loadedmetadata", () => video.play().catch(() => {}));
-    stage.append(video);
-  } else if (source && source.kind === "http") { // an MJPEG stream: browsers show it in an <img>
-    const img = document.createElement("img");
-    img.src = source.uri;
-    img.alt = `${name} stream`;
-    stage.append(img);
-  } else {
-    const placeholder = document.createElement("div");
-    placeholder.className = "placeholder";
-    placeholder.textContent = source ? `${source.kind} source: boxes only` : "no video";
-    stage.append(placeholder);
-  }
   const canvas = document.createElement("canvas");
   stage.append(canvas);
   const caption = document.createElement("figcaption");
   caption.textContent = name;
   figure.append(stage, caption);
   $("cameras").append(figure);
-  view = state.cameras[name] = { name, video, canvas, caption, stage, tick: null };
+  view = state.cameras[name] = { name, source, figure, video: null, canvas, caption, stage, tick: null,
+                                 ticks: new Map(), whep: null, transport: null, attempts: 0, everPlayed: false,
+                                 backoffMs: BACKOFF_INITIAL_MS, frameMedia: null, drawnMedia: null };
+  stats.cameras[name] = { transport: null, framesDrawn: 0, exact: 0, late: 0, unmatched: 0,
+                          maxMismatchFrames: 0, mismatchFrames: {}, reconnects: 0, sourceToDisplayMs: [] };
+  if (source && source.kind === "webrtc" && navigator.mediaDevices) addPublishButton(view);
+  if (window.RTCPeerConnection) startWebrtc(view);
+  else fallback(view, "this browser has no WebRTC");
   return view;
+}
+
+function setMedia(view, element) {
+  view.stage.querySelectorAll("video, img, .placeholder").forEach((old) => old.remove());
+  view.stage.prepend(element);
+}
+
+function newVideo() {
+  const video = document.createElement("video");
+  Object.assign(video, { muted: true, autoplay: true, playsInline: true });
+  return video;
+}
+
+// Without WebRTC: the stored sub-video over HTTP Range, an MJPEG <img>, or boxes only.
+function fallback(view, reason) {
+  const { name, source } = view;
+  view.transport = stats.cameras[name].transport = "fallback";
+  if (source && ["store", "upload"].includes(source.kind)) {
+    const video = newVideo();
+    Object.assign(video, { loop: true, preload: "auto" });
+    video.src = mediaUrl(source.uri);
+    video.addEventListener("loadedmetadata", () => video.play().catch(() => {}));
+    setMedia(view, video);
+    view.video = video;
+    view.transport = stats.cameras[name].transport = "mp4";
+  } else if (source && source.kind === "http") { // an MJPEG stream: browsers show it in an <img>
+    const img = document.createElement("img");
+    img.src = source.uri;
+    img.alt = `${name} stream`;
+    setMedia(view, img);
+  } else {
+    const placeholder = document.createElement("div");
+    placeholder.className = "placeholder";
+    placeholder.textContent = `${source ? source.kind : "no"} video (${reason}): boxes only`;
+    setMedia(view, placeholder);
+  }
+}
+
+function iceGathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 2000); // host candidates are enough; do not wait for slow interfaces
+  });
+}
+
+async function signal(path, pc) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGathered(pc);
+  const response = await fetch(path, { method: "POST", body: pc.localDescription.sdp,
+                                       headers: authHeaders({ "Content-Type": "application/sdp" }) });
+  const text = await response.text();
+  if (response.status !== 201) {
+    let detail = text;
+    try { detail = JSON.parse(text).detail; } catch (_) { /* not JSON */ }
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  await pc.setRemoteDescription({ type: "answer", sdp: text });
+  return response.headers.get("Location");
+}
+
+function release(whep) {
+  if (!whep || whep.closed) return;
+  whep.closed = true;
+  whep.pc.close();
+  if (whep.location) fetch(whep.location, { method: "DELETE", headers: authHeaders(), keepalive: true }).catch(() => {});
+}
+
+// WHEP: the session's processed frames of this camera; see the file comment for the drawing.
+async function startWebrtc(view) {
+  const sessionId = state.sessionId;
+  const video = newVideo();
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const whep = view.whep = { pc, location: null, offset: null, started: performance.now(), lastFrameAt: null,
+                             closed: false };
+  view.attempts += 1;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.ontrack = (event) => {
+    const receiver = event.receiver;
+    if ("jitterBufferTarget" in receiver) receiver.jitterBufferTarget = JITTER_TARGET_MS;
+    else if ("playoutDelayHint" in receiver) receiver.playoutDelayHint = JITTER_TARGET_MS / 1000;
+    video.srcObject = new MediaStream([event.track]);
+    video.play().catch(() => {});
+  };
+  pc.onconnectionstatechange = () => {
+    if (["failed", "closed"].includes(pc.connectionState)) lost(view, whep, `peer ${pc.connectionState}`);
+  };
+  try {
+    whep.location = await signal(`${cameraPath(view.name)}/whep`, pc);
+  } catch (error) {
+    return lost(view, whep, error.message);
+  }
+  if (view.whep !== whep || state.sessionId !== sessionId) return release(whep);
+  setMedia(view, video);
+  view.video = video;
+  view.transport = stats.cameras[view.name].transport = "webrtc";
+  pollOffset(view, whep);
+  const step = (_, metadata) => {
+    if (view.whep !== whep) return;
+    whep.lastFrameAt = performance.now();
+    view.everPlayed = true;
+    view.backoffMs = BACKOFF_INITIAL_MS;
+    if (whep.offset !== null && metadata.rtpTimestamp !== undefined) {
+      const media = (metadata.rtpTimestamp - whep.offset) >>> 0; // mod 2^32, like RTP time
+      drawFrame(view, media);
+      recordLatency(view, media, metadata.expectedDisplayTime);
+    }
+    video.requestVideoFrameCallback(step);
+  };
+  video.requestVideoFrameCallback(step);
+}
+
+async function pollOffset(view, whep) {
+  while (view.whep === whep && whep.offset === null) {
+    try {
+      const response = await fetch(whep.location, { headers: authHeaders() });
+      if (response.ok) whep.offset = (await response.json()).rtp_timestamp_offset;
+    } catch (_) { /* retried below */ }
+    if (whep.offset === null) await new Promise((resolve) => setTimeout(resolve, OFFSET_POLL_MS));
+  }
+}
+
+// A peer that failed or stalled: reconnect with backoff, or (stored video, never played) fall back.
+function lost(view, whep, reason) {
+  if (view.whep !== whep) return;
+  release(whep);
+  view.whep = null;
+  const ended = state.lastStatus && ["stopped", "failed"].includes(state.lastStatus.state);
+  if (state.cameras[view.name] !== view || ended) return;
+  const stored = view.source && ["store", "upload"].includes(view.source.kind);
+  if (!view.everPlayed && stored) return fallback(view, reason);
+  stats.cameras[view.name].reconnects += 1;
+  view.caption.textContent = `${view.name} · video lost (${reason}): reconnecting`;
+  setTimeout(() => { if (state.cameras[view.name] === view && !view.whep) startWebrtc(view); }, view.backoffMs);
+  view.backoffMs = Math.min(view.backoffMs * 2, BACKOFF_MAX_MS);
+}
+
+function watchdog(view) {
+  const whep = view.whep;
+  if (!whep || !whep.location) return;
+  const now = performance.now();
+  if (whep.lastFrameAt === null && now - whep.started > WEBRTC_CONNECT_MS) lost(view, whep, "no video arrived");
+  else if (whep.lastFrameAt !== null && now - whep.lastFrameAt > STALL_MS) lost(view, whep, "video stalled");
+}
+
+// The frame period of the stream in media units: the median gap between recent frames.
+function framePeriod(view, media) {
+  if (view.frameMedia !== null && media > view.frameMedia) {
+    view.gaps = [...(view.gaps || []).slice(-30), media - view.frameMedia];
+  }
+  const gaps = [...(view.gaps || [])].sort((a, b) => a - b);
+  return gaps.length ? gaps[gaps.length >> 1] : null;
+}
+
+// The tick of the frame with this media timestamp, else the newest older one; the mismatch between
+// the frame and the tick drawn on it is counted in frame periods.
+function drawFrame(view, media) {
+  const camera = stats.cameras[view.name];
+  const period = framePeriod(view, media);
+  view.frameMedia = media;
+  let tick = view.ticks.get(media);
+  if (!tick) {
+    const older = [...view.ticks.keys()].filter((ts) => ts < media);
+    if (!older.length) { camera.unmatched += 1; return draw(view, null); }
+    tick = view.ticks.get(Math.max(...older));
+  }
+  draw(view, tick);
+  view.drawnMedia = tick.media_ts % 2 ** 32;
+  if (period === null) return; // the first frame: no period to count in yet
+  const mismatch = Math.round(Math.abs(media - view.drawnMedia) / period);
+  camera.framesDrawn += 1;
+  if (media === view.drawnMedia) camera.exact += 1;
+  camera.mismatchFrames[mismatch] = (camera.mismatchFrames[mismatch] || 0) + 1;
+  camera.maxMismatchFrames = Math.max(camera.maxMismatchFrames, mismatch);
+}
+
+// Source -> screen: media_ts counts from the session's creation (status created_unix_ms), so a
+// frame was available at its source at created_unix_ms + media / 90 (same machine: same clock).
+function recordLatency(view, media, displayTime) {
+  const created = state.lastStatus && state.lastStatus.created_unix_ms;
+  if (!created || media >= 2 ** 31) return; // no status yet, or a stream older than ~6.6 h (wrapped)
+  const latencies = stats.cameras[view.name].sourceToDisplayMs;
+  latencies.push(Math.round(performance.timeOrigin + displayTime - (created + media / 90)));
+  if (latencies.length > 600) latencies.shift();
+}
+
+// WHIP: send this browser's camera into a "webrtc" camera of the session.
+function addPublishButton(view) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "publish";
+  button.textContent = "Send my camera";
+  button.addEventListener("click", () => publishWebcam(view, button));
+  view.figure.append(button);
+}
+
+async function publishWebcam(view, button) {
+  button.disabled = true;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    for (const track of stream.getVideoTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+    const location = await signal(`${cameraPath(view.name)}/whip`, pc);
+    view.whip = { pc, location, closed: false, stream };
+    button.textContent = "Sending my camera";
+  } catch (error) {
+    button.disabled = false;
+    say(`could not send the camera: ${error.message}`, true);
+  }
 }
 
 function clearCameras() {
   for (const view of Object.values(state.cameras)) {
-    if (view.video) { view.video.pause(); view.video.removeAttribute("src"); view.video.load(); }
+    release(view.whep);
+    view.whep = null;
+    if (view.whip) { release(view.whip); view.whip.stream.getTracks().forEach((track) => track.stop()); }
+    if (view.video) { view.video.pause(); view.video.srcObject = null; view.video.removeAttribute("src"); view.video.load(); }
   }
   state.cameras = {};
   state.boxesDrawn = {};
+  stats.cameras = {};
   $("cameras").replaceChildren();
 }
 
-function draw(view) {
-  const { canvas, tick } = view;
+function draw(view, tick) {
+  const { canvas } = view;
   const ratio = window.devicePixelRatio || 1;
   const width = Math.round(canvas.clientWidth * ratio), height = Math.round(canvas.clientHeight * ratio);
   if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
@@ -127,9 +350,17 @@ function onTick(tick) {
   for (const [name, camera] of Object.entries(tick.cameras)) {
     const view = cameraView(name, sources[name] && sources[name].source);
     view.tick = camera;
+    const media = camera.media_ts % 2 ** 32;
+    view.ticks.set(media, camera);
+    if (view.ticks.size > TICK_BUFFER) view.ticks.delete(view.ticks.keys().next().value);
+    if (media === view.frameMedia && view.drawnMedia !== media) { // its frame is on screen already
+      draw(view, camera);
+      view.drawnMedia = media;
+      stats.cameras[name].late += 1;
+    }
     view.stage.style.aspectRatio = `${camera.frame_size.w} / ${camera.frame_size.h}`;
     const video = view.video;
-    if (video && video.readyState >= 1 && Math.abs(video.currentTime - camera.frame_ts) > RESYNC_S
+    if (view.transport === "mp4" && video.readyState >= 1 && Math.abs(video.currentTime - camera.frame_ts) > RESYNC_S
         && camera.frame_ts < video.duration) {
       video.currentTime = camera.frame_ts; // a Range request: the video follows the processed frames
     }
@@ -146,8 +377,13 @@ function onStatus(status) {
       + `dropped ${status.dropped_frames} · socket ${state.wsState}`, status.state === "failed");
 }
 
+// The MP4 fallback and a WebRTC view whose RTP offset is not known yet draw the latest tick;
+// a WebRTC view with its offset draws in its video frame callback (drawFrame).
 function render() {
-  for (const view of Object.values(state.cameras)) draw(view);
+  for (const view of Object.values(state.cameras)) {
+    watchdog(view);
+    if (!(view.transport === "webrtc" && view.whep && view.whep.offset !== null)) draw(view, view.tick);
+  }
   requestAnimationFrame(render);
 }
 

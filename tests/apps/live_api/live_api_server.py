@@ -48,7 +48,8 @@ class LiveApiServer:
         env = {**os.environ, "SPOTON_STORE": str(store_root), "SPOTON_LIVE_PORT": str(self.port),
                "SPOTON_API_KEYS": ",".join(f"{key}:{role}" for role, key in KEYS.items()),
                "SPOTON_JWT_SECRET": JWT_SECRET, "SPOTON_BUILD_SAMPLE": "0", "SPOTON_ORT_THREADS": "1",
-               "OMP_NUM_THREADS": "1", "SPOTON_REDIS_PREFIX": redis_prefix, **(extra_env or {})}
+               "OMP_NUM_THREADS": "1", "SPOTON_REDIS_PREFIX": redis_prefix,
+               "SPOTON_WEBRTC_ICE_HOSTS": "127.0.0.1", **(extra_env or {})}  # WebRTC on loopback only
         env.pop("REDIS_URL", None)
         if redis_url:
             env["REDIS_URL"] = redis_url

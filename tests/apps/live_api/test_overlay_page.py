@@ -1,5 +1,7 @@
 """The overlay page in real headless Chromium against a real API server: start a session from the
-page, receive ticks, see boxes drawn on the canvas over the playing (Range-served) video."""
+page, receive ticks, see boxes drawn on the canvas over the playing video: WebRTC (WHEP) with each
+tick drawn on its own frame, the Range-served MP4 when WebRTC cannot connect, the fake webcam
+sent in over WHIP."""
 from __future__ import annotations
 
 import shutil
@@ -7,13 +9,15 @@ import shutil
 import httpx
 import pytest
 from live_api_server import KEYS, live_server, live_store  # noqa: F401 (fixtures)
+from live_servers import h264_clip, rtsp_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
+                 "--autoplay-policy=no-user-gesture-required",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +43,18 @@ def page(browser):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+CANVAS_PIXELS_JS = """(camera) => {
+    const canvas = document.querySelector(`figure[data-camera="${camera}"] canvas`);
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let opaque = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 200) opaque += 1;
+    return {opaque, width: canvas.width, height: canvas.height, total: data.length / 4};
+}"""
+
+
 def canvas_box_pixels(page, camera: str) -> dict:
     """Opaque pixels on the camera's canvas (the boxes and labels), and the canvas size."""
-    return page.evaluate("""(camera) => {
-        const canvas = document.querySelector(`figure[data-camera="${camera}"] canvas`);
-        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-        let opaque = 0;
-        for (let i = 3; i < data.length; i += 4) if (data[i] > 200) opaque += 1;
-        return {opaque, width: canvas.width, height: canvas.height, total: data.length / 4};
-    }""", camera)
+    return page.evaluate(CANVAS_PIXELS_JS, camera)
 
 
 def test_page_is_served_with_its_assets(live_server):
@@ -58,7 +65,8 @@ def test_page_is_served_with_its_assets(live_server):
     assert httpx.get(f"{live_server.base}/static/../app.py").status_code == 404
 
 
-def test_overlay_draws_boxes_over_the_playing_video(live_server, page, tmp_path):
+def test_without_webrtc_the_overlay_draws_boxes_over_the_range_served_video(live_server, page, tmp_path):
+    page.route("**/whep", lambda route: route.abort())  # WebRTC signalling cannot connect
     page.goto(f"{live_server.base}/?token={KEYS['admin']}")
     assert page.evaluate("localStorage.getItem('spoton.token')") == KEYS["admin"]
     assert "token=" not in page.url  # moved into localStorage, out of the address bar
@@ -79,9 +87,11 @@ def test_overlay_draws_boxes_over_the_playing_video(live_server, page, tmp_path)
             const v = document.querySelector('figure[data-camera="cam1"] video');
             return Math.abs(v.currentTime - t0) > 0.2; }""", arg=first, timeout=10_000)
         # boxes drawn: the tick has people and the canvas has opaque box pixels, sized to the display
-        page.wait_for_function("Object.values(window.spoton.boxesDrawn).some(n => n > 0)", timeout=30_000)
-        drawn = page.evaluate("window.spoton.boxesDrawn")
-        camera = max(drawn, key=drawn.get)
+        camera = page.wait_for_function(f"""() => Object.keys(window.spoton.cameras).find(camera => {{
+            const pixels = ({CANVAS_PIXELS_JS})(camera);
+            const drawn = window.spoton.cameras[camera].drawn || {{tracks: []}};
+            return drawn.tracks.length > 0 && pixels.opaque > 50; }})""",
+                                        timeout=30_000).json_value()
         pixels = canvas_box_pixels(page, camera)
         size = page.evaluate("""(camera) => {
             const fig = document.querySelector(`figure[data-camera="${camera}"]`);
@@ -135,3 +145,87 @@ def test_bad_token_is_reported_on_the_page(live_server, page):
     page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=20_000)
     assert "401" in page.text_content("#status")
 
+
+
+def watch_in_page(live_server, page, session_id: str, role: str = "viewer", query: str = "") -> None:
+    page.goto(f"{live_server.base}/?token={KEYS[role]}{query}")
+    page.wait_for_function("document.querySelectorAll('#sessions option').length > 1", timeout=20_000)
+    page.select_option("#sessions", session_id)
+
+
+def test_webrtc_video_plays_with_each_tick_drawn_on_its_own_frame(live_server, page):
+    # one camera (processed near the video's 10 fps) and frames held 300 ms: a few newer ticks are in
+    # when a frame shows, so drawing the newest tick instead of the frame's own would be caught
+    created = live_server.create_session(tick_rate_hz=15, cameras={"cam1": {"kind": "store", "uri":
+                                                                           "pets_s2l1/cam1/sub_video_01.mp4"}})
+    try:
+        watch_in_page(live_server, page, created["session_id"], query="&jitter_ms=300")
+        page.wait_for_function("""() => { const s = window.spotonStats.cameras.cam1;
+            return s && s.transport === 'webrtc' && s.framesDrawn >= 40; }""", timeout=90_000)
+        videos = page.evaluate("""() => [...document.querySelectorAll('video')].map(v => ({
+            live: v.srcObject !== null, src: v.getAttribute('src'), ready: v.readyState, paused: v.paused,
+            w: v.videoWidth, h: v.videoHeight}))""")
+        assert len(videos) == 1 and all(v["live"] and v["src"] is None and v["ready"] >= 2 and not v["paused"]
+                                        for v in videos), videos
+        frame_size = page.evaluate("window.spoton.lastTick.cameras.cam1.frame_size")
+        assert (videos[0]["w"], videos[0]["h"]) == (frame_size["w"], frame_size["h"])
+        stats = page.evaluate("window.spotonStats.cameras")
+        for camera, camera_stats in stats.items():
+            assert camera_stats["maxMismatchFrames"] <= 1, (camera, camera_stats)
+            assert camera_stats["exact"] >= 0.9 * camera_stats["framesDrawn"], (camera, camera_stats)
+        print("frame-exact overlay:", {c: {k: s[k] for k in ("framesDrawn", "exact", "late", "mismatchFrames")}
+                                       for c, s in stats.items()})
+        page.wait_for_function(f"""() => {{ const drawn = window.spoton.cameras.cam1.drawn || {{tracks: []}};
+            return drawn.tracks.length > 0 && ({CANVAS_PIXELS_JS})('cam1').opaque > 50; }}""",
+                               timeout=30_000)  # boxes painted over the WebRTC video
+    finally:
+        live_server.delete_session(created["session_id"])
+
+
+def test_rtsp_camera_plays_over_webrtc_with_its_boxes(live_server, page, rtsp_server):
+    created = live_server.create_session(tick_rate_hz=15, cameras={"cam1": {"kind": "rtsp", "uri": rtsp_server.url}})
+    try:
+        watch_in_page(live_server, page, created["session_id"])
+        page.wait_for_function("""() => { const s = window.spotonStats.cameras.cam1;
+            return s && s.transport === 'webrtc' && s.framesDrawn >= 20; }""", timeout=90_000)
+        video = page.evaluate("""() => { const v = document.querySelector('figure[data-camera="cam1"] video');
+            return {live: v.srcObject !== null, w: v.videoWidth, h: v.videoHeight, paused: v.paused}; }""")
+        assert video == {"live": True, "w": 768, "h": 576, "paused": False}
+        stats = page.evaluate("window.spotonStats.cameras.cam1")
+        assert stats["maxMismatchFrames"] <= 1 and stats["exact"] >= 0.8 * stats["framesDrawn"], stats
+    finally:
+        live_server.delete_session(created["session_id"])
+
+
+def test_webrtc_reconnects_after_the_server_drops_the_peer(live_server, page):
+    created = live_server.create_session(tick_rate_hz=10, cameras={"cam1": {"kind": "store", "uri":
+                                                                           "pets_s2l1/cam1/sub_video_01.mp4"}})
+    try:
+        watch_in_page(live_server, page, created["session_id"])
+        page.wait_for_function("(window.spotonStats.cameras.cam1 || {}).framesDrawn >= 5", timeout=60_000)
+        location = page.evaluate("window.spoton.cameras.cam1.whep.location")
+        with live_server.client("viewer") as client:
+            assert client.delete(location).status_code == 200  # the server closes the peer connection
+        page.wait_for_function("window.spotonStats.cameras.cam1.reconnects >= 1", timeout=30_000)
+        page.wait_for_function(f"""() => {{ const v = window.spoton.cameras.cam1;
+            return v.whep && v.whep.location && v.whep.location !== {location!r} && v.whep.lastFrameAt !== null
+                && window.spotonStats.cameras.cam1.transport === 'webrtc'; }}""", timeout=60_000)
+    finally:
+        live_server.delete_session(created["session_id"])
+
+
+def test_fake_webcam_sent_over_whip_produces_ticks(live_server, page):
+    created = live_server.create_session(tick_rate_hz=10, cameras={"cam3": {"kind": "webrtc", "uri": "browser"}})
+    try:
+        watch_in_page(live_server, page, created["session_id"], role="operator")
+        page.click("figure[data-camera='cam3'] button.publish", timeout=30_000)
+        page.wait_for_function("(window.spoton.lastTick || {cameras: {}}).cameras.cam3 !== undefined", timeout=60_000)
+        first = page.evaluate("window.spoton.lastTick.cameras.cam3")
+        page.wait_for_function(f"window.spoton.lastTick.cameras.cam3.frame_index > {first['frame_index']}",
+                               timeout=30_000)
+        assert first["frame_size"] == {"w": 640, "h": 480}  # Chromium's fake camera
+        with live_server.client("viewer") as client:
+            status = client.get(f"/api/v1/sessions/{created['session_id']}").json()
+        assert status["cameras"]["cam3"]["source"]["kind"] == "webrtc" and status["cameras"]["cam3"]["frames_read"] > 0
+    finally:
+        live_server.delete_session(created["session_id"])

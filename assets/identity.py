@@ -11,7 +11,7 @@ from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.environment import FrameClock
 from spoton.identity import resolve_global_identities
 from spoton.lake import ParquetLake
-from spoton.overrides import apply_overrides, read_overrides
+from spoton.overrides import apply_overrides, merge_pairs, read_overrides
 from spoton.postprocess import clean_environment_tracks
 from spoton.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
 
@@ -37,10 +37,12 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
     boxes = tracklets.to_pandas()
     embeddings = tracklet_embeddings.select(["tracklet_id", "embedding"]).to_pandas()
     embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
-    result = resolve_global_identities(boxes, embeddings)
-    # analysts' corrections (identity_overrides in the lake, written by the review app) win over the resolver
+    # analysts' corrections (identity_overrides in the lake, written by the review app): their merges
+    # are must-links of the resolver, and every correction wins over its answer
     lake = ParquetLake(context.resources.lake_io_manager.store.get_store())
-    corrected = apply_overrides(result.assignments, read_overrides(lake, context.partition_key))
+    overrides = read_overrides(lake, context.partition_key)
+    result = resolve_global_identities(boxes, embeddings, must_link=merge_pairs(overrides))
+    corrected = apply_overrides(result.assignments, overrides)
     summary = (boxes.groupby(["tracklet_id", "camera", "segment"], as_index=False)
                .agg(start_ts=("ts", "min"), end_ts=("ts", "max"), n_boxes=("ts", "size")))
     table = summary.merge(corrected.assignments, on="tracklet_id").sort_values(["global_id", "start_ts"])

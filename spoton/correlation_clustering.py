@@ -42,6 +42,10 @@ class SolverLimits:
             raise ValueError(f"SolverLimits needs max_edges >= 1, time_limit_s > 0, max_rounds >= 1; got {self}")
 
 
+class ConflictingLinks(ValueError):
+    """Must-links that join a cannot-link pair: no clustering satisfies both."""
+
+
 class _UnionFind:
     def __init__(self, n: int):
         self.parent = np.arange(n)
@@ -73,8 +77,8 @@ def correlation_clustering(n: int, edges, weights, cannot_link=(), must_link=(),
                            limits: SolverLimits = SolverLimits()) -> np.ndarray | None:
     """Cluster labels (node -> smallest node of its cluster) of the optimal clustering, or None
     when the limits are reached. ``edges`` (E, 2) node pairs with ``weights`` (E,): the gain of
-    keeping the pair in one cluster (negative: a loss). Raises ValueError when a must-link chain
-    joins a cannot-link pair: no clustering satisfies both."""
+    keeping the pair in one cluster (negative: a loss). Raises :class:`ConflictingLinks` when a
+    must-link chain joins a cannot-link pair."""
     edges, weights = _pairs(edges, "edges", n), np.asarray(weights, np.float64).reshape(-1)
     if len(weights) != len(edges) or not np.isfinite(weights).all():
         raise ValueError(f"weights must be {len(edges)} finite numbers, one per edge")
@@ -84,7 +88,7 @@ def correlation_clustering(n: int, edges, weights, cannot_link=(), must_link=(),
         groups.union(a, b)
     group = groups.labels()
     if np.any(group[cannot[:, 0]] == group[cannot[:, 1]]):
-        raise ValueError("a must-link chain joins a cannot-link pair: no clustering satisfies both")
+        raise ConflictingLinks("a must-link chain joins a cannot-link pair: no clustering satisfies both")
 
     # one node per must-link group; parallel edges summed, a cannot-link overrides any weight
     merged: dict[tuple[int, int], float] = {}

@@ -38,7 +38,8 @@ only tips the balance between candidates that geometry allows.
      a MILP solved by HiGHS): maximise the summed ``score - min_score`` of the links kept inside
      identities, cannot-links hard. An early strong join can no longer block two better ones.
      Beyond ``solver_limits`` (size, time) the greedy answer is used (``diagnostics["optimal"]`` 0).
-   Must-links (analysts' merges from ``identity_overrides``) are kept by both. Tracklets that no
+   Must-links (analysts' merges from ``identity_overrides``) are kept by both (against a
+   cannot-link the analyst wins, and the greedy answer is used). Tracklets that no
    link reaches (very short ones, say) keep an identity of their own.
 
 Global ids are dense from 1, ordered by each identity's first appearance. ``IdentityResult.links``
@@ -61,7 +62,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from spoton.correlation_clustering import SolverLimits, correlation_clustering
+from spoton.correlation_clustering import ConflictingLinks, SolverLimits, correlation_clustering
 
 CLUSTERINGS = ("greedy", "optimal")
 LINK_COLUMNS = ["tracklet_a", "tracklet_b", "kind", "score", "distance_m", "prediction_error_m",
@@ -307,8 +308,11 @@ def _cluster(links: pd.DataFrame, index: dict[str, int], must: np.ndarray,
     if config.clustering == "optimal":
         candidate = kinds != "cannot_link"
         edges = np.column_stack([a_idx, b_idx])
-        labels = correlation_clustering(len(index), edges[candidate], scores[candidate] - config.min_score,
-                                        edges[~candidate], must, config.solver_limits)
+        try:
+            labels = correlation_clustering(len(index), edges[candidate], scores[candidate] - config.min_score,
+                                            edges[~candidate], must, config.solver_limits)
+        except ConflictingLinks:  # an analyst joined what geometry forbids: greedy lets the analyst win
+            labels = None
         if labels is not None:
             decisions = ["constraint" if kind == "cannot_link" else
                          ("merged" if labels[a] == labels[b] else

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from spoton.correlation_clustering import SolverLimits, correlation_clustering
+from spoton.correlation_clustering import ConflictingLinks, SolverLimits, correlation_clustering
 
 
 def partitions(n):
@@ -95,7 +95,7 @@ def test_must_links_propagate_cannot_links():
 
 
 def test_contradictory_links_are_refused():
-    with pytest.raises(ValueError, match="must-link chain joins a cannot-link pair"):
+    with pytest.raises(ConflictingLinks, match="must-link chain joins a cannot-link pair"):
         correlation_clustering(3, [], [], cannot_link=[(0, 2)], must_link=[(0, 1), (1, 2)])
 
 

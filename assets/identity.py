@@ -12,6 +12,7 @@ from spoton.environment import FrameClock
 from spoton.identity import resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.overrides import apply_overrides, merge_pairs, read_overrides
+from spoton.phantoms import drop_static
 from spoton.postprocess import clean_environment_tracks
 from spoton.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
 
@@ -34,7 +35,8 @@ def cross_camera_agreement(boxes: pd.DataFrame) -> tuple[float, int]:
        check_specs=[AssetCheckSpec("cross_camera_agreement", asset="global_identities")])
 def global_identities(context: AssetExecutionContext, tracklets: pa.Table, tracklet_embeddings: pa.Table):
     """One global id per real person, across cameras and segment boundaries (see spoton.identity)."""
-    boxes = tracklets.to_pandas()
+    # static objects tracked as people (a bollard, a stone) get no identity: their boxes stop here
+    boxes, static = drop_static(tracklets.to_pandas())
     embeddings = tracklet_embeddings.select(["tracklet_id", "embedding"]).to_pandas()
     embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
     # analysts' corrections (identity_overrides in the lake, written by the review app): their merges
@@ -50,6 +52,7 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
     yield Output(GLOBAL_IDENTITIES.table(table), metadata={
         "identities": int(table["global_id"].nunique()), "tracklets": len(table),
         "overrides_applied": len(corrected.applied),
+        "static_tracks_dropped": MetadataValue.md(static.round(3).to_markdown(index=False) if len(static) else "none"),
         "overrides_skipped": MetadataValue.json({str(k): v for k, v in corrected.skipped.items()}),
         "links": MetadataValue.json({k: int(v) for k, v in result.diagnostics.items()}),
         "preview": MetadataValue.md(table.head(20).to_markdown(index=False))})

@@ -9,10 +9,9 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.environment import FrameClock
-from spoton.identity import resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.overrides import apply_overrides, merge_pairs, read_overrides
-from spoton.phantoms import drop_static
+from spoton.phantoms import resolve_people
 from spoton.postprocess import clean_environment_tracks
 from spoton.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
 
@@ -35,15 +34,15 @@ def cross_camera_agreement(boxes: pd.DataFrame) -> tuple[float, int]:
        check_specs=[AssetCheckSpec("cross_camera_agreement", asset="global_identities")])
 def global_identities(context: AssetExecutionContext, tracklets: pa.Table, tracklet_embeddings: pa.Table):
     """One global id per real person, across cameras and segment boundaries (see spoton.identity)."""
-    # static objects tracked as people (a bollard, a stone) get no identity: their boxes stop here
-    boxes, static = drop_static(tracklets.to_pandas())
+    boxes = tracklets.to_pandas()
     embeddings = tracklet_embeddings.select(["tracklet_id", "embedding"]).to_pandas()
     embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
     # analysts' corrections (identity_overrides in the lake, written by the review app): their merges
     # are must-links of the resolver, and every correction wins over its answer
     lake = ParquetLake(context.resources.lake_io_manager.store.get_store())
     overrides = read_overrides(lake, context.partition_key)
-    result = resolve_global_identities(boxes, embeddings, must_link=merge_pairs(overrides))
+    # static objects tracked as people (a bollard, a stone) get no identity: their tracklets stop here
+    result, static = resolve_people(boxes, embeddings, must_link=merge_pairs(overrides))
     corrected = apply_overrides(result.assignments, overrides)
     summary = (boxes.groupby(["tracklet_id", "camera", "segment"], as_index=False)
                .agg(start_ts=("ts", "min"), end_ts=("ts", "max"), n_boxes=("ts", "size")))
@@ -52,7 +51,8 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
     yield Output(GLOBAL_IDENTITIES.table(table), metadata={
         "identities": int(table["global_id"].nunique()), "tracklets": len(table),
         "overrides_applied": len(corrected.applied),
-        "static_tracks_dropped": MetadataValue.md(static.round(3).to_markdown(index=False) if len(static) else "none"),
+        "static_identities_dropped": MetadataValue.md(static.drop(columns="tracklets").round(3).to_markdown(index=False)
+                                                      if len(static) else "none"),
         "overrides_skipped": MetadataValue.json({str(k): v for k, v in corrected.skipped.items()}),
         "links": MetadataValue.json({k: int(v) for k, v in result.diagnostics.items()}),
         "preview": MetadataValue.md(table.head(20).to_markdown(index=False))})

@@ -31,7 +31,7 @@ from spoton.ground_truth import load_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.models.embedder import build_embedder
-from spoton.phantoms import drop_static
+from spoton.phantoms import resolve_people
 from spoton.postprocess import TrackletCut, clean_environment_tracks
 from spoton.sample_env import ENV_NAME
 from spoton.store import LocalStore
@@ -91,8 +91,10 @@ class StoredRun:
 
     def score(self, config: IdentityConfig, keep_static: bool = False) -> dict[str, float]:
         """Resolve and score as the pipeline does: static tracks dropped first unless ``keep_static``."""
-        boxes = self.boxes if keep_static else drop_static(self.boxes)[0]
-        result = resolve_global_identities(boxes, self.embeddings, config)
+        if keep_static:
+            result = resolve_global_identities(self.boxes, self.embeddings, config)
+        else:
+            result, _ = resolve_people(self.boxes, self.embeddings, config)
         return self.score_assignments(result.assignments)
 
     def score_assignments(self, assignments: pd.DataFrame) -> dict[str, float]:

@@ -337,6 +337,8 @@ def _cluster_greedy(a_idx: np.ndarray, b_idx: np.ndarray, kinds: np.ndarray, sco
     cannot: dict[int, set[int]] = {k: set() for k in range(n)}
 
     def join(ra: int, rb: int) -> None:
+        cannot[ra].discard(rb)  # a must-link wins over a cannot-link between the two
+        cannot[rb].discard(ra)
         parent[rb] = ra
         cannot[ra] |= cannot.pop(rb)
         for other in cannot[ra]:

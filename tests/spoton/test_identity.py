@@ -362,3 +362,19 @@ def test_must_links_join_what_geometry_keeps_apart(clustering):
 def test_unknown_clustering_is_refused():
     with pytest.raises(ValueError, match="clustering 'best' is not one of"):
         IdentityConfig(clustering="best")
+
+
+@pytest.mark.parametrize("clustering", ["greedy", "optimal"])
+def test_a_must_link_wins_over_a_cannot_link(clustering):
+    # two people seen at the same time 6 m apart (a cannot-link); an analyst says they are one
+    a = Person([(1.0, 2.0), (1.0, 8.0)], t_enter=0.0)
+    b = Person([(7.0, 2.0), (7.0, 8.0)], t_enter=0.0)
+    boxes, embeddings, truth = simulate([a, b], seed=6, cameras={"cam1": ((0, 0, 12, 15), 0.0)},
+                                        occlusion_rate_hz=1e-6)
+    config = IdentityConfig(clustering=clustering)
+    result = resolve_global_identities(boxes, embeddings, config)
+    assert result.assignments["global_id"].nunique() == 2 and result.diagnostics["cannot_links"] == 1
+    pair = tuple(sorted(truth))
+    joined = resolve_global_identities(boxes, embeddings, config, must_link=[pair])
+    assert joined.assignments["global_id"].nunique() == 1
+    assert joined.diagnostics["optimal"] == 0  # no clustering keeps both: the solver leaves it to greedy

@@ -10,7 +10,7 @@ from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.environment import FrameClock
 from spoton.lake import ParquetLake
-from spoton.overrides import apply_overrides, merge_pairs, read_overrides
+from spoton.overrides import apply_overrides, read_overrides
 from spoton.phantoms import resolve_people
 from spoton.postprocess import clean_environment_tracks
 from spoton.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
@@ -37,13 +37,11 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
     boxes = tracklets.to_pandas()
     embeddings = tracklet_embeddings.select(["tracklet_id", "embedding"]).to_pandas()
     embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
-    # analysts' corrections (identity_overrides in the lake, written by the review app): their merges
-    # are must-links of the resolver, and every correction wins over its answer
-    lake = ParquetLake(context.resources.lake_io_manager.store.get_store())
-    overrides = read_overrides(lake, context.partition_key)
     # static objects tracked as people (a bollard, a stone) get no identity: their tracklets stop here
-    result, static = resolve_people(boxes, embeddings, must_link=merge_pairs(overrides))
-    corrected = apply_overrides(result.assignments, overrides)
+    result, static = resolve_people(boxes, embeddings)
+    # analysts' corrections (identity_overrides in the lake, written by the review app) win over the resolver
+    lake = ParquetLake(context.resources.lake_io_manager.store.get_store())
+    corrected = apply_overrides(result.assignments, read_overrides(lake, context.partition_key))
     summary = (boxes.groupby(["tracklet_id", "camera", "segment"], as_index=False)
                .agg(start_ts=("ts", "min"), end_ts=("ts", "max"), n_boxes=("ts", "size")))
     table = summary.merge(corrected.assignments, on="tracklet_id").sort_values(["global_id", "start_ts"])

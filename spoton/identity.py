@@ -38,8 +38,11 @@ only tips the balance between candidates that geometry allows.
      a MILP solved by HiGHS): maximise the summed ``score - min_score`` of the links kept inside
      identities, cannot-links hard. An early strong join can no longer block two better ones.
      Beyond ``solver_limits`` (size, time) the greedy answer is used (``diagnostics["optimal"]`` 0).
-   Must-links (analysts' merges from ``identity_overrides``) are kept by both (against a
-   cannot-link the analyst wins, and the greedy answer is used). Tracklets that no
+   ``must_link`` pairs (tracklets known to be one person) are kept by both; against a cannot-link
+   the must-link wins and the greedy answer is used. The pipeline passes none: an analyst's merge
+   in ``identity_overrides`` names two identities as the reviewer saw them, and as must-links of
+   two of their tracklets it re-shaped the rest of those identities (the review round-trip test),
+   so corrections are applied after the resolver (:mod:`spoton.overrides`). Tracklets that no
    link reaches (very short ones, say) keep an identity of their own.
 
 Global ids are dense from 1, ordered by each identity's first appearance. ``IdentityResult.links``

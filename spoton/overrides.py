@@ -114,18 +114,6 @@ def append_override(lake: ParquetLake, environment: str, override: Override,
     return version
 
 
-def merge_pairs(overrides: pa.Table | pd.DataFrame) -> list[tuple[str, str]]:
-    """Tracklet pairs analysts said are one person and still stand (not revoked, neither tracklet
-    split off later): must-links for the identity resolver, so its other decisions fit them."""
-    rows = overrides.to_pandas() if isinstance(overrides, pa.Table) else overrides
-    rows = rows.sort_values("version", kind="mergesort")
-    revoked = {int(v) for v in rows.loc[rows["action"] == "revoke", "revokes_version"].dropna()}
-    live = rows[~rows["version"].astype(int).isin(revoked)]
-    last_split = live[live["action"] == "split"].groupby("tracklet_id")["version"].max().to_dict()
-    return [(row.tracklet_id, row.other_tracklet_id) for row in live[live["action"] == "merge"].itertuples()
-            if all(last_split.get(t, -1) < row.version for t in (row.tracklet_id, row.other_tracklet_id))]
-
-
 def apply_overrides(assignments: pd.DataFrame, overrides: pa.Table | pd.DataFrame) -> AppliedOverrides:
     """Replay corrections in version order on ``assignments`` (tracklet_id, global_id).
 

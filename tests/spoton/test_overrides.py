@@ -6,7 +6,7 @@ import pytest
 
 from spoton.lake import ParquetLake
 from spoton.overrides import (Override, OverrideError, append_override, apply_overrides, empty_overrides,
-                              merge_pairs, read_overrides)
+                              read_overrides)
 from spoton.store import LocalStore
 
 ENV = "pets_s2l1"
@@ -54,17 +54,6 @@ def test_table_is_append_only_with_who_and_when(lake):
     result = apply_overrides(resolver_output(), read_overrides(lake, ENV))
     assert ids(result)["cam1/01/1"] == 1 and ids(result)["cam1/01/2"] == 2, "the revoked merge is not applied"
     assert result.skipped == {1: "revoked"}
-
-
-def test_merge_pairs_are_the_merges_that_still_stand(lake):
-    append_override(lake, ENV, Override("merge", "ana", "cam1/01/2", "cam1/02/9"))  # 1: stands
-    append_override(lake, ENV, Override("merge", "ana", "cam1/01/1", "cam2/01/4"))  # 2: then split
-    append_override(lake, ENV, Override("merge", "ana", "cam1/01/1", "cam3/02/7"))  # 3: revoked
-    append_override(lake, ENV, Override("split", "bo", "cam2/01/4"))
-    append_override(lake, ENV, Override("revoke", "bo", revokes_version=3))
-    append_override(lake, ENV, Override("merge", "cy", "cam2/01/4", "cam3/02/7"))  # 6: after the split
-    assert merge_pairs(read_overrides(lake, ENV)) == [("cam1/01/2", "cam1/02/9"), ("cam2/01/4", "cam3/02/7")]
-    assert merge_pairs(empty_overrides()) == []
 
 
 def test_unknown_tracklet_is_skipped_not_fatal(lake):

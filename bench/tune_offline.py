@@ -86,7 +86,7 @@ def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_io
         means, _ = embed_tracklets(boxes, lambda camera, stop: iter(frames[:stop]), embedder, CROPS_PER_TRACKLET)
         vectors = pd.DataFrame({"tracklet_id": list(means), "embedding": list(means.values())})
     if static:
-        assignments = resolve_people(boxes, vectors, stitch)[0].assignments
+        assignments = resolve_people(boxes.assign(track_id=boxes["tracker_id"]), vectors, stitch)[0].assignments
     else:
         assignments = resolve_global_identities(boxes, vectors, stitch).assignments
     stitched = boxes.merge(assignments, on="tracklet_id").rename(columns={"global_id": "track_id"})

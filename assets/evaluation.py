@@ -32,10 +32,13 @@ class AccuracyTargets:
 TARGETS = AccuracyTargets()
 
 def headline(evaluation: EnvironmentEvaluation) -> dict[str, float]:
-    """The few numbers worth a glance: cross-camera IDF1, per-camera means, fused-trajectory map error."""
+    """The few numbers worth a glance: cross-camera IDF1, per-camera means, fused-trajectory map error,
+    and the trajectories on the floor (MOTA, IDF1, precision within 0.5 m and 1 m)."""
     per_camera = list(evaluation.per_camera.values())
     trajectories = evaluation.map_error.get("trajectories")
-    return {"cross_camera_idf1": evaluation.cross_camera.idf1,
+    floor = {f"ground_plane_{radius:g}m_{name}": getattr(metrics, name)
+             for radius, metrics in evaluation.ground_plane.items() for name in ("mota", "idf1", "precision")}
+    return {**floor, "cross_camera_idf1": evaluation.cross_camera.idf1,
             "cross_camera_hota": evaluation.cross_camera.hota,
             "mean_camera_mota": float(np.mean([m.mota for m in per_camera])),
             "mean_camera_idf1": float(np.mean([m.idf1 for m in per_camera])),

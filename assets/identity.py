@@ -9,9 +9,9 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.environment import FrameClock
-from spoton.identity import resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.overrides import apply_overrides, read_overrides
+from spoton.phantoms import resolve_people
 from spoton.postprocess import clean_environment_tracks
 from spoton.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
 
@@ -37,7 +37,8 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
     boxes = tracklets.to_pandas()
     embeddings = tracklet_embeddings.select(["tracklet_id", "embedding"]).to_pandas()
     embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
-    result = resolve_global_identities(boxes, embeddings)
+    # static objects tracked as people (a bollard, a stone) get no identity: their tracklets stop here
+    result, static = resolve_people(boxes, embeddings)
     # analysts' corrections (identity_overrides in the lake, written by the review app) win over the resolver
     lake = ParquetLake(context.resources.lake_io_manager.store.get_store())
     corrected = apply_overrides(result.assignments, read_overrides(lake, context.partition_key))
@@ -48,6 +49,8 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
     yield Output(GLOBAL_IDENTITIES.table(table), metadata={
         "identities": int(table["global_id"].nunique()), "tracklets": len(table),
         "overrides_applied": len(corrected.applied),
+        "static_identities_dropped": MetadataValue.md(static.drop(columns="tracklets").round(3).to_markdown(index=False)
+                                                      if len(static) else "none"),
         "overrides_skipped": MetadataValue.json({str(k): v for k, v in corrected.skipped.items()}),
         "links": MetadataValue.json({k: int(v) for k, v in result.diagnostics.items()}),
         "preview": MetadataValue.md(table.head(20).to_markdown(index=False))})

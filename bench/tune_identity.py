@@ -10,6 +10,7 @@ so a change is judged on more than one build of the same footage.
     .venv/bin/python bench/tune_identity.py --var var --set min_score=0.5 --set cannot_link_m=3
     .venv/bin/python bench/tune_identity.py --var var --cut none:none --cut 2:3   # other tracklet cuts
     .venv/bin/python bench/tune_identity.py --var var --embed 4:112x224          # other crops
+    .venv/bin/python bench/tune_identity.py --var var --keep-static --optimal    # phantoms, clustering
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from spoton.ground_truth import load_ground_truth
 from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.lake import ParquetLake
 from spoton.models.embedder import build_embedder
+from spoton.phantoms import resolve_people
 from spoton.postprocess import TrackletCut, clean_environment_tracks
 from spoton.sample import ENV_NAME
 from spoton.store import LocalStore
@@ -87,8 +89,12 @@ class StoredRun:
         name = f"{self.name} {label}" if label else self.name
         return dataclasses.replace(self, name=name, embeddings=pd.DataFrame(rows))
 
-    def score(self, config: IdentityConfig) -> dict[str, float]:
-        result = resolve_global_identities(self.boxes, self.embeddings, config)
+    def score(self, config: IdentityConfig, keep_static: bool = False) -> dict[str, float]:
+        """Resolve and score as the pipeline does: static tracks dropped first unless ``keep_static``."""
+        if keep_static:
+            result = resolve_global_identities(self.boxes, self.embeddings, config)
+        else:
+            result, _ = resolve_people(self.boxes, self.embeddings, config)
         return self.score_assignments(result.assignments)
 
     def score_assignments(self, assignments: pd.DataFrame) -> dict[str, float]:
@@ -103,6 +109,9 @@ class StoredRun:
                "IDSW": cross.id_switches, "ids": int(assignments["global_id"].nunique())}
         for camera, metrics in evaluation.per_camera.items():
             row[f"{camera} IDF1"] = 100 * metrics.idf1
+        for radius, metrics in evaluation.ground_plane.items():
+            row |= {f"floor {radius:g}m MOTA": 100 * metrics.mota, f"floor {radius:g}m IDF1": 100 * metrics.idf1,
+                    f"floor {radius:g}m Prec": 100 * metrics.precision}
         return row
 
 
@@ -126,6 +135,10 @@ def main() -> int:
     parser.add_argument("--embed", action="append", default=[], metavar="CROPS:WxH",
                         help="also re-embed the stored tracklets with CROPS crops each, resized to W x H px "
                              "(e.g. 8:112x224); repeatable")
+    parser.add_argument("--optimal", action="store_true",
+                        help="also score the optimal clustering (correlation clustering MILP) as a variant")
+    parser.add_argument("--keep-static", action="store_true",
+                        help="also score each variant with static tracks kept (the pipeline drops them, spoton.phantoms)")
     parser.add_argument("--cut", action="append", default=[], metavar="MISSED:MAX_S",
                         help="also re-cut the stored tracks into tracklets (after MISSED missed frames, every "
                              "MAX_S seconds; 'none' for either switches it off) and re-embed them; repeatable")
@@ -141,14 +154,18 @@ def main() -> int:
         width, _, height = size.partition("x")
         runs += [run.reembed(int(crops), (int(width), int(height)), f"embed: {spec}") for run in runs[:len(args.var)]]
     variants = {"default": IdentityConfig()}
+    if args.optimal:
+        variants["clustering=optimal"] = IdentityConfig(clustering="optimal")
     if args.set:
         variants[" ".join(args.set)] = dataclasses.replace(IdentityConfig(), **parse_overrides(args.set))
     rows = []
     for label, config in variants.items():
-        for run in runs:
-            started = time.perf_counter()
-            row = run.score(config)
-            rows.append({"variant": label, "build": run.name, **row, "s": time.perf_counter() - started})
+        for keep_static in (False, True) if args.keep_static else (False,):
+            for run in runs:
+                started = time.perf_counter()
+                row = run.score(config, keep_static)
+                rows.append({"variant": label + (" static kept" if keep_static else ""), "build": run.name, **row,
+                             "s": time.perf_counter() - started})
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".1f"))
     return 0

@@ -28,6 +28,7 @@ from spoton.identity import IdentityConfig, resolve_global_identities
 from spoton.models.detector import DetectorConfig
 from spoton.perception import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
+from spoton.phantoms import resolve_people
 from spoton.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
 from spoton.sample.ground_truth import shared_source_ground_truth
 from spoton.video import iter_frames
@@ -70,8 +71,9 @@ def interaction_pieces(tracks: pd.DataFrame, min_iou: float) -> np.ndarray:
 
 def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_iou: float | None = None,
                  missed: int | None = None, max_piece_frames: int | None = None, appearance: bool = False,
-                 stitch: IdentityConfig = STITCH) -> pd.DataFrame:
-    """`clean_camera_tracks` with the tracks optionally cut into pieces and the pieces given appearance."""
+                 stitch: IdentityConfig = STITCH, static: bool = False) -> pd.DataFrame:
+    """`clean_camera_tracks` with the tracks optionally cut into pieces and the pieces given appearance,
+    and (``static``) static identities dropped as the pipeline's ``global_identities`` does."""
     table = online.rename(columns={"track_id": "tracker_id"}).reset_index(drop=True)
     piece = np.zeros(len(table), np.int64)
     if interaction_iou is not None:
@@ -85,7 +87,10 @@ def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_io
     if appearance:
         means, _ = embed_tracklets(boxes, lambda camera, stop: iter(frames[:stop]), embedder, CROPS_PER_TRACKLET)
         vectors = pd.DataFrame({"tracklet_id": list(means), "embedding": list(means.values())})
-    assignments = resolve_global_identities(boxes, vectors, stitch).assignments
+    if static:
+        assignments = resolve_people(boxes.assign(track_id=boxes["tracker_id"]), vectors, stitch)[0].assignments
+    else:
+        assignments = resolve_global_identities(boxes, vectors, stitch).assignments
     stitched = boxes.merge(assignments, on="tracklet_id").rename(columns={"global_id": "track_id"})
     return fill_and_prune(stitched.drop(columns=["tracklet_id", "camera", "segment"]), "track_id",
                           "frame_index", FPS, OfflineConfig())
@@ -104,6 +109,10 @@ VARIANTS = {
                                                                            appearance=True),
     "same, appearance_weight 12 -> 4": dict(interaction_iou=0.3, missed=2, appearance=True,
                                             stitch=replace(STITCH, appearance_weight=4.0)),
+    "static identities dropped (spoton.phantoms)": dict(static=True),
+    "optimal clustering (correlation clustering MILP)": dict(stitch=replace(STITCH, clustering="optimal")),
+    "2 s pieces + appearance, optimal clustering": dict(max_piece_frames=14, appearance=True,
+                                                        stitch=replace(STITCH, clustering="optimal")),
 }
 
 

@@ -30,10 +30,20 @@ only tips the balance between candidates that geometry allows.
 4. Score = kind weight (``covisible_weight`` or ``continuation_weight``) x geometry score
    + ``appearance_weight`` x (cosine - ``appearance_neutral``), the appearance term being 0 where
    an embedding is missing.
-5. Clustering: links scoring at least ``min_score`` are merged greedily by descending score with a
-   union-find. A merge is refused when any cannot-link pair would end up in one cluster: the
-   constraints are carried between clusters, not only checked on the pair at hand. Tracklets that
-   no link reaches (very short ones, say) keep an identity of their own.
+5. Clustering (``clustering``):
+   - ``greedy``: links scoring at least ``min_score`` are merged by descending score with a
+     union-find. A merge is refused when any cannot-link pair would end up in one cluster: the
+     constraints are carried between clusters, not only checked on the pair at hand.
+   - ``optimal``: the whole graph as one correlation clustering (:mod:`spoton.correlation_clustering`,
+     a MILP solved by HiGHS): maximise the summed ``score - min_score`` of the links kept inside
+     identities, cannot-links hard. An early strong join can no longer block two better ones.
+     Beyond ``solver_limits`` (size, time) the greedy answer is used (``diagnostics["optimal"]`` 0).
+   ``must_link`` pairs (tracklets known to be one person) are kept by both; against a cannot-link
+   the must-link wins and the greedy answer is used. The pipeline passes none: an analyst's merge
+   in ``identity_overrides`` names two identities as the reviewer saw them, and as must-links of
+   two of their tracklets it re-shaped the rest of those identities (the review round-trip test),
+   so corrections are applied after the resolver (:mod:`spoton.overrides`). Tracklets that no
+   link reaches (very short ones, say) keep an identity of their own.
 
 Global ids are dense from 1, ordered by each identity's first appearance. ``IdentityResult.links``
 lists every pair with its evidence and decision, so each join or split can be explained.
@@ -49,11 +59,15 @@ apart by appearance alone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
+from spoton.correlation_clustering import ConflictingLinks, SolverLimits, correlation_clustering
+
+CLUSTERINGS = ("greedy", "optimal")
 LINK_COLUMNS = ["tracklet_a", "tracklet_b", "kind", "score", "distance_m", "prediction_error_m",
                 "gap_s", "n_common", "cosine", "decision"]
 
@@ -96,6 +110,12 @@ class IdentityConfig:
     person_height_m: float = 1.7
     view_edge_margin: float = 0.01
     view_edge_min_gap_s: float = 1.0
+    clustering: str = "greedy"
+    solver_limits: SolverLimits = field(default_factory=SolverLimits)
+
+    def __post_init__(self):
+        if self.clustering not in CLUSTERINGS:
+            raise ValueError(f"clustering {self.clustering!r} is not one of {CLUSTERINGS}")
 
 
 @dataclass(frozen=True)
@@ -282,10 +302,34 @@ def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfi
     return pd.DataFrame(rows, columns=LINK_COLUMNS[:-1])
 
 
-def _cluster(links: pd.DataFrame, index: dict[str, int],
-             config: IdentityConfig) -> tuple[np.ndarray, list[str]]:
-    """Greedy constrained union-find; returns each tracklet's root and each link's decision."""
-    parent = np.arange(len(index))
+def _cluster(links: pd.DataFrame, index: dict[str, int], must: np.ndarray,
+             config: IdentityConfig) -> tuple[np.ndarray, list[str], bool]:
+    """Each tracklet's root, each link's decision, and whether the optimal clustering decided."""
+    a_idx = links["tracklet_a"].map(index).to_numpy()
+    b_idx = links["tracklet_b"].map(index).to_numpy()
+    kinds, scores = links["kind"].to_numpy(), links["score"].to_numpy()
+    if config.clustering == "optimal":
+        candidate = kinds != "cannot_link"
+        edges = np.column_stack([a_idx, b_idx])
+        try:
+            labels = correlation_clustering(len(index), edges[candidate], scores[candidate] - config.min_score,
+                                            edges[~candidate], must, config.solver_limits)
+        except ConflictingLinks:  # an analyst joined what geometry forbids: greedy lets the analyst win
+            labels = None
+        if labels is not None:
+            decisions = ["constraint" if kind == "cannot_link" else
+                         ("merged" if labels[a] == labels[b] else
+                          "separated" if score >= config.min_score else "below_min_score")
+                         for kind, score, a, b in zip(kinds, scores, a_idx, b_idx)]
+            return labels, decisions, True
+    roots, decisions = _cluster_greedy(a_idx, b_idx, kinds, scores, len(index), must, config)
+    return roots, decisions, False
+
+
+def _cluster_greedy(a_idx: np.ndarray, b_idx: np.ndarray, kinds: np.ndarray, scores: np.ndarray, n: int,
+                    must: np.ndarray, config: IdentityConfig) -> tuple[np.ndarray, list[str]]:
+    """Greedy constrained union-find over links sorted by descending score (must-links first)."""
+    parent = np.arange(n)
 
     def find(k: int) -> int:
         while parent[k] != k:
@@ -293,16 +337,27 @@ def _cluster(links: pd.DataFrame, index: dict[str, int],
             k = parent[k]
         return k
 
-    cannot: dict[int, set[int]] = {k: set() for k in range(len(index))}
-    decisions = ["below_min_score"] * len(links)
-    a_idx = links["tracklet_a"].map(index).to_numpy()
-    b_idx = links["tracklet_b"].map(index).to_numpy()
-    kinds, scores = links["kind"].to_numpy(), links["score"].to_numpy()
+    cannot: dict[int, set[int]] = {k: set() for k in range(n)}
+
+    def join(ra: int, rb: int) -> None:
+        cannot[ra].discard(rb)  # a must-link wins over a cannot-link between the two
+        cannot[rb].discard(ra)
+        parent[rb] = ra
+        cannot[ra] |= cannot.pop(rb)
+        for other in cannot[ra]:
+            cannot[other].discard(rb)
+            cannot[other].add(ra)
+
+    decisions = ["below_min_score"] * len(kinds)
     for row in np.flatnonzero(kinds == "cannot_link"):
         cannot[a_idx[row]].add(b_idx[row])
         cannot[b_idx[row]].add(a_idx[row])
         decisions[row] = "constraint"
-    for row in range(len(links)):  # rows arrive sorted by descending score
+    for a, b in must:
+        ra, rb = sorted((find(a), find(b)))
+        if ra != rb:
+            join(ra, rb)
+    for row in range(len(kinds)):  # rows arrive sorted by descending score
         if kinds[row] == "cannot_link" or not scores[row] >= config.min_score:
             continue
         ra, rb = sorted((find(a_idx[row]), find(b_idx[row])))
@@ -311,25 +366,26 @@ def _cluster(links: pd.DataFrame, index: dict[str, int],
         elif rb in cannot[ra]:
             decisions[row] = "refused_cannot_link"
         else:
-            parent[rb] = ra
-            cannot[ra] |= cannot.pop(rb)
-            for other in cannot[ra]:
-                cannot[other].discard(rb)
-                cannot[other].add(ra)
+            join(ra, rb)
             decisions[row] = "merged"
-    return np.array([find(k) for k in range(len(index))]), decisions
+    return np.array([find(k) for k in range(n)]), decisions
 
 
 def resolve_global_identities(boxes: pd.DataFrame, embeddings: pd.DataFrame,
-                              config: IdentityConfig = IdentityConfig()) -> IdentityResult:
-    """Assign one global id per person to every tracklet of an environment (all segments)."""
+                              config: IdentityConfig = IdentityConfig(),
+                              must_link: Iterable[tuple[str, str]] = ()) -> IdentityResult:
+    """Assign one global id per person to every tracklet of an environment (all segments).
+    ``must_link``: tracklet id pairs known to be one person (pairs naming an unknown tracklet are
+    ignored: the override that made them may be older than the tracklets)."""
     tracklets = _tracklets(boxes, config)
     index = {t.id: k for k, t in enumerate(tracklets)}
+    must = np.array([(index[a], index[b]) for a, b in must_link if a in index and b in index],
+                    np.int64).reshape(-1, 2)
     emb = _embedding_matrix(tracklets, embeddings)
     links = _evidence(tracklets, emb, config)
     links = links.sort_values(["score", "tracklet_a", "tracklet_b"], ascending=[False, True, True],
                               na_position="last", kind="mergesort", ignore_index=True)
-    roots, decisions = _cluster(links, index, config)
+    roots, decisions, optimal = _cluster(links, index, must, config)
     links["decision"] = decisions
 
     first_seen = pd.DataFrame({"tracklet_id": pd.Series([t.id for t in tracklets], dtype=object),
@@ -343,9 +399,9 @@ def resolve_global_identities(boxes: pd.DataFrame, embeddings: pd.DataFrame,
 
     counts = pd.crosstab(links["kind"], links["decision"]) if len(links) else pd.DataFrame()
     diagnostics = {"tracklets": len(tracklets), "identities": len(order),
-                   "cannot_links": int((links["kind"] == "cannot_link").sum())}
+                   "cannot_links": int((links["kind"] == "cannot_link").sum()), "optimal": int(optimal)}
     for kind in ("covisible", "continuation"):
-        for decision in ("merged", "same_cluster", "refused_cannot_link", "below_min_score"):
+        for decision in ("merged", "same_cluster", "refused_cannot_link", "separated", "below_min_score"):
             value = counts.at[kind, decision] if kind in counts.index and decision in counts else 0
             diagnostics[f"{kind}_{decision}"] = int(value)
     return IdentityResult(assignments, links, diagnostics)

@@ -274,7 +274,8 @@ TRACKING_EVALUATION = TableContract(
     "tracking_evaluation", "tracking accuracy against the environment's ground truth (MOTChallenge metrics, "
                            "TrackEval); rates in [0, 1]",
     (Column("scope", pa.string(), "global (a camera scored with global ids), tracker (with the online tracker's "
-                                  "ids) or cross_camera (all cameras as one sequence)"),
+                                  "ids), cross_camera (all cameras as one sequence) or ground_plane_0.5m / "
+                                  "ground_plane_1m (map_trajectories against true foot points within that distance)"),
      Column("camera", pa.string(), "camera scored; all for cross_camera"),
      Column("hota", pa.float64(), "HOTA, mean over IoU thresholds 0.05..0.95"),
      Column("deta", pa.float64(), "HOTA's detection accuracy DetA"),

@@ -1,4 +1,6 @@
-"""Report tables: the Markdown table of the headline metrics and the ``tracking_evaluation`` rows."""
+"""Report tables: the Markdown table of the headline metrics and the ``tracking_evaluation`` rows
+(ground-plane rows: HOTA and MOTP over the distance similarity, see
+:func:`spoton.evaluation.metrics.evaluate_ground_plane`)."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -28,6 +30,7 @@ def evaluation_table(evaluation: EnvironmentEvaluation) -> str:
     rows = {f"{camera} (global ids)": m for camera, m in evaluation.per_camera.items()}
     rows |= {f"{camera} (tracker ids)": m for camera, m in evaluation.tracker_ids.items()}
     rows["all cameras (cross-camera)"] = evaluation.cross_camera
+    rows |= {f"floor, trajectories within {radius:g} m": m for radius, m in evaluation.ground_plane.items()}
     errors = {f"{camera} (global ids)": e for camera, e in evaluation.map_error.items()
               if camera in evaluation.per_camera}
     if "trajectories" in evaluation.map_error:
@@ -47,4 +50,11 @@ def evaluation_records(evaluation: EnvironmentEvaluation) -> list[dict]:
                 record |= {"map_error_median_m": error.median_m, "map_error_p90_m": error.p90_m,
                            "map_error_pairs": error.pairs}
             out.append(record)
+    for radius, metrics in evaluation.ground_plane.items():
+        out.append({"scope": ground_plane_scope(radius), "camera": "all", **metrics.as_dict()})
     return out
+
+
+def ground_plane_scope(radius_m: float) -> str:
+    """The ``scope`` of a ground-plane row: ``ground_plane_1m`` for map positions matched within 1 m."""
+    return f"ground_plane_{radius_m:g}m"

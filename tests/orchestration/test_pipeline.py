@@ -161,7 +161,10 @@ def test_environment_run_scores_tracking_against_ground_truth(materialized, inst
     assert all(run.success for run in materialized), [r.error for r in materialized if not r.success]
     table = ParquetLake(LocalStore(lake_root)).read("tracking_evaluation", ENV_NAME).to_pandas()
     assert sorted(zip(table["scope"], table["camera"])) == sorted(
-        [(s, c) for s in ("global", "tracker") for c in ("cam1", "cam2", "cam3")] + [("cross_camera", "all")])
+        [(s, c) for s in ("global", "tracker") for c in ("cam1", "cam2", "cam3")] + [("cross_camera", "all")]
+        + [("ground_plane_0.5m", "all"), ("ground_plane_1m", "all")])
+    floor = table[table["scope"] == "ground_plane_1m"].iloc[0]  # the fused trajectories on the floor
+    assert floor["gt_boxes"] > 0 and floor["true_positives"] > 0
     for column in ("hota", "mota", "idf1", "precision", "recall"):
         assert table[column].between(0, 1).all(), table[[column]]
     assert (table["gt_boxes"] > 0).all() and (table["true_positives"] > 0).all()

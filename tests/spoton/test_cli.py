@@ -70,7 +70,7 @@ def test_eval_prints_the_metrics_table_of_the_pipeline_run(pipeline_var, capsys)
     assert rows[0].startswith("| sequence | HOTA | MOTA | IDF1 |")
     names = [row.split(" | ")[0][2:] for row in rows[1:]]
     assert names == [f"cam{i} (global ids)" for i in (1, 2, 3)] + [f"cam{i} (tracker ids)" for i in (1, 2, 3)] + [
-        "all cameras (cross-camera)"]
+        "all cameras (cross-camera)", "floor, trajectories within 0.5 m", "floor, trajectories within 1 m"]
     assert all(0 <= float(row.split(" | ")[2]) <= 100 for row in rows[1:])  # MOTA in percent
 
 
@@ -80,7 +80,8 @@ def test_eval_json_is_one_record_per_scored_sequence(pipeline_var, capsys):
 
     assert main(_eval_args(pipeline_var) + ["--json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert [(r["scope"], r["camera"]) for r in records][-1] == ("cross_camera", "all") and len(records) == 7
+    assert [(r["scope"], r["camera"]) for r in records][-3:] == [
+        ("cross_camera", "all"), ("ground_plane_0.5m", "all"), ("ground_plane_1m", "all")] and len(records) == 9
     assert all(0 <= r["idf1"] <= 1 and 0 <= r["hota"] <= 1 and r["gt_boxes"] > 0 for r in records)
 
 

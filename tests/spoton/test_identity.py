@@ -317,3 +317,64 @@ def test_appearance_still_joins_across_the_view_border():
     assert result.assignments["global_id"].nunique() == 1
     link = result.links.set_index(["tracklet_a", "tracklet_b"]).loc[("a", "b")]
     assert link["kind"] == "continuation" and link["decision"] == "merged"
+
+
+def test_optimal_clustering_passes_the_synthetic_scenes_with_cannot_links_kept():
+    config = IdentityConfig(clustering="optimal")
+    for seed in (11, 12, 13):
+        rng = np.random.default_rng(seed)
+        boxes, embeddings, truth = simulate(random_people(6, rng), seed=seed)
+        result = resolve_global_identities(boxes, embeddings, config)
+        assert result.diagnostics["optimal"] == 1
+        precision, recall = pairwise_precision_recall(result.assignments, truth)
+        assert precision >= 0.9 and recall >= 0.9, seed
+        assert _violations(boxes, result.assignments).empty
+        greedy = resolve_global_identities(boxes, embeddings)
+        assert greedy.diagnostics["optimal"] == 0
+
+
+def test_optimal_clustering_beyond_its_size_limit_falls_back_to_greedy():
+    from spoton.correlation_clustering import SolverLimits
+
+    rng = np.random.default_rng(11)
+    boxes, embeddings, truth = simulate(random_people(6, rng), seed=11)
+    tiny = IdentityConfig(clustering="optimal", solver_limits=SolverLimits(max_edges=1))
+    result = resolve_global_identities(boxes, embeddings, tiny)
+    assert result.diagnostics["optimal"] == 0
+    pd.testing.assert_frame_equal(result.assignments, resolve_global_identities(boxes, embeddings).assignments)
+
+
+@pytest.mark.parametrize("clustering", ["greedy", "optimal"])
+def test_must_links_join_what_geometry_keeps_apart(clustering):
+    # the same person seen twice 30 s apart (longer than max_gap_s): two ids unless an analyst says one
+    first = Person([(1.0, 2.0), (1.0, 6.0)], t_enter=0.0)
+    later = Person([(1.0, 2.0), (1.0, 6.0)], t_enter=30.0)
+    boxes, embeddings, truth = simulate([first, later], seed=5, cameras={"cam1": CAMERAS["cam1"]},
+                                        occlusion_rate_hz=1e-6)
+    config = IdentityConfig(clustering=clustering)
+    apart = resolve_global_identities(boxes, embeddings, config).assignments
+    assert apart["global_id"].nunique() == 2
+    a, b = sorted(truth)[0], sorted(truth)[-1]
+    joined = resolve_global_identities(boxes, embeddings, config, must_link=[(a, b), ("nope", a)]).assignments
+    assert joined["global_id"].nunique() == 1
+
+
+def test_unknown_clustering_is_refused():
+    with pytest.raises(ValueError, match="clustering 'best' is not one of"):
+        IdentityConfig(clustering="best")
+
+
+@pytest.mark.parametrize("clustering", ["greedy", "optimal"])
+def test_a_must_link_wins_over_a_cannot_link(clustering):
+    # two people seen at the same time 6 m apart (a cannot-link); an analyst says they are one
+    a = Person([(1.0, 2.0), (1.0, 8.0)], t_enter=0.0)
+    b = Person([(7.0, 2.0), (7.0, 8.0)], t_enter=0.0)
+    boxes, embeddings, truth = simulate([a, b], seed=6, cameras={"cam1": ((0, 0, 12, 15), 0.0)},
+                                        occlusion_rate_hz=1e-6)
+    config = IdentityConfig(clustering=clustering)
+    result = resolve_global_identities(boxes, embeddings, config)
+    assert result.assignments["global_id"].nunique() == 2 and result.diagnostics["cannot_links"] == 1
+    pair = tuple(sorted(truth))
+    joined = resolve_global_identities(boxes, embeddings, config, must_link=[pair])
+    assert joined.assignments["global_id"].nunique() == 1
+    assert joined.diagnostics["optimal"] == 0  # no clustering keeps both: the solver leaves it to greedy

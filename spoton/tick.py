@@ -3,6 +3,11 @@
 Boxes are normalised to [0, 1] of the source frame, (x, y) top-left, the convention of the
 ``bbox_*`` table columns, so a client scales them to whatever size it displays the video at.
 Velocity is the box centre's motion in normalised frame units per second of video time.
+
+``tracking_phase`` is the followed target's phase (:mod:`spoton.follow.phase`). A camera with a
+PTZ (virtual or real) carries ``ptz``: its position, mode and motion, and for a virtual PTZ the
+``view``: the viewport in source-normalised coordinates and the tracks inside it with boxes in
+the viewport's own normalised coordinates (``space: "processed"``).
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
+from spoton.follow.phase import PHASES
 from spoton.records import PERSON_CLASS_ID, CameraFrameResult
 
 TICK_SCHEMA_ID = "spoton.tick/1"
@@ -18,6 +24,30 @@ TICK_SCHEMA_URL_PATH = "/api/v1/schemas/tick.json"
 _NUMBER_PAIR = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
                 "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+_SIGNED_UNIT = {"type": "number", "minimum": -1, "maximum": 1}
+_BOX = {"type": "object", "required": ["x", "y", "w", "h"], "additionalProperties": False,
+        "properties": {"x": _UNIT, "y": _UNIT, "w": _UNIT, "h": _UNIT}}
+_PTZ = {
+    "type": "object",
+    "required": ["kind", "pan", "tilt", "zoom", "mode", "moving"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"enum": ["virtual", "onvif"]},
+        "pan": _SIGNED_UNIT, "tilt": _SIGNED_UNIT, "zoom": _UNIT,
+        "mode": {"enum": ["auto", "manual"]},
+        "moving": {"type": "boolean"},
+        "view": {"type": "object", "required": ["space", "viewport", "tracks"], "additionalProperties": False,
+                 "properties": {
+                     "space": {"const": "processed"},
+                     "viewport": _BOX,
+                     "tracks": {"type": "array", "items": {
+                         "type": "object", "required": ["track_id", "global_id", "bbox"],
+                         "additionalProperties": False,
+                         "properties": {"track_id": {"type": "integer"},
+                                        "global_id": {"type": "integer", "minimum": 1}, "bbox": _BOX}}},
+                 }},
+    },
+}
 
 TICK_JSON_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -56,16 +86,16 @@ TICK_JSON_SCHEMA: dict = {
                             "global_id": {"type": "integer", "minimum": 1},
                             "label": {"type": "string"},
                             "conf": _UNIT,
-                            "bbox": {"type": "object", "required": ["x", "y", "w", "h"],
-                                     "additionalProperties": False,
-                                     "properties": {"x": _UNIT, "y": _UNIT, "w": _UNIT, "h": _UNIT}},
+                            "bbox": _BOX,
                             "velocity": _NUMBER_PAIR,
                             "map": {"oneOf": [{"type": "null"}, _NUMBER_PAIR]},
                         }}},
+                    "ptz": _PTZ,
                 }},
         },
         "selected_target_id": {"type": ["integer", "null"]},
         "mode": {"enum": ["auto", "manual"]},
+        "tracking_phase": {"enum": list(PHASES)},
     },
 }
 
@@ -90,7 +120,9 @@ class TickBuilder:
         self._last_centre: dict[tuple[str, int], tuple[float, np.ndarray, np.ndarray]] = {}
 
     def build(self, results: Mapping[str, CameraFrameResult], global_ids: Mapping[str, np.ndarray],
-              *, selected_target_id: int | None, mode: str, ts_unix_ms: int, ts_mono_ms: int) -> dict:
+              *, selected_target_id: int | None, mode: str, ts_unix_ms: int, ts_mono_ms: int,
+              tracking_phase: str = "IDLE", ptz: Mapping[str, dict] | None = None) -> dict:
+        """One tick; ``ptz`` holds the ``ptz`` entry of each camera that has one."""
         cameras = {}
         seen: set[tuple[str, int]] = set()
         for camera, result in results.items():
@@ -123,11 +155,13 @@ class TickBuilder:
             cameras[camera] = {"frame_index": int(result.frame_index), "frame_ts": round(float(result.ts), 4),
                                "frame_size": {"w": int(width), "h": int(height)}, "space": "source",
                                "tracks": tracks}
+            if ptz and camera in ptz:
+                cameras[camera]["ptz"] = ptz[camera]
         present = set(results)
         self._last_centre = {key: value for key, value in self._last_centre.items()
                              if key in seen or key[0] not in present}
         tick = {"type": "tick", "schema": TICK_SCHEMA_ID, "session_id": self.session_id, "seq": self.seq,
                 "ts_unix_ms": int(ts_unix_ms), "ts_mono_ms": int(ts_mono_ms), "cameras": cameras,
-                "selected_target_id": selected_target_id, "mode": mode}
+                "selected_target_id": selected_target_id, "mode": mode, "tracking_phase": tracking_phase}
         self.seq += 1
         return tick

@@ -30,9 +30,17 @@ class LiveMetrics:
         self.client_ticks_dropped = Counter("spoton_live_client_ticks_dropped",
                                             "ticks dropped from slow clients' queues", registry=r)
         self.commands = Counter("spoton_live_commands", "client commands by outcome", ["outcome"], registry=r)
+        self.ptz_commands = Counter("spoton_live_ptz_commands", "PTZ commands sent, by who drove (auto, manual)",
+                                    ["driver"], registry=r)
+        self.time_to_lock = Histogram("spoton_live_time_to_lock_seconds", "from choosing a target to tracking it",
+                                      buckets=LATENCY_BUCKETS_S, registry=r)
+        self.reacquisitions = Counter("spoton_live_reacquisitions", "targets found again after being lost",
+                                      registry=r)
+        self.fraction_locked = Gauge("spoton_live_fraction_locked", "time locked on the target over time with one",
+                                     ["session"], registry=r)
 
     def forget_session(self, session_id: str) -> None:
-        for metric in (self.fps, self.frames_processed, self.ticks):
+        for metric in (self.fps, self.frames_processed, self.ticks, self.fraction_locked):
             try:
                 metric.remove(session_id)
             except KeyError:

@@ -23,6 +23,10 @@ import numpy as np
 
 from spoton.environment import load_environment_from_store
 from spoton.errors import SpotOnError
+from spoton.follow.controller import FramingController
+from spoton.follow.phase import PhaseMachine
+from spoton.follow.ptz import (PtzError, PtzGeometry, VirtualPtz, check_preset_name, check_velocity,
+                               ptz_tick_entry, viewport_view)
 from spoton.live_identity import LiveIdentityGallery
 from spoton.models.base import Detector
 from spoton.processor import CameraSpec, FrameProcessor
@@ -54,7 +58,15 @@ class SessionError(SpotOnError):
 
 
 class CommandError(ValueError):
-    """A client command is malformed or unknown; the connection stays open."""
+    """A client command is malformed or unknown; the connection stays open. ``code``: the error's code."""
+
+    def __init__(self, detail: str, code: int = 404):
+        super().__init__(detail)
+        self.code = code
+
+
+COMMAND_TYPES = ("set_target_id", "clear_target", "set_mode", "pause", "resume", "ptz_move", "ptz_stop",
+                 "ptz_goto_preset", "ptz_save_preset")
 
 
 @dataclass(frozen=True)
@@ -62,13 +74,30 @@ class Command:
     type: str
     target_id: int | None = None
     mode: str | None = None
+    camera: str | None = None  # ptz_*: which camera's PTZ
+    velocity: tuple[float, float, float] | None = None  # ptz_move: pan, tilt, zoom in [-1, 1]
+    preset: str | None = None  # ptz_goto_preset, ptz_save_preset
+
+
+def _parse_ptz_command(kind: str, data: dict) -> Command:
+    camera = data.get("camera")
+    if not isinstance(camera, str) or not camera:
+        raise CommandError(f'{kind} needs "camera": the name of a camera of the session, got {camera!r}')
+    try:
+        if kind == "ptz_move":
+            velocity = tuple(check_velocity(axis, data.get(axis, 0.0)) for axis in ("pan", "tilt", "zoom"))
+            return Command(kind, camera=camera, velocity=velocity)
+        if kind == "ptz_stop":
+            return Command(kind, camera=camera)
+        return Command(kind, camera=camera, preset=check_preset_name(data.get("preset")))
+    except PtzError as exc:
+        raise CommandError(f"{kind}: {exc}") from None
 
 
 def parse_command(data) -> Command:
     """Validate a client command (already JSON-decoded) or raise CommandError saying what is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise CommandError('a command is a JSON object with a "type": one of set_target_id, '
-                           'clear_target, set_mode, pause, resume')
+        raise CommandError(f'a command is a JSON object with a "type": one of {", ".join(COMMAND_TYPES)}')
     kind = data["type"]
     if kind == "set_target_id":
         target = data.get("target_id")
@@ -81,8 +110,9 @@ def parse_command(data) -> Command:
         return Command(kind, mode=data["mode"])
     if kind in ("clear_target", "pause", "resume"):
         return Command(kind)
-    raise CommandError(f"unknown command type {kind!r}: use set_target_id, clear_target, set_mode, "
-                       "pause or resume")
+    if kind.startswith("ptz_") and kind in COMMAND_TYPES:
+        return _parse_ptz_command(kind, data)
+    raise CommandError(f"unknown command type {kind!r}: use one of {', '.join(COMMAND_TYPES)}")
 
 
 class _Window:
@@ -129,6 +159,10 @@ class LiveSession:
         self.paused = False
         self.mode = "auto"
         self.selected_target_id: int | None = None
+        self.phase = PhaseMachine()
+        self.ptz: dict[str, VirtualPtz] = {}  # camera -> its virtual PTZ, made with the camera's first frame
+        self._framing: dict[str, FramingController] = {}
+        self._last_follow: float | None = None
         self.created_unix_ms = int(time.time() * 1000)
         self.ticks_published = 0
         self._latency = _Window()
@@ -177,15 +211,47 @@ class LiveSession:
         with self._lock:
             if command.type == "set_target_id":
                 self.selected_target_id = command.target_id
+                self.phase.select(command.target_id, time.monotonic())
             elif command.type == "clear_target":
                 self.selected_target_id = None
+                self.phase.clear(time.monotonic())
+            elif command.type.startswith("ptz_"):
+                self._apply_ptz(command)
             elif command.type == "set_mode":
                 self.mode = command.mode
+                for camera, ptz in self.ptz.items():  # each mode starts from a still PTZ
+                    ptz.stop()
+                    self._framing[camera].reset()
             elif command.type == "pause":
                 self.paused = True
             elif command.type == "resume":
                 self.paused = False
         self.publish_status()
+
+    def _apply_ptz(self, command: Command) -> None:
+        """A manual PTZ command (under the lock); moves are refused in auto mode, where the controller drives."""
+        if command.camera not in self.sources:
+            raise CommandError(f"{command.type}: no camera {command.camera!r} in session {self.id}; "
+                               f"its cameras are {sorted(self.sources)}")
+        ptz = self.ptz.get(command.camera)
+        if ptz is None:
+            raise CommandError(f"{command.type}: camera {command.camera!r} has no PTZ yet (it gets its virtual "
+                               "PTZ with its first frame): try again in a moment", code=409)
+        if self.mode == "auto" and command.type in ("ptz_move", "ptz_goto_preset"):
+            raise CommandError(f"{command.type}: the session is in auto mode, where the PTZ follows the target: "
+                               'send {"type": "set_mode", "mode": "manual"} first', code=409)
+        try:
+            if command.type == "ptz_move":
+                ptz.continuous_move(*command.velocity)
+            elif command.type == "ptz_stop":
+                ptz.stop()
+            elif command.type == "ptz_goto_preset":
+                ptz.goto_preset(command.preset)
+            else:
+                ptz.save_preset(command.preset)
+        except PtzError as exc:
+            raise CommandError(f"{command.type}: {exc}") from None
+        self.metrics.ptz_commands.labels("manual").inc()
 
     # --- status --------------------------------------------------------------------------
     def status(self) -> dict:
@@ -204,7 +270,8 @@ class LiveSession:
         return {
             "type": "status", "session_id": self.id, "environment": self.environment.name,
             "state": self.state, "reason": self.reason, "paused": self.paused, "mode": self.mode,
-            "selected_target_id": self.selected_target_id, "tick_rate_hz": self.tick_rate_hz,
+            "selected_target_id": self.selected_target_id, "tracking_phase": self.phase.phase,
+            "follow": self._follow_metrics(), "tick_rate_hz": self.tick_rate_hz,
             "fps": round(self._processed_at.rate(), 2),
             "latency_ms": {"p50": None if p50 is None else round(p50 * 1000, 1),
                            "p95": None if p95 is None else round(p95 * 1000, 1)},
@@ -286,24 +353,70 @@ class LiveSession:
             self._last_frame_unix_ms[name] = unix_ms
         self._processed_at.add(now)
         self.metrics.frames_processed.labels(self.id).inc(len(results))
+        with self._lock:
+            self._follow(results, now)
+
+    def _follow(self, results: dict[str, CameraFrameResult], now: float) -> None:
+        """Phase and virtual PTZs after a processed instant (under the lock): each camera's viewport
+        frames the target where that camera sees it; in manual mode only the operator moves them."""
+        if self.mode == "auto" and self.selected_target_id is None:
+            self._auto_target()
+        target = self.selected_target_id
+        seen = target is not None and any(target in ids for ids in self._latest_ids.values())
+        before = (self.phase.phase, self.phase.reacquisitions)
+        self.phase.update(seen, now)
+        self._count_phase_change(*before)
+        if target is not None and self.phase.target_id is None:  # the phase machine gave up on it
+            self.selected_target_id = None
+        dt = 0.0 if self._last_follow is None else now - self._last_follow
+        self._last_follow = now
+        for name, result in results.items():
+            if name not in self.ptz:
+                geometry = PtzGeometry(result.frame_size)
+                self.ptz[name] = VirtualPtz(geometry)
+                self._framing[name] = FramingController(geometry)
+            if self.mode != "auto":
+                continue
+            ptz, rows = self.ptz[name], np.flatnonzero(self._latest_ids[name] == target)
+            position = ptz.status().position
+            box = ptz.geometry.to_viewport(result.tracks.xyxy[rows[:1]], position)[0] if len(rows) else None
+            velocity = self._framing[name].command(box, position, dt)
+            if velocity != ptz.velocity:  # a continuous move holds until the next command
+                ptz.continuous_move(*velocity)
+                self.metrics.ptz_commands.labels("auto").inc()
+
+    def _count_phase_change(self, phase_before: str, reacquisitions_before: int) -> None:
+        machine = self.phase
+        if phase_before == "ACQUIRING" and machine.phase == "TRACKING":
+            self.metrics.time_to_lock.observe(machine.time_to_lock_s)
+        if machine.reacquisitions > reacquisitions_before:
+            self.metrics.reacquisitions.inc()
+        if machine.fraction_locked is not None:
+            self.metrics.fraction_locked.labels(self.id).set(machine.fraction_locked)
+
+    def _follow_metrics(self) -> dict:
+        machine = self.phase
+        return {"time_to_lock_s": None if machine.time_to_lock_s is None else round(machine.time_to_lock_s, 3),
+                "fraction_locked": None if machine.fraction_locked is None else round(machine.fraction_locked, 4),
+                "reacquisitions": machine.reacquisitions}
 
     def _auto_target(self) -> None:
-        """Auto mode keeps a visible target, else picks the identity seen by the most cameras."""
+        """Auto mode, without a target: follow the identity seen by the most cameras (the phase machine
+        keeps a target through occlusions until it gives up on it, see :mod:`spoton.follow.phase`)."""
         visible: dict[int, int] = {}
         for ids in self._latest_ids.values():
             for gid in ids:
                 visible[int(gid)] = visible.get(int(gid), 0) + 1
-        if self.selected_target_id in visible or not visible:
-            return
-        self.selected_target_id = max(visible, key=lambda gid: (visible[gid], -gid))
+        if visible:
+            self.selected_target_id = max(visible, key=lambda gid: (visible[gid], -gid))
+            self.phase.select(self.selected_target_id, time.monotonic())
 
     def _publish_tick(self) -> None:
         with self._lock:
-            if self.mode == "auto":
-                self._auto_target()
             tick = self.ticks.build(self._latest, self._latest_ids, selected_target_id=self.selected_target_id,
                                     mode=self.mode, ts_unix_ms=int(time.time() * 1000),
-                                    ts_mono_ms=int(time.monotonic() * 1000))
+                                    ts_mono_ms=int(time.monotonic() * 1000), tracking_phase=self.phase.phase,
+                                    ptz=self._ptz_entries())
         self.fanout.publish(Message(self.id, "tick", json.dumps(tick, separators=(",", ":"))))
         done = time.monotonic()
         for arrival in self._pending.values():
@@ -313,6 +426,16 @@ class LiveSession:
         self.ticks_published += 1
         self.metrics.ticks.labels(self.id).inc()
         self.metrics.fps.labels(self.id).set(self._processed_at.rate())
+
+    def _ptz_entries(self) -> dict[str, dict]:
+        entries = {}
+        for name, ptz in self.ptz.items():
+            result = self._latest[name]
+            status = ptz.status()
+            view = viewport_view(ptz.geometry, status.position, result.tracks.xyxy, result.tracks.track_id,
+                                 self._latest_ids[name])
+            entries[name] = ptz_tick_entry("virtual", status, self.mode, view)
+        return entries
 
     def _account_drops(self) -> None:
         for name, source in self.sources.items():

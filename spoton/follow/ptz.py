@@ -170,6 +170,11 @@ class VirtualPtz:
             self._advance()
             return self._position
 
+    @property
+    def velocity(self) -> tuple[float, float, float]:
+        """The continuous move in force (pan, tilt, zoom)."""
+        return self._velocity
+
     def continuous_move(self, pan: float, tilt: float, zoom: float) -> None:
         velocity = (check_velocity("pan", pan), check_velocity("tilt", tilt), check_velocity("zoom", zoom))
         with self._lock:
@@ -210,3 +215,32 @@ class VirtualPtz:
             moving = any(v != 0.0 for v in self._velocity)
             return PtzStatus(self._position, moving)
 
+
+
+def ptz_tick_entry(kind: str, status: PtzStatus, mode: str, view: dict | None = None) -> dict:
+    """A camera's ``ptz`` entry of the tick (``spoton.tick``)."""
+    entry = {"kind": kind, **status.as_dict(), "mode": mode}
+    if view is not None:
+        entry["view"] = view
+    return entry
+
+
+def viewport_view(geometry: PtzGeometry, position: PtzPosition, xyxy: np.ndarray, track_ids: np.ndarray,
+                  global_ids: np.ndarray) -> dict:
+    """The virtual PTZ's view for the tick: its viewport (source-normalised) and the tracks inside it,
+    boxes in viewport coordinates clipped to it (``space: "processed"``); tracks outside are left out."""
+    width, height = geometry.size
+    x1, y1, x2, y2 = geometry.viewport(position)
+    boxes = np.clip(geometry.to_viewport(xyxy, position), 0.0, 1.0)
+    tracks = []
+    for box, track_id, global_id in zip(boxes, track_ids, global_ids):
+        if box[2] > box[0] and box[3] > box[1]:
+            tracks.append({"track_id": int(track_id), "global_id": int(global_id),
+                           "bbox": _rounded_box(box)})
+    return {"space": "processed", "viewport": _rounded_box(np.array([x1 / width, y1 / height, x2 / width, y2 / height])),
+            "tracks": tracks}
+
+
+def _rounded_box(xyxy: np.ndarray) -> dict:
+    x1, y1, x2, y2 = (float(np.clip(v, 0.0, 1.0)) for v in xyxy)
+    return {"x": round(x1, 5), "y": round(y1, 5), "w": round(x2 - x1, 5), "h": round(y2 - y1, 5)}

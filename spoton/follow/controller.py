@@ -93,7 +93,7 @@ class FramingController:
         height = max(float(box[3] - box[1]), 1e-3)
         zoom_error = math.log(self.config.target_height / height) / math.log(self.geometry.max_zoom) \
             if self.geometry.max_zoom > 1 else 0.0
-        return (cx - 0.5) * 2 / factor, (cy - 0.5) * 2 / factor, zoom_error
+        return (cx - 0.5) * 2 / factor, (0.5 - cy) * 2 / factor, zoom_error  # tilt up is positive
 
     def command(self, box: np.ndarray | None, position: PtzPosition, dt: float) -> tuple[float, float, float]:
         """Velocities for the target's viewport box, or (None) a stop and a slow zoom out while it is unseen."""

@@ -4,8 +4,9 @@ Units are ONVIF's generic spaces: pan and tilt in [-1, 1], zoom in [0, 1]; conti
 velocities in [-1, 1] per axis. :class:`PtzGeometry` says what a position frames in a wide
 picture (the fixed camera's frame for the virtual PTZ, the world video for the simulator): the
 zoom factor is ``max_zoom ** zoom``, the viewport keeps the picture's aspect ratio and its centre
-sits at ``pan``/``tilt`` in the picture's normalised coordinates (``-1`` left/top edge, ``1``
-right/bottom edge), clamped so the viewport never leaves the picture. The state is clamped the
+sits at ``pan``/``tilt`` in the picture's normalised coordinates (pan ``-1`` left edge, ``1`` right
+edge; tilt ``1`` top edge, ``-1`` bottom edge: ONVIF's up is positive), clamped so the viewport
+never leaves the picture. The state is clamped the
 same way, so the reported position is always the framed one.
 """
 from __future__ import annotations
@@ -101,7 +102,7 @@ class PtzGeometry:
         width, height = self.size
         factor = self.zoom_factor(position.zoom)
         w, h = width / factor, height / factor
-        cx, cy = (1 + position.pan) * width / 2, (1 + position.tilt) * height / 2
+        cx, cy = (1 + position.pan) * width / 2, (1 - position.tilt) * height / 2
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
     def to_viewport(self, xyxy: np.ndarray, position: PtzPosition) -> np.ndarray:

@@ -9,7 +9,8 @@ chased pixel by pixel. Inside the dead zone the axis brakes to a stop.
 
 Pan and tilt errors are the target centre's offset from the viewport centre converted to
 pan/tilt units (a viewport fraction is ``2 / zoom_factor`` units: the same pixel error needs less
-motion when zoomed in). Zoom aims at the target's box filling ``target_height`` of the viewport.
+motion when zoomed in). Zoom aims at the target's box filling ``target_height`` of the viewport,
+or more where the target is near the picture's edge: only a narrower viewport can centre it there.
 """
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ class AxisController:
 class FramingConfig:
     pan: AxisLimits = AxisLimits(gain=2.5, dead_zone=0.03, max_speed=0.6, max_accel=1.5)
     zoom: AxisLimits = AxisLimits(gain=1.2, dead_zone=0.08, max_speed=0.5, max_accel=1.0)
-    target_height: float = 0.45  # the target's box height as a fraction of the viewport
+    target_height: float = 0.25  # the target's box height as a fraction of the viewport (more zoom blurs a
+    # wide picture: the detector's scores drop past about 2x on the sample video)
     lost_zoom_out: float = -0.3  # zoom velocity while the target is out of view (widen the search)
 
 
@@ -93,7 +95,19 @@ class FramingController:
         height = max(float(box[3] - box[1]), 1e-3)
         zoom_error = math.log(self.config.target_height / height) / math.log(self.geometry.max_zoom) \
             if self.geometry.max_zoom > 1 else 0.0
-        return (cx - 0.5) * 2 / factor, (0.5 - cy) * 2 / factor, zoom_error  # tilt up is positive
+        pan_error, tilt_error = (cx - 0.5) * 2 / factor, (0.5 - cy) * 2 / factor  # tilt up is positive
+        # the zoom axis stops within its dead zone: aim past the least zoom by that much
+        needed = self._zoom_to_centre(position.pan + pan_error, position.tilt + tilt_error)
+        if needed > 0:
+            zoom_error = max(zoom_error, min(needed + self.config.zoom.dead_zone, 1.0) - position.zoom)
+        return pan_error, tilt_error, zoom_error
+
+    def _zoom_to_centre(self, pan: float, tilt: float) -> float:
+        """The least zoom at which a point (in pan/tilt units) can be centred: near the picture's edge
+        the viewport can only reach it once it is narrow enough (the virtual PTZ and the simulator)."""
+        edge = min(max(abs(pan), abs(tilt)), 0.95)
+        return float(np.clip(math.log(1 / (1 - edge)) / math.log(self.geometry.max_zoom), 0.0, 1.0)) \
+            if self.geometry.max_zoom > 1 else 0.0
 
     def command(self, box: np.ndarray | None, position: PtzPosition, dt: float) -> tuple[float, float, float]:
         """Velocities for the target's viewport box, or (None) a stop and a slow zoom out while it is unseen."""

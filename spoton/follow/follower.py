@@ -2,8 +2,10 @@
 
 The tracker gives track ids; the target is one of them. When that id is missing (an occlusion,
 a tracker id switch, the target leaving a zoomed view), the follower looks for it among the
-*new* tracks, ids first seen after the target's last sighting, so a person who was in view beside
-the target all along is never taken for it. A candidate is re-acquired when both agree:
+*new* tracks, ids first seen after the target's last sighting, and its *neighbours* at that
+sighting (tracks within ``neighbour_heights`` target heights: the tracker may have handed the
+target's box to one of them); other people in view are never candidates. A candidate is
+re-acquired when both agree:
 
 - motion: its box centre is within ``radius_heights`` target heights of where the target's last
   velocity puts it now, plus ``growth_heights_per_s`` heights per second unseen (a walking
@@ -40,6 +42,7 @@ class ReacquireConfig:
     radius_heights: float = 0.5
     growth_heights_per_s: float = 1.0
     max_overlap_iou: float = 0.2  # overlapped more than this by another box: no gallery crop, partners noted
+    neighbour_heights: float = 1.0
     swap_margin: float = 0.03  # a partner must match the gallery this much better than the target's track
     swap_min_similarity: float = 0.8  # and at least this well (a relative test: looser than min_similarity)
 
@@ -78,6 +81,7 @@ class Follower:
         self._updates = 0
         self._partners: set[int] = set()  # track ids that overlapped the target since it was last clear
         self._missed = False
+        self._neighbours: set[int] = set()  # track ids close to the target at its last sighting
 
     def select(self, track_id: int, now: float) -> None:
         self.target_id = int(track_id)
@@ -115,6 +119,10 @@ class Follower:
         if row is not None:
             self._observe(row, xyxy, now, embed)
         self._forget(track_ids)
+        if row is not None:
+            centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+            close = np.linalg.norm(centres - centres[row], axis=1) <= self.config.neighbour_heights * self._height
+            self._neighbours = {int(t) for t in track_ids[close] if t != self.target_id}
         return row
 
     def _observe(self, row: int, xyxy: np.ndarray, now: float, embed) -> None:
@@ -157,7 +165,8 @@ class Follower:
     def _reacquire(self, track_ids: np.ndarray, xyxy: np.ndarray, now: float, embed) -> int | None:
         if self._last_seen is None or not self.gallery:
             return None
-        new = np.array([self._first_seen[int(t)] > self._last_seen for t in track_ids], bool)
+        new = np.array([self._first_seen[int(t)] > self._last_seen or int(t) in self._neighbours
+                        for t in track_ids], bool)
         rows = np.flatnonzero(new & self._near(xyxy, now))
         if not len(rows):
             return None

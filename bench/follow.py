@@ -39,20 +39,10 @@ from spoton.models.detector import build_detector  # noqa: E402
 from spoton.models.embedder import build_embedder  # noqa: E402
 from spoton.onvif_ptz import OnvifPtz, OnvifPtzConfig  # noqa: E402
 from spoton.tracking import Tracker, TrackerConfig  # noqa: E402
-from support.ptz_simulator import PtzCameraSimulator, WorldVideo  # noqa: E402
+from support.ptz_simulator import ManualClock, PtzCameraSimulator, WorldVideo  # noqa: E402
 
 CENTRAL = 0.30
 DEFAULT_GT = "pets/gt_view1_frames0000-0399.txt"
-
-
-class VideoClock:
-    """The loop's clock: seconds of video time, set frame by frame."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -75,7 +65,7 @@ class FollowRun:
 
 def run_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: int, camera: str = "sim") -> FollowRun:
     world = WorldVideo(video)
-    clock = VideoClock()
+    clock = ManualClock()  # seconds of video time, set frame by frame
     sim = None
     if camera == "sim":
         sim = PtzCameraSimulator(video, user="bench", password="bench-pass", clock=clock).start()

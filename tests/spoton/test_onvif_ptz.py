@@ -8,23 +8,15 @@ import pytest
 
 from spoton.follow.ptz import PtzError
 from spoton.onvif_ptz import OnvifPtz, OnvifPtzConfig
-from support.ptz_simulator import PtzCameraSimulator
+from support.ptz_simulator import ManualClock, PtzCameraSimulator
 
 pytestmark = pytest.mark.integration
 PASSWORD = "sim-secret-pass-42"
 
 
-class ManualClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return ManualClock()
+    return ManualClock(100.0)
 
 
 @pytest.fixture

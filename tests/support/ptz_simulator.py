@@ -41,6 +41,16 @@ PROFILE = "profile_1"
 BOUNDARY = "spotonptz"
 
 
+class ManualClock:
+    """A clock set by hand (seconds): drives the simulator's PTZ motion and video frame deterministically."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class WorldVideo:
     """The wide picture: frames of a video by index, read forward (reopened to go back), looped."""
 

@@ -3,17 +3,10 @@ import numpy as np
 import pytest
 
 from spoton.follow.controller import AxisController, AxisLimits, FramingController
+from support.ptz_simulator import ManualClock
 from spoton.follow.ptz import PtzError, PtzGeometry, PtzPosition, VirtualPtz, VirtualPtzConfig
 
 GEOMETRY = PtzGeometry((768, 576), max_zoom=4.0)
-
-
-class ManualClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_viewport_geometry_and_clamping():

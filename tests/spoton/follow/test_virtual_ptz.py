@@ -70,31 +70,34 @@ def follow_still_target(box_px: np.ndarray, start: PtzPosition, steps: int = 200
     ptz = VirtualPtz(GEOMETRY, clock=clock)
     ptz.set_position(start)
     controller = FramingController(GEOMETRY)
-    pan_errors, pan_commands, zoom_errors = [], [], []
+    pan_errors, tilt_errors, pan_commands, zoom_errors = [], [], [], []
     for _ in range(steps):
         position = ptz.status().position
         box = GEOMETRY.to_viewport(box_px, position)[0]
         pan_error, _, zoom_error = controller.errors(box, position)
         pan_errors.append((box[0] + box[2]) / 2 - 0.5)  # viewport fraction
+        tilt_errors.append((box[1] + box[3]) / 2 - 0.5)
         zoom_errors.append(zoom_error)
         command = controller.command(box, position, dt)
         pan_commands.append(command[0])
         ptz.continuous_move(*command)
         clock.now += dt
-    return np.array(pan_errors), np.array(pan_commands), np.array(zoom_errors)
+    return np.array(pan_errors), np.array(tilt_errors), np.array(pan_commands), np.array(zoom_errors)
 
 
 @pytest.mark.parametrize("box_px, start", [
     (np.array([[600, 300, 630, 380]]), PtzPosition(zoom=0.6)),  # to the right, zoomed in
-    (np.array([[100, 150, 125, 220]]), PtzPosition(pan=0.4, zoom=0.8)),  # far left, zoomed in further
+    (np.array([[100, 150, 125, 220]]), PtzPosition(pan=0.4, zoom=0.8)),  # far left and up, zoomed in further
+    (np.array([[350, 420, 380, 500]]), PtzPosition(tilt=0.3, zoom=0.5)),  # below the view
     (np.array([[380, 250, 410, 330]]), PtzPosition()),  # centred: zoom only
 ])
 def test_step_response_settles_without_overshoot(box_px, start):
-    errors, commands, zoom_errors = follow_still_target(box_px, start)
-    first = errors[0]
-    overshoot = max(0.0, float(np.max(-np.sign(first) * errors))) if abs(first) > 0.02 else 0.0
-    assert overshoot <= 0.03, f"overshoot {overshoot:.3f} of the viewport width"
-    assert abs(errors[-1]) <= 0.03 * 4  # within the dead zone (pan units = 2/zoom factor per viewport)
+    errors, tilt_errors, commands, zoom_errors = follow_still_target(box_px, start)
+    for axis in (errors, tilt_errors):
+        first = axis[0]
+        overshoot = max(0.0, float(np.max(-np.sign(first) * axis))) if abs(first) > 0.02 else 0.0
+        assert overshoot <= 0.03, f"overshoot {overshoot:.3f} of the viewport"
+        assert abs(axis[-1]) <= 0.03 * 4  # within the dead zone (pan units = 2/zoom factor per viewport)
     assert abs(zoom_errors[-1]) <= 0.08
     assert np.all(commands[-20:] == 0.0), "the PTZ must come to rest on a still target"
     moving = commands[commands != 0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import cv2
@@ -138,21 +138,20 @@ class VirtualPtzConfig:
             raise ValueError(f"speeds must be > 0, got pan {self.pan_speed}, zoom {self.zoom_speed}")
 
 
-@dataclass
 class VirtualPtz:
     """A PTZ whose motion is integrated on ``clock``; the virtual PTZ and the simulator's state.
 
     Thread-safe: the commands may come from a request thread while a renderer reads ``position``.
     """
 
-    geometry: PtzGeometry
-    config: VirtualPtzConfig = VirtualPtzConfig()
-    clock: Callable[[], float] = time.monotonic
-    _position: PtzPosition = field(default_factory=PtzPosition)
-    _velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    _updated: float | None = None
-    _presets: dict[str, PtzPosition] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, geometry: PtzGeometry, config: VirtualPtzConfig = VirtualPtzConfig(),
+                 clock: Callable[[], float] = time.monotonic):
+        self.geometry, self.config, self.clock = geometry, config, clock
+        self._position = PtzPosition()
+        self._velocity = (0.0, 0.0, 0.0)
+        self._updated: float | None = None
+        self._presets: dict[str, PtzPosition] = {}
+        self._lock = threading.Lock()
 
     def _advance(self) -> None:
         now = self.clock()

@@ -43,7 +43,7 @@ class ReacquireConfig:
     growth_heights_per_s: float = 1.0
     max_overlap_iou: float = 0.2  # overlapped more than this by another box: no gallery crop, partners noted
     neighbour_heights: float = 1.0
-    swap_margin: float = 0.03  # a partner must match the gallery this much better than the target's track
+    swap_margin: float = 0.05  # a partner must match the gallery this much better than the target's track
     swap_min_similarity: float = 0.8  # and at least this well (a relative test: looser than min_similarity)
 
     def __post_init__(self) -> None:

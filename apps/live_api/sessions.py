@@ -23,10 +23,7 @@ import numpy as np
 
 from spoton.environment import load_environment_from_store
 from spoton.errors import SpotOnError
-from spoton.follow.controller import FramingController
-from spoton.follow.phase import PhaseMachine
-from spoton.follow.ptz import (PtzError, PtzGeometry, VirtualPtz, check_preset_name, check_velocity,
-                               ptz_tick_entry, viewport_view)
+from spoton.follow.ptz import PtzError, check_preset_name, check_velocity
 from spoton.live_identity import LiveIdentityGallery
 from spoton.models.base import Detector
 from spoton.processor import CameraSpec, FrameProcessor
@@ -38,6 +35,7 @@ from spoton.tick import TickBuilder
 from spoton.tracking import TrackerConfig
 
 from apps.live_api.fanout import Fanout, Message, status_message
+from apps.live_api.follow import SessionFollow
 from apps.live_api.health import LiveMetrics
 
 log = logging.getLogger(__name__)
@@ -159,10 +157,7 @@ class LiveSession:
         self.paused = False
         self.mode = "auto"
         self.selected_target_id: int | None = None
-        self.phase = PhaseMachine()
-        self.ptz: dict[str, VirtualPtz] = {}  # camera -> its virtual PTZ, made with the camera's first frame
-        self._framing: dict[str, FramingController] = {}
-        self._last_follow: float | None = None
+        self.follow = SessionFollow(session_id, metrics)
         self.created_unix_ms = int(time.time() * 1000)
         self.ticks_published = 0
         self._latency = _Window()
@@ -211,17 +206,15 @@ class LiveSession:
         with self._lock:
             if command.type == "set_target_id":
                 self.selected_target_id = command.target_id
-                self.phase.select(command.target_id, time.monotonic())
+                self.follow.phase.select(command.target_id, time.monotonic())
             elif command.type == "clear_target":
                 self.selected_target_id = None
-                self.phase.clear(time.monotonic())
+                self.follow.phase.clear(time.monotonic())
             elif command.type.startswith("ptz_"):
                 self._apply_ptz(command)
             elif command.type == "set_mode":
                 self.mode = command.mode
-                for camera, ptz in self.ptz.items():  # each mode starts from a still PTZ
-                    ptz.stop()
-                    self._framing[camera].reset()
+                self.follow.set_mode()
             elif command.type == "pause":
                 self.paused = True
             elif command.type == "resume":
@@ -229,29 +222,14 @@ class LiveSession:
         self.publish_status()
 
     def _apply_ptz(self, command: Command) -> None:
-        """A manual PTZ command (under the lock); moves are refused in auto mode, where the controller drives."""
         if command.camera not in self.sources:
             raise CommandError(f"{command.type}: no camera {command.camera!r} in session {self.id}; "
                                f"its cameras are {sorted(self.sources)}")
-        ptz = self.ptz.get(command.camera)
-        if ptz is None:
-            raise CommandError(f"{command.type}: camera {command.camera!r} has no PTZ yet (it gets its virtual "
-                               "PTZ with its first frame): try again in a moment", code=409)
-        if self.mode == "auto" and command.type in ("ptz_move", "ptz_goto_preset"):
-            raise CommandError(f"{command.type}: the session is in auto mode, where the PTZ follows the target: "
-                               'send {"type": "set_mode", "mode": "manual"} first', code=409)
         try:
-            if command.type == "ptz_move":
-                ptz.continuous_move(*command.velocity)
-            elif command.type == "ptz_stop":
-                ptz.stop()
-            elif command.type == "ptz_goto_preset":
-                ptz.goto_preset(command.preset)
-            else:
-                ptz.save_preset(command.preset)
+            self.follow.apply_ptz(command.type, command.camera, auto=self.mode == "auto", velocity=command.velocity,
+                                  preset=command.preset)
         except PtzError as exc:
-            raise CommandError(f"{command.type}: {exc}") from None
-        self.metrics.ptz_commands.labels("manual").inc()
+            raise CommandError(f"{command.type}: {exc}", code=getattr(exc, "code", 404)) from None
 
     # --- status --------------------------------------------------------------------------
     def status(self) -> dict:
@@ -270,8 +248,8 @@ class LiveSession:
         return {
             "type": "status", "session_id": self.id, "environment": self.environment.name,
             "state": self.state, "reason": self.reason, "paused": self.paused, "mode": self.mode,
-            "selected_target_id": self.selected_target_id, "tracking_phase": self.phase.phase,
-            "follow": self._follow_metrics(), "tick_rate_hz": self.tick_rate_hz,
+            "selected_target_id": self.selected_target_id, "tracking_phase": self.follow.phase.phase,
+            "follow": self.follow.status(), "tick_rate_hz": self.tick_rate_hz,
             "fps": round(self._processed_at.rate(), 2),
             "latency_ms": {"p50": None if p50 is None else round(p50 * 1000, 1),
                            "p95": None if p95 is None else round(p95 * 1000, 1)},
@@ -357,48 +335,12 @@ class LiveSession:
             self._follow(results, now)
 
     def _follow(self, results: dict[str, CameraFrameResult], now: float) -> None:
-        """Phase and virtual PTZs after a processed instant (under the lock): each camera's viewport
-        frames the target where that camera sees it; in manual mode only the operator moves them."""
+        """The target's phase and the virtual PTZs after a processed instant (under the lock)."""
         if self.mode == "auto" and self.selected_target_id is None:
             self._auto_target()
-        target = self.selected_target_id
-        seen = target is not None and any(target in ids for ids in self._latest_ids.values())
-        before = (self.phase.phase, self.phase.reacquisitions)
-        self.phase.update(seen, now)
-        self._count_phase_change(*before)
-        if target is not None and self.phase.target_id is None:  # the phase machine gave up on it
+        self.follow.update(results, self._latest_ids, self.selected_target_id, self.mode == "auto", now)
+        if self.follow.phase.target_id is None:  # none chosen, or the phase machine gave up on it
             self.selected_target_id = None
-        dt = 0.0 if self._last_follow is None else now - self._last_follow
-        self._last_follow = now
-        for name, result in results.items():
-            if name not in self.ptz:
-                geometry = PtzGeometry(result.frame_size)
-                self.ptz[name] = VirtualPtz(geometry)
-                self._framing[name] = FramingController(geometry)
-            if self.mode != "auto":
-                continue
-            ptz, rows = self.ptz[name], np.flatnonzero(self._latest_ids[name] == target)
-            position = ptz.status().position
-            box = ptz.geometry.to_viewport(result.tracks.xyxy[rows[:1]], position)[0] if len(rows) else None
-            velocity = self._framing[name].command(box, position, dt)
-            if velocity != ptz.velocity:  # a continuous move holds until the next command
-                ptz.continuous_move(*velocity)
-                self.metrics.ptz_commands.labels("auto").inc()
-
-    def _count_phase_change(self, phase_before: str, reacquisitions_before: int) -> None:
-        machine = self.phase
-        if phase_before == "ACQUIRING" and machine.phase == "TRACKING":
-            self.metrics.time_to_lock.observe(machine.time_to_lock_s)
-        if machine.reacquisitions > reacquisitions_before:
-            self.metrics.reacquisitions.inc()
-        if machine.fraction_locked is not None:
-            self.metrics.fraction_locked.labels(self.id).set(machine.fraction_locked)
-
-    def _follow_metrics(self) -> dict:
-        machine = self.phase
-        return {"time_to_lock_s": None if machine.time_to_lock_s is None else round(machine.time_to_lock_s, 3),
-                "fraction_locked": None if machine.fraction_locked is None else round(machine.fraction_locked, 4),
-                "reacquisitions": machine.reacquisitions}
 
     def _auto_target(self) -> None:
         """Auto mode, without a target: follow the identity seen by the most cameras (the phase machine
@@ -409,14 +351,14 @@ class LiveSession:
                 visible[int(gid)] = visible.get(int(gid), 0) + 1
         if visible:
             self.selected_target_id = max(visible, key=lambda gid: (visible[gid], -gid))
-            self.phase.select(self.selected_target_id, time.monotonic())
+            self.follow.phase.select(self.selected_target_id, time.monotonic())
 
     def _publish_tick(self) -> None:
         with self._lock:
             tick = self.ticks.build(self._latest, self._latest_ids, selected_target_id=self.selected_target_id,
                                     mode=self.mode, ts_unix_ms=int(time.time() * 1000),
-                                    ts_mono_ms=int(time.monotonic() * 1000), tracking_phase=self.phase.phase,
-                                    ptz=self._ptz_entries())
+                                    ts_mono_ms=int(time.monotonic() * 1000), tracking_phase=self.follow.phase.phase,
+                                    ptz=self.follow.tick_entries(self._latest, self._latest_ids, self.mode))
         self.fanout.publish(Message(self.id, "tick", json.dumps(tick, separators=(",", ":"))))
         done = time.monotonic()
         for arrival in self._pending.values():
@@ -426,16 +368,6 @@ class LiveSession:
         self.ticks_published += 1
         self.metrics.ticks.labels(self.id).inc()
         self.metrics.fps.labels(self.id).set(self._processed_at.rate())
-
-    def _ptz_entries(self) -> dict[str, dict]:
-        entries = {}
-        for name, ptz in self.ptz.items():
-            result = self._latest[name]
-            status = ptz.status()
-            view = viewport_view(ptz.geometry, status.position, result.tracks.xyxy, result.tracks.track_id,
-                                 self._latest_ids[name])
-            entries[name] = ptz_tick_entry("virtual", status, self.mode, view)
-        return entries
 
     def _account_drops(self) -> None:
         for name, source in self.sources.items():

@@ -21,14 +21,12 @@ from spoton.tracking import Tracker
 
 @dataclass(frozen=True)
 class FollowStep:
-    """What one frame of the loop saw and did (boxes in wide-picture pixels)."""
+    """What one frame of the loop saw (boxes in wide-picture pixels)."""
 
-    position: PtzPosition  # the PTZ's position when the frame was taken
     track_ids: np.ndarray
     xyxy: np.ndarray
     target_row: int | None
     phase: str
-    command: tuple[float, float, float]
 
 
 class FollowLoop:
@@ -67,5 +65,4 @@ class FollowLoop:
                 self.ptz.continuous_move(*command)
             self.commands_sent += 1
             self._command = command
-        return FollowStep(position, np.asarray(tracks.track_id), np.asarray(tracks.xyxy), row,
-                          self.follower.phase.phase, command)
+        return FollowStep(np.asarray(tracks.track_id), np.asarray(tracks.xyxy), row, self.follower.phase.phase)

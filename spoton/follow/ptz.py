@@ -20,7 +20,6 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-PTZ_MODES = ("auto", "manual")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 

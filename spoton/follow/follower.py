@@ -87,7 +87,9 @@ class Follower:
         self.target_id = int(track_id)
         self.gallery.clear()
         self._last_seen = None
+        self._velocity = np.zeros(2)
         self._partners.clear()
+        self._neighbours.clear()
         self.phase.select(self.target_id, now)
 
     def clear(self, now: float) -> None:
@@ -152,8 +154,7 @@ class Follower:
         if not partners:
             return row
         rows = np.array([row, *partners])
-        mean = np.mean(self.gallery, axis=0)
-        similarity = embed(rows) @ (mean / max(np.linalg.norm(mean), 1e-12))
+        similarity = self._similarity(rows, embed)
         best = int(np.argmax(similarity))
         if best == 0 or similarity[best] < self.config.swap_min_similarity \
                 or similarity[best] - similarity[0] < self.config.swap_margin:
@@ -170,14 +171,18 @@ class Follower:
         rows = np.flatnonzero(new & self._near(xyxy, now))
         if not len(rows):
             return None
-        mean = np.mean(self.gallery, axis=0)
-        similarity = embed(rows) @ (mean / max(np.linalg.norm(mean), 1e-12))
+        similarity = self._similarity(rows, embed)
         best = int(np.argmax(similarity))
         if similarity[best] < self.config.min_similarity:
             return None
         self.target_id = int(track_ids[rows[best]])
         self.reacquired_by_appearance += 1
         return int(rows[best])
+
+    def _similarity(self, rows: np.ndarray, embed) -> np.ndarray:
+        """Cosine of each row's embedding with the gallery's mean."""
+        mean = np.mean(self.gallery, axis=0)
+        return embed(rows) @ (mean / max(np.linalg.norm(mean), 1e-12))
 
     def _near(self, xyxy: np.ndarray, now: float) -> np.ndarray:
         """Which boxes are where the motion model puts the target now (bool per row)."""
@@ -187,7 +192,7 @@ class Follower:
         return np.linalg.norm((xyxy[:, :2] + xyxy[:, 2:]) / 2 - predicted, axis=1) <= radius
 
     def _forget(self, track_ids: np.ndarray) -> None:
-        """Keep first sightings of current tracks only (and of recent ones, bounded)."""
+        """Bound the first-sightings table: past 4x the tracks in view, keep only those in view."""
         if len(self._first_seen) > 4 * max(len(track_ids), 16):
             current = {int(t) for t in track_ids}
             self._first_seen = {t: s for t, s in self._first_seen.items() if t in current}

@@ -6,6 +6,11 @@ Velocity is the box centre's motion in normalised frame units per second of vide
 ``media_ts`` names the frame on the media clock (90 kHz, the RTP video clock): the live API's
 WebRTC tracks send that frame with it as ``pts``, so a player draws each tick on its own frame.
 It counts from the session's creation to the moment the frame became available at its source.
+
+``tracking_phase`` is the followed target's phase (:mod:`spoton.follow.phase`). A camera with a
+PTZ (virtual or real) carries ``ptz``: its position, mode and motion, and for a virtual PTZ the
+``view``: the viewport in source-normalised coordinates and the tracks inside it with boxes in
+the viewport's own normalised coordinates (``space: "processed"``).
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
+from spoton.follow.phase import PHASES
 from spoton.records import PERSON_CLASS_ID, CameraFrameResult
 
 TICK_SCHEMA_ID = "spoton.tick/1"
@@ -23,6 +29,30 @@ MEDIA_TS_STEP = 9  # media timestamps are multiples of 0.1 ms: exact through a m
 _NUMBER_PAIR = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
                 "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+_SIGNED_UNIT = {"type": "number", "minimum": -1, "maximum": 1}
+_BOX = {"type": "object", "required": ["x", "y", "w", "h"], "additionalProperties": False,
+        "properties": {"x": _UNIT, "y": _UNIT, "w": _UNIT, "h": _UNIT}}
+_PTZ = {
+    "type": "object",
+    "required": ["kind", "pan", "tilt", "zoom", "mode", "moving"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"enum": ["virtual", "onvif"]},
+        "pan": _SIGNED_UNIT, "tilt": _SIGNED_UNIT, "zoom": _UNIT,
+        "mode": {"enum": ["auto", "manual"]},
+        "moving": {"type": "boolean"},
+        "view": {"type": "object", "required": ["space", "viewport", "tracks"], "additionalProperties": False,
+                 "properties": {
+                     "space": {"const": "processed"},
+                     "viewport": _BOX,
+                     "tracks": {"type": "array", "items": {
+                         "type": "object", "required": ["track_id", "global_id", "bbox"],
+                         "additionalProperties": False,
+                         "properties": {"track_id": {"type": "integer"},
+                                        "global_id": {"type": "integer", "minimum": 1}, "bbox": _BOX}}},
+                 }},
+    },
+}
 
 TICK_JSON_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -63,16 +93,16 @@ TICK_JSON_SCHEMA: dict = {
                             "global_id": {"type": "integer", "minimum": 1},
                             "label": {"type": "string"},
                             "conf": _UNIT,
-                            "bbox": {"type": "object", "required": ["x", "y", "w", "h"],
-                                     "additionalProperties": False,
-                                     "properties": {"x": _UNIT, "y": _UNIT, "w": _UNIT, "h": _UNIT}},
+                            "bbox": _BOX,
                             "velocity": _NUMBER_PAIR,
                             "map": {"oneOf": [{"type": "null"}, _NUMBER_PAIR]},
                         }}},
+                    "ptz": _PTZ,
                 }},
         },
         "selected_target_id": {"type": ["integer", "null"]},
         "mode": {"enum": ["auto", "manual"]},
+        "tracking_phase": {"enum": list(PHASES)},
     },
 }
 
@@ -104,7 +134,8 @@ class TickBuilder:
 
     def build(self, results: Mapping[str, CameraFrameResult], global_ids: Mapping[str, np.ndarray],
               *, selected_target_id: int | None, mode: str, media_ts: Mapping[str, int], ts_unix_ms: int,
-              ts_mono_ms: int) -> dict:
+              ts_mono_ms: int, tracking_phase: str = "IDLE", ptz: Mapping[str, dict] | None = None) -> dict:
+        """One tick; ``ptz`` holds the ``ptz`` entry of each camera that has one."""
         cameras = {}
         seen: set[tuple[str, int]] = set()
         for camera, result in results.items():
@@ -138,11 +169,13 @@ class TickBuilder:
                                "media_ts": int(media_ts[camera]),
                                "frame_size": {"w": int(width), "h": int(height)}, "space": "source",
                                "tracks": tracks}
+            if ptz and camera in ptz:
+                cameras[camera]["ptz"] = ptz[camera]
         present = set(results)
         self._last_centre = {key: value for key, value in self._last_centre.items()
                              if key in seen or key[0] not in present}
         tick = {"type": "tick", "schema": TICK_SCHEMA_ID, "session_id": self.session_id, "seq": self.seq,
                 "ts_unix_ms": int(ts_unix_ms), "ts_mono_ms": int(ts_mono_ms), "cameras": cameras,
-                "selected_target_id": selected_target_id, "mode": mode}
+                "selected_target_id": selected_target_id, "mode": mode, "tracking_phase": tracking_phase}
         self.seq += 1
         return tick

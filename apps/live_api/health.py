@@ -57,7 +57,17 @@ class LiveMetrics:
                                        registry=r)
         self.uploads_by_state = Gauge("spoton_live_uploads", "upload jobs by state (failed: upload failures)",
                                       ["state"], registry=r)
-        self.per_session = (self.fps, self.frames_processed, self.ticks, self.dropped_frames)
+        self.ptz_commands = Counter("spoton_live_ptz_commands", "PTZ commands sent, by who drove (auto, manual)",
+                                    ["driver"], registry=r)
+        self.time_to_lock = Histogram("spoton_live_time_to_lock_seconds", "from choosing a target to tracking it",
+                                      buckets=LATENCY_BUCKETS_S, registry=r)
+        self.reacquisitions = Counter("spoton_live_reacquisitions", "targets found again after being lost",
+                                      registry=r)
+        self.fraction_locked = Gauge("spoton_live_fraction_locked", "time locked on the target over time with one",
+                                     ["session"], registry=r)
+
+        self.per_session = (self.fps, self.frames_processed, self.ticks, self.dropped_frames,
+                            self.fraction_locked)
 
     def forget_session(self, session_id: str) -> None:
         """Drop every series labelled with this session."""

@@ -23,6 +23,7 @@ import numpy as np
 import structlog
 
 from spoton.errors import SpotOnError
+from spoton.follow.ptz import PtzError, check_preset_name, check_velocity
 from spoton.live_identity import LiveIdentityGallery
 from spoton.models.base import Detector
 from spoton.perception import PerceptionConfig
@@ -35,6 +36,7 @@ from spoton.store import ObjectStore, StoreError, check_name
 from spoton.tick import TickBuilder, media_timestamp
 
 from apps.live_api.fanout import Fanout, Message, status_message
+from apps.live_api.follow import SessionFollow
 from apps.live_api.health import LiveMetrics
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,15 @@ class SessionError(SpotOnError):
 
 
 class CommandError(ValueError):
-    """A client command is malformed or unknown; the connection stays open."""
+    """A client command is malformed or unknown; the connection stays open. ``code``: the error's code."""
+
+    def __init__(self, detail: str, code: int = 404):
+        super().__init__(detail)
+        self.code = code
+
+
+COMMAND_TYPES = ("set_target_id", "clear_target", "set_mode", "pause", "resume", "ptz_move", "ptz_stop",
+                 "ptz_goto_preset", "ptz_save_preset")
 
 
 @dataclass(frozen=True)
@@ -65,13 +75,30 @@ class Command:
     type: str
     target_id: int | None = None
     mode: str | None = None
+    camera: str | None = None  # ptz_*: which camera's PTZ
+    velocity: tuple[float, float, float] | None = None  # ptz_move: pan, tilt, zoom in [-1, 1]
+    preset: str | None = None  # ptz_goto_preset, ptz_save_preset
+
+
+def _parse_ptz_command(kind: str, data: dict) -> Command:
+    camera = data.get("camera")
+    if not isinstance(camera, str) or not camera:
+        raise CommandError(f'{kind} needs "camera": the name of a camera of the session, got {camera!r}')
+    try:
+        if kind == "ptz_move":
+            velocity = tuple(check_velocity(axis, data.get(axis, 0.0)) for axis in ("pan", "tilt", "zoom"))
+            return Command(kind, camera=camera, velocity=velocity)
+        if kind == "ptz_stop":
+            return Command(kind, camera=camera)
+        return Command(kind, camera=camera, preset=check_preset_name(data.get("preset")))
+    except PtzError as exc:
+        raise CommandError(f"{kind}: {exc}") from None
 
 
 def parse_command(data) -> Command:
     """Validate a client command (already JSON-decoded) or raise CommandError saying what is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise CommandError('a command is a JSON object with a "type": one of set_target_id, '
-                           'clear_target, set_mode, pause, resume')
+        raise CommandError(f'a command is a JSON object with a "type": one of {", ".join(COMMAND_TYPES)}')
     kind = data["type"]
     if kind == "set_target_id":
         target = data.get("target_id")
@@ -84,8 +111,9 @@ def parse_command(data) -> Command:
         return Command(kind, mode=data["mode"])
     if kind in ("clear_target", "pause", "resume"):
         return Command(kind)
-    raise CommandError(f"unknown command type {kind!r}: use set_target_id, clear_target, set_mode, "
-                       "pause or resume")
+    if kind.startswith("ptz_") and kind in COMMAND_TYPES:
+        return _parse_ptz_command(kind, data)
+    raise CommandError(f"unknown command type {kind!r}: use one of {', '.join(COMMAND_TYPES)}")
 
 
 class _Window:
@@ -135,6 +163,7 @@ class LiveSession:
         self.paused = False
         self.mode = "auto"
         self.selected_target_id: int | None = None
+        self.follow = SessionFollow(session_id, metrics)
         self.created_unix_ms = int(time.time() * 1000)
         self.ticks_published = 0
         self._latency = _Window()
@@ -183,15 +212,30 @@ class LiveSession:
         with self._lock:
             if command.type == "set_target_id":
                 self.selected_target_id = command.target_id
+                self.follow.phase.select(command.target_id, time.monotonic())
             elif command.type == "clear_target":
                 self.selected_target_id = None
+                self.follow.phase.clear(time.monotonic())
+            elif command.type.startswith("ptz_"):
+                self._apply_ptz(command)
             elif command.type == "set_mode":
                 self.mode = command.mode
+                self.follow.set_mode()
             elif command.type == "pause":
                 self.paused = True
             elif command.type == "resume":
                 self.paused = False
         self.publish_status()
+
+    def _apply_ptz(self, command: Command) -> None:
+        if command.camera not in self.sources:
+            raise CommandError(f"{command.type}: no camera {command.camera!r} in session {self.id}; "
+                               f"its cameras are {sorted(self.sources)}")
+        try:
+            self.follow.apply_ptz(command.type, command.camera, auto=self.mode == "auto", velocity=command.velocity,
+                                  preset=command.preset)
+        except PtzError as exc:
+            raise CommandError(f"{command.type}: {exc}", code=getattr(exc, "code", 404)) from None
 
     # --- status --------------------------------------------------------------------------
     def status(self) -> dict:
@@ -210,7 +254,8 @@ class LiveSession:
         return {
             "type": "status", "session_id": self.id, "environment": self.environment.name,
             "state": self.state, "reason": self.reason, "paused": self.paused, "mode": self.mode,
-            "selected_target_id": self.selected_target_id, "tick_rate_hz": self.tick_rate_hz,
+            "selected_target_id": self.selected_target_id, "tracking_phase": self.follow.phase.phase,
+            "follow": self.follow.status(), "tick_rate_hz": self.tick_rate_hz,
             "fps": round(self._processed_at.rate(), 2),
             "latency_ms": {"p50": None if p50 is None else round(p50 * 1000, 1),
                            "p95": None if p95 is None else round(p95 * 1000, 1)},
@@ -297,24 +342,34 @@ class LiveSession:
                 self.frame_sink(self.id, name, frames[name].image, self._media_ts[name])
         self._processed_at.add(now)
         self.metrics.frames_processed.labels(self.id).inc(len(results))
+        with self._lock:
+            self._follow(results, now)
+
+    def _follow(self, results: dict[str, CameraFrameResult], now: float) -> None:
+        """The target's phase and the virtual PTZs after a processed instant (under the lock)."""
+        if self.mode == "auto" and self.selected_target_id is None:
+            self._auto_target()
+        self.follow.update(results, self._latest_ids, self.selected_target_id, self.mode == "auto", now)
+        if self.follow.phase.target_id is None:  # none chosen, or the phase machine gave up on it
+            self.selected_target_id = None
 
     def _auto_target(self) -> None:
-        """Auto mode keeps a visible target, else picks the identity seen by the most cameras."""
+        """Auto mode, without a target: follow the identity seen by the most cameras (the phase machine
+        keeps a target through occlusions until it gives up on it, see :mod:`spoton.follow.phase`)."""
         visible: dict[int, int] = {}
         for ids in self._latest_ids.values():
             for gid in ids:
                 visible[int(gid)] = visible.get(int(gid), 0) + 1
-        if self.selected_target_id in visible or not visible:
-            return
-        self.selected_target_id = max(visible, key=lambda gid: (visible[gid], -gid))
+        if visible:
+            self.selected_target_id = max(visible, key=lambda gid: (visible[gid], -gid))
+            self.follow.phase.select(self.selected_target_id, time.monotonic())
 
     def _publish_tick(self) -> None:
         with self._lock:
-            if self.mode == "auto":
-                self._auto_target()
             tick = self.ticks.build(self._latest, self._latest_ids, selected_target_id=self.selected_target_id,
                                     mode=self.mode, media_ts=self._media_ts, ts_unix_ms=int(time.time() * 1000),
-                                    ts_mono_ms=int(time.monotonic() * 1000))
+                                    ts_mono_ms=int(time.monotonic() * 1000), tracking_phase=self.follow.phase.phase,
+                                    ptz=self.follow.tick_entries(self._latest, self._latest_ids, self.mode))
         self.fanout.publish(Message(self.id, "tick", json.dumps(tick, separators=(",", ":"))))
         done = time.monotonic()
         for arrival in self._pending.values():

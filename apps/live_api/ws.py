@@ -141,7 +141,7 @@ async def _handle_command(websocket: WebSocket, session_id: str, principal: Prin
         try:
             session.apply(command)
         except CommandError as exc:  # e.g. a target id the session never handed out
-            return error(404, str(exc), command.type)
+            return error(exc.code, str(exc), command.type)
     elif not await app.state.fanout.send_remote_command(session_id, data):
         return error(404, f"session {session_id} is not running any more", command.type)
     metrics.commands.labels("applied").inc()

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spoton import analytics
-from spoton.analytics import _grid_shape, sample_seconds
+from spoton.analytics import sample_seconds, visited_cells
 from spoton.geometry import Zone
 from spoton.sample import ENV_NAME
 from spoton.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
@@ -36,18 +36,8 @@ OCCUPANCY_BUCKET_S = 10.0
 
 
 def pandas_map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_window_s: float = 1.0,
-                     max_gap_s: float = 1.0) -> pd.DataFrame:
-    """One smoothed floor position per identity per time bucket.
-
-    1. Fuse: boxes of one identity in one bucket (``round(ts / bucket_s)``, so cameras whose
-       clocks differ by under half a bucket land together) become their median position, and
-       ``n_cameras`` counts the cameras that saw it.
-    2. Smooth: a least-squares line through the samples of a centred window of
-       ``smooth_window_s`` (Savitzky-Golay of order 1 that tolerates missing buckets), evaluated
-       at the sample's own time. It does not lag on straight walks, not even at the ends of a run,
-       and never reaches across a gap longer than ``max_gap_s``.
-    3. ``speed_mps`` is the slope of that fit; NaN where the window holds a single sample.
-    """
+                            max_gap_s: float = 1.0) -> pd.DataFrame:
+    """The pandas ``map_trajectories`` before polars."""
     frame = boxes.dropna(subset=["global_id", "map_x", "map_y"])
     if frame.empty:
         return MAP_TRAJECTORIES.empty_frame()
@@ -91,19 +81,10 @@ def pandas_map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smo
 
 
 def pandas_heatmap(trajectories: pd.DataFrame, *, extent_m: tuple[float, float, float, float],
-            cell_m: float = 0.5, max_step_s: float = 1.0) -> pd.DataFrame:
-    """Person-seconds and distinct people per grid cell of ``extent_m`` = (xmin, ymin, xmax, ymax).
-
-    Only visited cells are listed; samples outside the extent are dropped.
-    """
-    xmin, ymin, xmax, ymax = extent_m
-    nx, ny = _grid_shape(extent_m, cell_m)
-    ix = np.floor((trajectories["map_x"].to_numpy() - xmin) / cell_m)
-    iy = np.floor((trajectories["map_y"].to_numpy() - ymin) / cell_m)
-    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-    cells = pd.DataFrame({"cell_ix": ix[inside].astype(np.int64), "cell_iy": iy[inside].astype(np.int64),
-                          "seconds": sample_seconds(trajectories, max_step_s=max_step_s)[inside],
-                          "global_id": trajectories["global_id"].to_numpy()[inside]})
+                   cell_m: float = 0.5, max_step_s: float = 1.0) -> pd.DataFrame:
+    """The pandas ``heatmap`` before polars."""
+    xmin, ymin, _, _ = extent_m
+    cells = pd.DataFrame(visited_cells(trajectories, extent_m, cell_m, max_step_s))
     out = (cells.groupby(["cell_ix", "cell_iy"], sort=True)
            .agg(seconds=("seconds", "sum"), people=("global_id", "nunique")).reset_index())
     out.insert(2, "x_m", xmin + (out["cell_ix"] + 0.5) * cell_m)
@@ -112,13 +93,8 @@ def pandas_heatmap(trajectories: pd.DataFrame, *, extent_m: tuple[float, float, 
 
 
 def pandas_occupancy(trajectories: pd.DataFrame, zones: list[Zone], *, bucket_s: float = 10.0,
-              max_step_s: float = 1.0) -> pd.DataFrame:
-    """Per zone and time bucket: distinct ids present (``people``) and the time-averaged count
-    (``mean_people`` = person-seconds in the zone / ``bucket_s``).
-
-    Buckets are aligned to multiples of ``bucket_s`` on the environment clock and cover the whole
-    span of the trajectories, empty buckets included (zeros), for every zone.
-    """
+                     max_step_s: float = 1.0) -> pd.DataFrame:
+    """The pandas ``occupancy`` before polars."""
     if trajectories.empty or not zones:
         return OCCUPANCY.empty_frame()
     ts = trajectories["ts"].to_numpy()
@@ -143,10 +119,8 @@ def pandas_occupancy(trajectories: pd.DataFrame, zones: list[Zone], *, bucket_s:
 
 
 def pandas_dwell(trajectories: pd.DataFrame, zones: list[Zone], *, max_gap_s: float = 2.0,
-          max_step_s: float = 1.0) -> pd.DataFrame:
-    """Visits of identities to zones: ``enter_ts`` is the first sample inside, ``exit_ts`` the last
-    one plus its step, ``seconds`` = exit - enter. A visit ends at the first sample outside the
-    zone or when the identity goes unseen for more than ``max_gap_s``."""
+                 max_step_s: float = 1.0) -> pd.DataFrame:
+    """The pandas ``dwell`` before polars."""
     if trajectories.empty or not zones:
         return DWELL.empty_frame()
     trajectories = trajectories.sort_values(["global_id", "ts"], kind="mergesort")

@@ -1,7 +1,9 @@
 """Floor-plan analytics from boxes that carry a global id: trajectories, heatmaps, occupancy, dwell.
 
 Every function takes and returns pandas frames in map metres and environment-clock seconds, so
-the batch assets, the review app and notebooks share one definition of each number.
+the batch assets, the review app and notebooks share one definition of each number. Inside, the
+group-bys and windows run in polars, which measured faster than the pandas code it replaced
+(``bench/analytics_speed.py``, docs/benchmarks.md).
 
 Time accounting is the same everywhere: a trajectory sample stands for the time until the same
 identity's next sample (its *step*). A step longer than ``max_step_s`` is a gap in which the
@@ -89,20 +91,28 @@ def heatmap(trajectories: pd.DataFrame, *, extent_m: tuple[float, float, float, 
 
     Only visited cells are listed; samples outside the extent are dropped.
     """
-    xmin, ymin, xmax, ymax = extent_m
-    nx, ny = _grid_shape(extent_m, cell_m)
-    ix = np.floor((trajectories["map_x"].to_numpy() - xmin) / cell_m)
-    iy = np.floor((trajectories["map_y"].to_numpy() - ymin) / cell_m)
-    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-    cells = pl.DataFrame({"cell_ix": ix[inside].astype(np.int64), "cell_iy": iy[inside].astype(np.int64),
-                          "seconds": sample_seconds(trajectories, max_step_s=max_step_s)[inside],
-                          "global_id": trajectories["global_id"].to_numpy(np.int64)[inside]})
+    xmin, ymin, _, _ = extent_m
+    cells = pl.DataFrame(visited_cells(trajectories, extent_m, cell_m, max_step_s))
     return (cells.group_by("cell_ix", "cell_iy")
             .agg(pl.col("seconds").sum(), people=pl.col("global_id").n_unique().cast(pl.Int64))
             .sort("cell_ix", "cell_iy")
             .select("cell_ix", "cell_iy", x_m=xmin + (pl.col("cell_ix") + 0.5) * cell_m,
                     y_m=ymin + (pl.col("cell_iy") + 0.5) * cell_m, seconds="seconds", people="people")
             .to_pandas())
+
+
+def visited_cells(trajectories: pd.DataFrame, extent_m: tuple[float, float, float, float], cell_m: float,
+                  max_step_s: float) -> dict[str, np.ndarray]:
+    """The grid cell (``cell_ix``, ``cell_iy``), ``seconds`` and ``global_id`` of every sample
+    inside ``extent_m``, as columns."""
+    xmin, ymin, _, _ = extent_m
+    nx, ny = _grid_shape(extent_m, cell_m)
+    ix = np.floor((trajectories["map_x"].to_numpy() - xmin) / cell_m)
+    iy = np.floor((trajectories["map_y"].to_numpy() - ymin) / cell_m)
+    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+    return {"cell_ix": ix[inside].astype(np.int64), "cell_iy": iy[inside].astype(np.int64),
+            "seconds": sample_seconds(trajectories, max_step_s=max_step_s)[inside],
+            "global_id": trajectories["global_id"].to_numpy(np.int64)[inside]}
 
 
 def _grid_shape(extent_m: tuple[float, float, float, float], cell_m: float) -> tuple[int, int]:

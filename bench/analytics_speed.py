@@ -1,5 +1,6 @@
 """The floor-plan analytics over a built lake: today's polars code (spoton.analytics) against the
-pandas code it replaced (kept below, verbatim but renamed, as the baseline), step by step, in one run.
+pandas code it replaced (kept below as the baseline: renamed, sharing only the unchanged numpy
+helpers), step by step, in one run.
 
     .venv/bin/python bench/analytics_speed.py [VAR] [--repeats 15] [--scale 1]
 

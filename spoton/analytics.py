@@ -50,13 +50,12 @@ def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_win
     # every bucket of every run, observed or not, so a row count window is a time window
     grid = (fused.group_by("run").agg(bucket=pl.int_range(pl.col("bucket").min(), pl.col("bucket").max() + 1))
             .explode("bucket").join(fused, on=["run", "bucket"], how="left").sort("run", "bucket"))
-    t = pl.col("ts") - pl.col("ts").min().over("run")  # null where unobserved
     window = 2 * max(0, int(round((smooth_window_s / bucket_s - 1) / 2))) + 1  # odd, in buckets
 
     def window_sum(values: pl.Expr) -> pl.Expr:
         return values.rolling_sum(window, center=True, min_samples=1).over("run")
 
-    grid = grid.with_columns(t=t).with_columns(
+    grid = grid.with_columns(t=pl.col("ts") - pl.col("ts").min().over("run")).with_columns(  # t null where unobserved
         n=window_sum(pl.col("map_x").is_not_null().cast(pl.Float64)), st=window_sum(pl.col("t")),
         stt=window_sum(pl.col("t") * pl.col("t")), sx=window_sum(pl.col("map_x")), sy=window_sum(pl.col("map_y")),
         stx=window_sum(pl.col("t") * pl.col("map_x")), sty=window_sum(pl.col("t") * pl.col("map_y")))

@@ -1,7 +1,9 @@
 """Floor-plan analytics from boxes that carry a global id: trajectories, heatmaps, occupancy, dwell.
 
 Every function takes and returns pandas frames in map metres and environment-clock seconds, so
-the batch assets, the review app and notebooks share one definition of each number.
+the batch assets, the review app and notebooks share one definition of each number. Inside, the
+group-bys and windows run in polars, which measured faster than the pandas code it replaced
+(``bench/analytics_speed.py``, docs/benchmarks.md).
 
 Time accounting is the same everywhere: a trajectory sample stands for the time until the same
 identity's next sample (its *step*). A step longer than ``max_step_s`` is a gap in which the
@@ -14,6 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from spoton.geometry import Zone
 from spoton.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
@@ -32,46 +35,41 @@ def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_win
        and never reaches across a gap longer than ``max_gap_s``.
     3. ``speed_mps`` is the slope of that fit; NaN where the window holds a single sample.
     """
-    frame = boxes.dropna(subset=["global_id", "map_x", "map_y"])
-    if frame.empty:
+    frame = (pl.from_pandas(boxes[["global_id", "ts", "map_x", "map_y", "camera"]], nan_to_null=True)
+             .drop_nulls(["global_id", "map_x", "map_y"]))
+    if frame.is_empty():
         return MAP_TRAJECTORIES.empty_frame()
-    frame = frame.assign(bucket=np.round(frame["ts"].to_numpy() / bucket_s).astype(np.int64),
-                         global_id=frame["global_id"].astype(np.int64))
-    fused = (frame.groupby(["global_id", "bucket"], sort=True)
-             .agg(ts=("ts", "mean"), map_x=("map_x", "median"), map_y=("map_y", "median"),
-                  n_cameras=("camera", "nunique"))
-             .reset_index())
-    gid, bucket = fused["global_id"].to_numpy(), fused["bucket"].to_numpy()
-    new_run = np.r_[True, (gid[1:] != gid[:-1]) | (np.diff(bucket) * bucket_s > max_gap_s)]
-    fused["run"] = np.cumsum(new_run)
+    fused = (frame.group_by(pl.col("global_id").cast(pl.Int64),
+                            (pl.col("ts") / bucket_s).round(0, mode="half_to_even").cast(pl.Int64).alias("bucket"))
+             .agg(pl.col("ts").mean(), pl.col("map_x").median(), pl.col("map_y").median(),
+                  n_cameras=pl.col("camera").drop_nulls().n_unique().cast(pl.Int64))
+             .sort("global_id", "bucket"))
+    new_run = (pl.col("global_id").diff() != 0) | (pl.col("bucket").diff() * bucket_s > max_gap_s)
+    fused = fused.with_columns(run=new_run.fill_null(True).cum_sum())
 
     # every bucket of every run, observed or not, so a row count window is a time window
-    first = fused.groupby("run")["bucket"].agg(["min", "max"])
-    lengths = (first["max"] - first["min"] + 1).to_numpy()
-    grid = pd.DataFrame({"run": np.repeat(first.index.to_numpy(), lengths),
-                         "bucket": np.repeat(first["min"].to_numpy(), lengths)
-                         + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)})
-    grid = grid.merge(fused, on=["run", "bucket"], how="left")
-    t = grid["ts"] - grid.groupby("run")["ts"].transform("min")  # NaN where unobserved
-    observed = grid["map_x"].notna()
+    grid = (fused.group_by("run").agg(bucket=pl.int_range(pl.col("bucket").min(), pl.col("bucket").max() + 1))
+            .explode("bucket").join(fused, on=["run", "bucket"], how="left").sort("run", "bucket"))
     window = 2 * max(0, int(round((smooth_window_s / bucket_s - 1) / 2))) + 1  # odd, in buckets
-    sums = pd.DataFrame({"n": observed.astype(float), "t": t, "tt": t * t,
-                         "x": grid["map_x"], "y": grid["map_y"], "tx": t * grid["map_x"],
-                         "ty": t * grid["map_y"]})
-    sums = (sums.groupby(grid["run"]).rolling(window, center=True, min_periods=1).sum()
-            .reset_index(level=0, drop=True).sort_index())
-    n, st, stt = sums["n"], sums["t"], sums["tt"]
+
+    def window_sum(values: pl.Expr) -> pl.Expr:
+        return values.rolling_sum(window, center=True, min_samples=1).over("run")
+
+    grid = grid.with_columns(t=pl.col("ts") - pl.col("ts").min().over("run")).with_columns(  # t null where unobserved
+        n=window_sum(pl.col("map_x").is_not_null().cast(pl.Float64)), st=window_sum(pl.col("t")),
+        stt=window_sum(pl.col("t") * pl.col("t")), sx=window_sum(pl.col("map_x")), sy=window_sum(pl.col("map_y")),
+        stx=window_sum(pl.col("t") * pl.col("map_x")), sty=window_sum(pl.col("t") * pl.col("map_y")))
+    grid = grid.filter(pl.col("map_x").is_not_null())
+    n, st, stt, t = pl.col("n"), pl.col("st"), pl.col("stt"), pl.col("t")
     denominator = n * stt - st * st
     fitted = {}
     for axis in ("x", "y"):
-        slope = ((n * sums[f"t{axis}"] - st * sums[axis]) / denominator).where(denominator > 1e-9)
-        mean = sums[axis] / n
-        fitted[axis] = mean + slope.fillna(0.0) * (t - st / n)
+        slope = pl.when(denominator > 1e-9).then((n * pl.col(f"st{axis}") - st * pl.col(f"s{axis}")) / denominator)
+        fitted[f"map_{axis}"] = pl.col(f"s{axis}") / n + slope.fill_null(0.0) * (t - st / n)
         fitted[f"v{axis}"] = slope
-    out = pd.DataFrame({"global_id": grid["global_id"], "ts": grid["ts"], "map_x": fitted["x"],
-                        "map_y": fitted["y"], "n_cameras": grid["n_cameras"],
-                        "speed_mps": np.hypot(fitted["vx"], fitted["vy"])})[observed]
-    return out.astype({"global_id": np.int64, "n_cameras": np.int64}).reset_index(drop=True)
+    out = grid.select("global_id", "ts", **fitted, n_cameras="n_cameras").to_pandas()
+    speed = np.hypot(out.pop("vx").to_numpy(), out.pop("vy").to_numpy())
+    return out.assign(speed_mps=speed)[MAP_TRAJECTORIES.names]
 
 
 def sample_seconds(trajectories: pd.DataFrame, *, max_step_s: float = 1.0) -> np.ndarray:
@@ -92,19 +90,28 @@ def heatmap(trajectories: pd.DataFrame, *, extent_m: tuple[float, float, float, 
 
     Only visited cells are listed; samples outside the extent are dropped.
     """
-    xmin, ymin, xmax, ymax = extent_m
+    xmin, ymin, _, _ = extent_m
+    cells = pl.DataFrame(visited_cells(trajectories, extent_m, cell_m, max_step_s))
+    return (cells.group_by("cell_ix", "cell_iy")
+            .agg(pl.col("seconds").sum(), people=pl.col("global_id").n_unique().cast(pl.Int64))
+            .sort("cell_ix", "cell_iy")
+            .select("cell_ix", "cell_iy", x_m=xmin + (pl.col("cell_ix") + 0.5) * cell_m,
+                    y_m=ymin + (pl.col("cell_iy") + 0.5) * cell_m, seconds="seconds", people="people")
+            .to_pandas())
+
+
+def visited_cells(trajectories: pd.DataFrame, extent_m: tuple[float, float, float, float], cell_m: float,
+                  max_step_s: float) -> dict[str, np.ndarray]:
+    """The grid cell (``cell_ix``, ``cell_iy``), ``seconds`` and ``global_id`` of every sample
+    inside ``extent_m``, as columns."""
+    xmin, ymin, _, _ = extent_m
     nx, ny = _grid_shape(extent_m, cell_m)
     ix = np.floor((trajectories["map_x"].to_numpy() - xmin) / cell_m)
     iy = np.floor((trajectories["map_y"].to_numpy() - ymin) / cell_m)
     inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-    cells = pd.DataFrame({"cell_ix": ix[inside].astype(np.int64), "cell_iy": iy[inside].astype(np.int64),
-                          "seconds": sample_seconds(trajectories, max_step_s=max_step_s)[inside],
-                          "global_id": trajectories["global_id"].to_numpy()[inside]})
-    out = (cells.groupby(["cell_ix", "cell_iy"], sort=True)
-           .agg(seconds=("seconds", "sum"), people=("global_id", "nunique")).reset_index())
-    out.insert(2, "x_m", xmin + (out["cell_ix"] + 0.5) * cell_m)
-    out.insert(3, "y_m", ymin + (out["cell_iy"] + 0.5) * cell_m)
-    return out
+    return {"cell_ix": ix[inside].astype(np.int64), "cell_iy": iy[inside].astype(np.int64),
+            "seconds": sample_seconds(trajectories, max_step_s=max_step_s)[inside],
+            "global_id": trajectories["global_id"].to_numpy(np.int64)[inside]}
 
 
 def _grid_shape(extent_m: tuple[float, float, float, float], cell_m: float) -> tuple[int, int]:
@@ -190,25 +197,32 @@ def occupancy(trajectories: pd.DataFrame, zones: list[Zone], *, bucket_s: float 
     """
     if trajectories.empty or not zones:
         return OCCUPANCY.empty_frame()
-    ts = trajectories["ts"].to_numpy()
-    bucket = np.floor(ts / bucket_s).astype(np.int64)
-    seconds = sample_seconds(trajectories, max_step_s=max_step_s)
-    xy = trajectories[["map_x", "map_y"]].to_numpy()
-    gid = trajectories["global_id"].to_numpy()
+    bucket = np.floor(trajectories["ts"].to_numpy() / bucket_s).astype(np.int64)
+    zone, row = _zone_rows(trajectories[["map_x", "map_y"]].to_numpy(), zones)
+    present = pl.DataFrame({"zone": zone, "bucket": bucket[row],
+                            "global_id": trajectories["global_id"].to_numpy(np.int64)[row],
+                            "seconds": sample_seconds(trajectories, max_step_s=max_step_s)[row]})
+    stats = present.group_by("zone", "bucket").agg(people=pl.col("global_id").n_unique().cast(pl.Int64),
+                                                    seconds=pl.col("seconds").sum())
     all_buckets = np.arange(bucket.min(), bucket.max() + 1)
-    frames = []
-    for zone in zones:
-        inside = zone.contains(xy)
-        present = pd.DataFrame({"bucket": bucket[inside], "global_id": gid[inside],
-                                "seconds": seconds[inside]})
-        stats = (present.groupby("bucket")
-                 .agg(people=("global_id", "nunique"), seconds=("seconds", "sum"))
-                 .reindex(all_buckets, fill_value=0))
-        frames.append(pd.DataFrame({"zone": zone.name, "t_start": all_buckets * float(bucket_s),
-                                    "t_end": (all_buckets + 1) * float(bucket_s),
-                                    "people": stats["people"].to_numpy(np.int64),
-                                    "mean_people": stats["seconds"].to_numpy(np.float64) / bucket_s}))
-    return pd.concat(frames, ignore_index=True)[OCCUPANCY.names]
+    every = pl.DataFrame({"zone": np.repeat(np.arange(len(zones)), len(all_buckets)),
+                          "bucket": np.tile(all_buckets, len(zones))})
+    out = (every.join(stats, on=["zone", "bucket"], how="left", maintain_order="left")
+           .select(zone=_zone_name(zones),
+                   t_start=pl.col("bucket") * float(bucket_s), t_end=(pl.col("bucket") + 1) * float(bucket_s),
+                   people=pl.col("people").fill_null(0), mean_people=pl.col("seconds").fill_null(0.0) / bucket_s))
+    return out.to_pandas()
+
+
+def _zone_rows(xy: np.ndarray, zones: list[Zone]) -> tuple[np.ndarray, np.ndarray]:
+    """(zone index, row index) of every trajectory sample inside a zone, zone by zone."""
+    rows = [np.flatnonzero(zone.contains(xy)) for zone in zones]
+    return np.repeat(np.arange(len(zones)), [len(r) for r in rows]), np.concatenate(rows)
+
+
+def _zone_name(zones: list[Zone]) -> pl.Expr:
+    """The name of the zone whose index is in column ``zone``."""
+    return pl.col("zone").replace_strict(range(len(zones)), [z.name for z in zones], return_dtype=pl.String)
 
 
 def dwell(trajectories: pd.DataFrame, zones: list[Zone], *, max_gap_s: float = 2.0,
@@ -218,20 +232,18 @@ def dwell(trajectories: pd.DataFrame, zones: list[Zone], *, max_gap_s: float = 2
     zone or when the identity goes unseen for more than ``max_gap_s``."""
     if trajectories.empty or not zones:
         return DWELL.empty_frame()
-    trajectories = trajectories.sort_values(["global_id", "ts"], kind="mergesort")
-    gid, ts = trajectories["global_id"].to_numpy(), trajectories["ts"].to_numpy()
-    step = sample_seconds(trajectories, max_step_s=max_step_s)
-    xy = trajectories[["map_x", "map_y"]].to_numpy()
+    gid, ts = trajectories["global_id"].to_numpy(np.int64), trajectories["ts"].to_numpy(np.float64)
+    order = np.lexsort((ts, gid))
+    gid, ts = gid[order], ts[order]
+    end = ts + sample_seconds(trajectories, max_step_s=max_step_s)[order]
     continues = np.r_[False, (gid[1:] == gid[:-1]) & (np.diff(ts) <= max_gap_s)]
-    frames = []
-    for zone in zones:
-        inside = zone.contains(xy)
-        starts = inside & ~(continues & np.r_[False, inside[:-1]])
-        visit = np.cumsum(starts)[inside]
-        samples = pd.DataFrame({"visit": visit, "global_id": gid[inside], "ts": ts[inside],
-                                "end": ts[inside] + step[inside]})
-        visits = samples.groupby("visit").agg(global_id=("global_id", "first"), enter_ts=("ts", "first"),
-                                              exit_ts=("end", "last"))
-        frames.append(visits.assign(zone=zone.name, seconds=visits["exit_ts"] - visits["enter_ts"]))
-    out = pd.concat(frames, ignore_index=True)[DWELL.names]
-    return out.sort_values(["global_id", "enter_ts", "zone"], kind="mergesort", ignore_index=True)
+    zone, row = _zone_rows(trajectories[["map_x", "map_y"]].to_numpy()[order], zones)
+    stays = np.r_[False, (zone[1:] == zone[:-1]) & (row[1:] == row[:-1] + 1)] & continues[row]
+    samples = pl.DataFrame({"visit": np.cumsum(~stays), "zone": zone, "global_id": gid[row], "ts": ts[row],
+                            "end": end[row]})
+    visits = samples.group_by("visit", maintain_order=True).agg(
+        pl.col("global_id").first(), pl.col("zone").first(), enter_ts=pl.col("ts").first(),
+        exit_ts=pl.col("end").last())
+    return (visits.select("global_id", zone=_zone_name(zones), enter_ts="enter_ts", exit_ts="exit_ts",
+                          seconds=pl.col("exit_ts") - pl.col("enter_ts"))
+            .sort("global_id", "enter_ts", "zone", maintain_order=True).to_pandas())

@@ -8,6 +8,7 @@ import pytest
 
 from spoton.analytics import dwell, heatmap, heatmap_image, map_trajectories, occupancy, sample_seconds
 from spoton.geometry import Zone
+from spoton.schemas import DWELL, HEATMAPS, MAP_TRAJECTORIES, OCCUPANCY
 
 FPS = 7.0
 FRAME = 1 / FPS
@@ -182,3 +183,60 @@ def test_end_to_end_boxes_to_dwell_and_heatmap():
     zone = Zone("left", np.array([[0, 0], [4, 0], [4, 2], [0, 2]]))
     assert dwell(traj, [zone])["seconds"].iloc[0] == pytest.approx(3.5 / 1.3, abs=FRAME)
     assert heatmap(traj, extent_m=(0, 0, 10, 2))["seconds"].sum() == pytest.approx(6.0, abs=FRAME)
+
+
+def _contract_dtypes(contract) -> dict[str, str]:
+    return contract.empty_frame().dtypes.astype(str).to_dict()
+
+
+def test_empty_trajectories_give_empty_tables_of_the_contract_types():
+    empty = _trajectory(1, np.array([]), np.empty((0, 2)))
+    zone = Zone("z", np.array([[0, 0], [2, 0], [2, 2], [0, 2]]))
+    cells = heatmap(empty, extent_m=(0, 0, 4, 4))
+    assert cells.empty and cells.dtypes.astype(str).to_dict() == _contract_dtypes(HEATMAPS)
+    for table, contract in ((occupancy(empty, [zone]), OCCUPANCY), (dwell(empty, [zone]), DWELL),
+                            (occupancy(_trajectory(1, np.array([1.0]), np.ones((1, 2))), []), OCCUPANCY)):
+        assert table.empty and table.dtypes.astype(str).to_dict() == _contract_dtypes(contract)
+
+
+def test_a_single_box_is_one_sample_of_unknown_speed_that_accounts_for_no_time():
+    traj = map_trajectories(_boxes(4, np.array([2.0]), np.array([[1.2, 1.3]])))
+    assert traj.dtypes.astype(str).to_dict() == _contract_dtypes(MAP_TRAJECTORIES)
+    assert traj[["global_id", "ts", "map_x", "map_y", "n_cameras"]].values.tolist() == [[4, 2.0, 1.2, 1.3, 1]]
+    assert np.isnan(traj.loc[0, "speed_mps"])
+    cells = heatmap(traj, extent_m=(0, 0, 4, 4), cell_m=1.0)
+    assert cells.dtypes.astype(str).to_dict() == _contract_dtypes(HEATMAPS)
+    assert cells[["cell_ix", "cell_iy", "seconds", "people"]].values.tolist() == [[1, 1, 0.0, 1]]
+    zone = Zone("z", np.array([[0, 0], [2, 0], [2, 2], [0, 2]]))
+    assert occupancy(traj, [zone])[["t_start", "people", "mean_people"]].values.tolist() == [[0.0, 1, 0.0]]
+    visits = dwell(traj, [zone])
+    assert visits.dtypes.astype(str).to_dict() == _contract_dtypes(DWELL)
+    assert visits[["global_id", "zone", "enter_ts", "seconds"]].values.tolist() == [[4, "z", 2.0, 0.0]]
+
+
+def test_boxes_without_identity_or_position_are_dropped_and_ids_come_back_as_integers():
+    ts, xy = _walk((1.0, 1.0), (1.0, 0.0), 2.0)
+    boxes = _boxes(5, ts, xy).astype({"global_id": float})  # a left join leaves float ids and NaN
+    boxes.loc[3, "global_id"] = np.nan
+    boxes.loc[5, "map_y"] = np.nan
+    traj = map_trajectories(boxes)
+    assert traj["global_id"].dtype == np.int64 and traj["n_cameras"].dtype == np.int64
+    np.testing.assert_allclose(traj["ts"], np.delete(ts, [3, 5]))
+    np.testing.assert_allclose(traj["map_x"], np.delete(xy[:, 0], [3, 5]), atol=1e-9)
+
+
+def test_a_sample_of_unknown_position_lies_in_no_cell_and_no_zone_but_ends_the_step_before_it():
+    traj = _trajectory(1, np.array([0.0, 0.5, 1.0]), np.array([[1.0, 1.0], [np.nan, np.nan], [1.0, 1.0]]))
+    cells = heatmap(traj, extent_m=(0, 0, 4, 4), cell_m=2.0)
+    assert cells[["cell_ix", "cell_iy", "seconds", "people"]].values.tolist() == [[0, 0, 1.0, 1]]
+    zone = Zone("z", np.array([[0, 0], [2, 0], [2, 2], [0, 2]]))
+    assert occupancy(traj, [zone])["mean_people"].tolist() == [0.1]
+    assert dwell(traj, [zone])[["enter_ts", "exit_ts"]].values.tolist() == [[0.0, 0.5], [1.0, 1.5]]
+
+
+def test_zones_keep_their_order_in_occupancy_and_visits_starting_together_sort_by_zone_name():
+    traj = _trajectory(1, np.arange(0, 2, FRAME), np.full((14, 2), 1.0))
+    square = np.array([[0, 0], [2, 0], [2, 2], [0, 2]])
+    zones = [Zone("b", square), Zone("a", square)]
+    assert occupancy(traj, zones)["zone"].tolist() == ["b", "a"]
+    assert dwell(traj, zones)["zone"].tolist() == ["a", "b"]

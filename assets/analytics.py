@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 from assets.ingest import StoreResource
 from assets.partitions import ENVIRONMENTS
 from spoton import analytics
-from spoton.schemas import DWELL, HEATMAPS, OCCUPANCY
+from spoton.storage.schemas import DWELL, HEATMAPS, OCCUPANCY
 from spoton.site.storage import load_environment
 
 HEATMAP_CELL_M = 0.5

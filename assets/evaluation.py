@@ -13,7 +13,7 @@ from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.evaluation.multi_camera import EnvironmentEvaluation, evaluate_pipeline_tables
 from spoton.evaluation.report import evaluation_records, evaluation_table
 from spoton.ground_truth import load_ground_truth
-from spoton.schemas import TRACKING_EVALUATION
+from spoton.storage.schemas import TRACKING_EVALUATION
 
 ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
 

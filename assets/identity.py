@@ -9,11 +9,11 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
 from spoton.analytics import map_trajectories as fuse_and_smooth
 from spoton.environment import FrameClock
-from spoton.lake import ParquetLake
-from spoton.overrides import apply_overrides, read_overrides
-from spoton.phantoms import resolve_people
-from spoton.postprocess import clean_environment_tracks
-from spoton.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
+from spoton.storage.lake import ParquetLake
+from spoton.identity.overrides import apply_overrides, read_overrides
+from spoton.identity.phantoms import resolve_people
+from spoton.identity.postprocess import clean_environment_tracks
+from spoton.storage.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
 
 MAX_CROSS_CAMERA_DISAGREEMENT_M = 1.0
 ALL_SEGMENTS = dict(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)
@@ -33,7 +33,7 @@ def cross_camera_agreement(boxes: pd.DataFrame) -> tuple[float, int]:
        ins={"tracklets": AssetIn(**ALL_SEGMENTS), "tracklet_embeddings": AssetIn(**ALL_SEGMENTS)},
        check_specs=[AssetCheckSpec("cross_camera_agreement", asset="global_identities")])
 def global_identities(context: AssetExecutionContext, tracklets: pa.Table, tracklet_embeddings: pa.Table):
-    """One global id per real person, across cameras and segment boundaries (see spoton.identity)."""
+    """One global id per real person, across cameras and segment boundaries (see spoton.identity.resolver)."""
     boxes = tracklets.to_pandas()
     embeddings = tracklet_embeddings.select(["tracklet_id", "embedding"]).to_pandas()
     embeddings["embedding"] = embeddings["embedding"].map(lambda v: np.asarray(v, np.float32))
@@ -65,7 +65,7 @@ def global_identities(context: AssetExecutionContext, tracklets: pa.Table, track
 def camera_tracks(context: AssetExecutionContext, tracklets: pa.Table, frames: pa.Table,
                   global_identities: pa.Table) -> pa.Table:
     """Each camera's final tracks: boxes with their global id, short holes interpolated (flagged)
-    and fleeting identities dropped, now that the whole environment is known (spoton.postprocess)."""
+    and fleeting identities dropped, now that the whole environment is known (spoton.identity.postprocess)."""
     boxes = tracklets.to_pandas().merge(global_identities.select(["tracklet_id", "global_id"]).to_pandas(),
                                         on="tracklet_id")
     clock = FrameClock.of(frames["global_frame"], frames["ts"])

@@ -9,7 +9,7 @@ from resources.perception import PerceptionResource
 from resources.store import ObjectStoreResource as StoreResource
 from spoton.environment import scan_sub_videos, sub_video_key
 from spoton.errors import VideoError
-from spoton.schemas import FRAMES, SUB_VIDEO_MANIFEST
+from spoton.storage.schemas import FRAMES, SUB_VIDEO_MANIFEST
 from spoton.site.storage import load_environment
 from spoton.video import probe
 

@@ -11,10 +11,10 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from assets.ingest import StoreResource
 from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
-from spoton.appearance import embed_tracklets
+from spoton.perception.appearance import embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
-from spoton.processor import ClockFrame, synchronized
-from spoton.schemas import DETECTIONS, TRACKLET_EMBEDDINGS, TRACKLETS, detections_table, tracks_table
+from spoton.perception.processor import ClockFrame, synchronized
+from spoton.storage.schemas import DETECTIONS, TRACKLET_EMBEDDINGS, TRACKLETS, detections_table, tracks_table
 from spoton.site.storage import load_environment
 from spoton.video import iter_frames
 

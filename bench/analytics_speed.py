@@ -28,9 +28,9 @@ from spoton import analytics
 from spoton.analytics import sample_seconds, visited_cells
 from spoton.geometry import Zone
 from spoton.sample import ENV_NAME
-from spoton.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
+from spoton.storage.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
 from spoton.site.storage import load_environment
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 
 HEATMAP_CELL_M = 0.5  # as assets/analytics.py
 OCCUPANCY_BUCKET_S = 10.0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spoton.appearance import TRACKLET_CROP_SIZE
+from spoton.perception.appearance import TRACKLET_CROP_SIZE
 from spoton.artifacts import fetch_sample_video
 from spoton.models.embedder import MobileNetV2Embedder, crop_boxes
 from spoton.video import iter_frames

@@ -37,8 +37,8 @@ from spoton.follow.loop import FollowLoop  # noqa: E402
 from spoton.follow.ptz import PtzGeometry, VirtualPtz  # noqa: E402
 from spoton.models.detector import build_detector  # noqa: E402
 from spoton.models.embedder import build_embedder  # noqa: E402
-from spoton.onvif_ptz import OnvifPtz, OnvifPtzConfig  # noqa: E402
-from spoton.tracking import Tracker, TrackerConfig  # noqa: E402
+from spoton.follow.onvif import OnvifPtz, OnvifPtzConfig  # noqa: E402
+from spoton.perception.tracking import Tracker, TrackerConfig  # noqa: E402
 from support.ptz_simulator import ManualClock, PtzCameraSimulator, WorldVideo  # noqa: E402
 
 CENTRAL = 0.30

@@ -33,7 +33,7 @@ from spoton.models.detector import NanoDetDetector
 from spoton.pipeline import TrackOptions, track_video
 from spoton.sample import ENV_NAME
 from spoton.sample.builder import build_sample_environment
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
 
 

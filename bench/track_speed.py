@@ -15,7 +15,7 @@ from pathlib import Path
 
 from spoton.artifacts import fetch_sample_video
 from spoton.models.detector import NanoDetDetector
-from spoton.perception import PerceptionConfig
+from spoton.perception.config import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
 from spoton.video import iter_frames
 

@@ -24,17 +24,17 @@ import numpy as np
 import pandas as pd
 
 from spoton.analytics import map_trajectories
-from spoton.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE, embed_tracklets
+from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE, embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
 from spoton.evaluation.multi_camera import evaluate_environment
 from spoton.ground_truth import load_ground_truth
-from spoton.identity import IdentityConfig, resolve_global_identities
-from spoton.lake import ParquetLake
+from spoton.identity.resolver import IdentityConfig, resolve_global_identities
+from spoton.storage.lake import ParquetLake
 from spoton.models.embedder import build_embedder
-from spoton.phantoms import resolve_people
-from spoton.postprocess import TrackletCut, clean_environment_tracks
+from spoton.identity.phantoms import resolve_people
+from spoton.identity.postprocess import TrackletCut, clean_environment_tracks
 from spoton.sample import ENV_NAME
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
 
 
@@ -138,7 +138,7 @@ def main() -> int:
     parser.add_argument("--optimal", action="store_true",
                         help="also score the optimal clustering (correlation clustering MILP) as a variant")
     parser.add_argument("--keep-static", action="store_true",
-                        help="also score each variant with static tracks kept (the pipeline drops them, spoton.phantoms)")
+                        help="also score each variant with static tracks kept (the pipeline drops them, spoton.identity.phantoms)")
     parser.add_argument("--cut", action="append", default=[], metavar="MISSED:MAX_S",
                         help="also re-cut the stored tracks into tracklets (after MISSED missed frames, every "
                              "MAX_S seconds; 'none' for either switches it off) and re-embed them; repeatable")

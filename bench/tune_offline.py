@@ -6,7 +6,7 @@ thresholds on the development split (vtest frames 0..399 vs the PETS annotation)
 
 The online tracks (`spoton track --online-only --calibration ...` at each threshold) are computed
 once and cached; each variant then re-runs only the offline pass (cutting, stitching with
-`spoton.identity`, holes filled, short identities dropped), so a row costs seconds. Cells are
+`spoton.identity.resolver`, holes filled, short identities dropped), so a row costs seconds. Cells are
 MOTA / IDF1 / ID switches. Needs the annotation (``../shared/pets``).
 """
 from __future__ import annotations
@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spoton.appearance import CROPS_PER_TRACKLET, embed_tracklets
+from spoton.perception.appearance import CROPS_PER_TRACKLET, embed_tracklets
 from orchestration.resources import shared_dir
 from spoton.artifacts import cache_dir, fetch_sample_video
 from spoton.evaluation.metrics import evaluate_sequence, iou_matrix
 from spoton.evaluation.mot import MotBoxes, boxes_from_tracks
-from spoton.identity import IdentityConfig, resolve_global_identities
+from spoton.identity.resolver import IdentityConfig, resolve_global_identities
 from spoton.models.detector import DetectorConfig
-from spoton.perception import PerceptionConfig
+from spoton.perception.config import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
-from spoton.phantoms import resolve_people
-from spoton.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
+from spoton.identity.phantoms import resolve_people
+from spoton.identity.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
 from spoton.sample.ground_truth import shared_source_ground_truth
 from spoton.video import iter_frames
 
@@ -109,7 +109,7 @@ VARIANTS = {
                                                                            appearance=True),
     "same, appearance_weight 12 -> 4": dict(interaction_iou=0.3, missed=2, appearance=True,
                                             stitch=replace(STITCH, appearance_weight=4.0)),
-    "static identities dropped (spoton.phantoms)": dict(static=True),
+    "static identities dropped (spoton.identity.phantoms)": dict(static=True),
     "optimal clustering (correlation clustering MILP)": dict(stitch=replace(STITCH, clustering="optimal")),
     "2 s pieces + appearance, optimal clustering": dict(max_piece_frames=14, appearance=True,
                                                         stitch=replace(STITCH, clustering="optimal")),

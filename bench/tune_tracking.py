@@ -26,10 +26,10 @@ from spoton.evaluation.metrics import evaluate_sequence
 from spoton.evaluation.mot import MotBoxes
 from spoton.evaluation.report import metrics_table
 from spoton.models.detector import DetectorConfig, build_detector
-from spoton.postprocess import drop_short_identities, interpolate_gaps
+from spoton.identity.postprocess import drop_short_identities, interpolate_gaps
 from spoton.records import Detections
 from spoton.sample.ground_truth import shared_source_ground_truth
-from spoton.tracking import Tracker, TrackerConfig
+from spoton.perception.tracking import Tracker, TrackerConfig
 from spoton.video import iter_frames
 
 FPS = 7.0
@@ -95,7 +95,7 @@ def stitch(table, embeddings, config=None):
     """Offline identity resolution on one camera's tracklets (map positions from the real calibration)."""
     import pandas as pd
 
-    from spoton.identity import IdentityConfig, resolve_global_identities
+    from spoton.identity.resolver import IdentityConfig, resolve_global_identities
     from spoton.sample.builder import TSAI_XML
     from spoton.tsai import TsaiCamera
 

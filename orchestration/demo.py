@@ -13,14 +13,14 @@ from dagster import DagsterInstance
 from orchestration.resources import REPO_ROOT, shared_dir, var_dir
 from orchestration.runner import materialize_all, register_partitions
 from spoton.artifacts import fetch_sample_video
-from spoton.catalog import build_catalog, query
+from spoton.storage.catalog import build_catalog, query
 from spoton.environment import scan_sub_videos
 from spoton.ground_truth import write_ground_truth
-from spoton.lake import ParquetLake
+from spoton.storage.lake import ParquetLake
 from spoton.sample import ENV_NAME
 from spoton.sample.builder import build_sample_environment, load_sample_cameras
 from spoton.sample.ground_truth import sample_environment_ground_truth, shared_source_ground_truth
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 
 
 def store_sample_ground_truth(store: LocalStore, max_source_frames: int | None) -> str:

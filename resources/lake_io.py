@@ -1,5 +1,5 @@
 """IO manager that keeps every asset partition as one Parquet file in the lake, checked against its
-table contract (``spoton.schemas``) on the way in and on the way out."""
+table contract (``spoton.storage.schemas``) on the way in and on the way out."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,15 +7,15 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, OutputContext
 
 from resources.store import ObjectStoreResource
-from spoton.lake import ParquetLake
-from spoton.schemas import table_contract
-from spoton.store import StoreError
+from spoton.storage.lake import ParquetLake
+from spoton.storage.schemas import table_contract
+from spoton.storage.store import StoreError
 
 
 class ParquetLakeIOManager(ConfigurableIOManager):
     """Arrow tables in, Arrow tables out; re-materializing a partition replaces its file. A table
     whose columns or types are not its contract's is refused, on write and on read, with a
-    :class:`spoton.schemas.TableContractError` naming the column.
+    :class:`spoton.storage.schemas.TableContractError` naming the column.
 
     An environment-level asset loading a segment-level one gets the
     concatenation of the segments that exist; missing ones (a corrupt

@@ -1,14 +1,14 @@
-"""The Dagster face of the perception configuration: its fields map onto ``spoton.perception.PerceptionConfig``."""
+"""The Dagster face of the perception configuration: its fields map onto ``spoton.perception.config.PerceptionConfig``."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from spoton.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
+from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
 from spoton.models.detector import DetectorConfig
-from spoton.perception import PerceptionConfig
-from spoton.postprocess import TrackletCut
+from spoton.perception.config import PerceptionConfig
+from spoton.identity.postprocess import TrackletCut
 
 
 class PerceptionResource(ConfigurableResource):
@@ -29,13 +29,13 @@ class PerceptionResource(ConfigurableResource):
     ort_threads: int = 1
     device: str = "cpu"
     # each tracklet's appearance: the mean of this many crops, each resized to crop_width x
-    # crop_height for MobileNetV2 (spoton.appearance)
+    # crop_height for MobileNetV2 (spoton.perception.appearance)
     crops_per_tracklet: int = CROPS_PER_TRACKLET
     crop_width: int = TRACKLET_CROP_SIZE[0]
     crop_height: int = TRACKLET_CROP_SIZE[1]
     # tracks are cut into tracklets where the tracker took them up again after this many missed
     # frames and every max_tracklet_s; global_identities re-joins the pieces (None: no such cut;
-    # spoton.postprocess.TrackletCut, docs/benchmarks.md)
+    # spoton.identity.postprocess.TrackletCut, docs/benchmarks.md)
     split_after_missed_frames: int | None = TrackletCut.split_after_missed_frames
     max_tracklet_s: float | None = TrackletCut.max_tracklet_s
 

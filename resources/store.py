@@ -4,7 +4,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 
-from spoton.store import LocalStore, ObjectStore, S3Retry, S3Store, s3_client
+from spoton.storage.store import LocalStore, ObjectStore, S3Retry, S3Store, s3_client
 
 
 class ObjectStoreResource(ConfigurableResource):
@@ -25,7 +25,7 @@ class LocalStoreResource(ObjectStoreResource):
 
 class S3StoreResource(ObjectStoreResource):
     """A bucket (and key prefix) on any S3-compatible server, at dagster-aws ``S3Resource``'s
-    endpoint and credentials, through a client that retries with backoff (``spoton.store.S3Retry``)."""
+    endpoint and credentials, through a client that retries with backoff (``spoton.storage.store.S3Retry``)."""
 
     s3: S3Resource
     bucket: str

@@ -19,7 +19,7 @@ import pandas as pd
 import polars as pl
 
 from spoton.geometry import Zone
-from spoton.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
+from spoton.storage.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
 
 
 def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_window_s: float = 1.0,

@@ -27,7 +27,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def perception_from_args(args: argparse.Namespace):
     """``spoton track``'s flags on the one perception configuration."""
     from spoton.models.detector import DetectorConfig
-    from spoton.perception import PerceptionConfig
+    from spoton.perception.config import PerceptionConfig
 
     return PerceptionConfig(
         detector=args.detector, detector_model=args.detector_model,
@@ -39,7 +39,7 @@ def perception_from_args(args: argparse.Namespace):
 
 def _cmd_track(args: argparse.Namespace) -> int:
     from spoton.pipeline import TrackOptions, track_video
-    from spoton.postprocess import OfflineConfig
+    from spoton.identity.postprocess import OfflineConfig
 
     options = TrackOptions(perception_from_args(args), max_frames=args.max_frames, write_video=not args.no_video,
                            tracker_frame_rate=args.frame_rate, calibration=args.calibration,
@@ -70,7 +70,7 @@ def _print_rows(columns: list[str], rows: list[tuple], limit: int = 200) -> None
 def _cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from spoton.catalog import query
+    from spoton.storage.catalog import query
 
     if args.query:
         try:
@@ -161,8 +161,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                 {args.tracks.parent.name or "tracks": map_error}))
         return 0
 
-    from spoton.lake import ParquetLake
-    from spoton.store import LocalStore
+    from spoton.storage.lake import ParquetLake
+    from spoton.storage.store import LocalStore
 
     var = _var_dir()
     store = LocalStore(args.store or var / "store")
@@ -180,8 +180,8 @@ def _cmd_export_mot(args: argparse.Namespace) -> int:
     """Write ``{out}/{env}/{camera}.txt`` (MOTChallenge; frame = environment frame + 1, world x, y =
     map metres) from the pipeline's final camera tracks (global ids) or tracklets (tracker ids)."""
     from spoton.evaluation.mot import boxes_from_tracks
-    from spoton.lake import ParquetLake
-    from spoton.store import LocalStore
+    from spoton.storage.lake import ParquetLake
+    from spoton.storage.store import LocalStore
 
     lake = ParquetLake(LocalStore(args.lake or _var_dir() / "lake"))
     segments = lake.segments("tracklets", args.env)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spoton.store import ObjectStore
+from spoton.storage.store import ObjectStore
 
 SUB_VIDEO_PATTERN = re.compile(r"^(?P<env>[^/]+)/(?P<camera>[^/]+)/sub_video_(?P<segment>\d{2,})\.mp4$")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spoton.evaluation.mot import MotBoxes
-from spoton.store import ObjectStore
+from spoton.storage.store import ObjectStore
 
 
 @dataclass(frozen=True)

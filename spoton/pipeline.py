@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from spoton.annotate import draw_tracks
-from spoton.perception import PerceptionConfig
-from spoton.postprocess import OfflineConfig, clean_camera_tracks
-from spoton.processor import CameraSpec
+from spoton.perception.config import PerceptionConfig
+from spoton.identity.postprocess import OfflineConfig, clean_camera_tracks
+from spoton.perception.processor import CameraSpec
 from spoton.records import CameraFrameResult, Tracks
-from spoton.schemas import detections_table, normalised_box_columns, tracks_table, write_parquet_atomic
+from spoton.storage.schemas import detections_table, normalised_box_columns, tracks_table, write_parquet_atomic
 from spoton.video import H264Writer, iter_frames, probe
 
 
@@ -59,7 +59,7 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
 
     Pass 1 runs the online processor over the video. Unless ``options.offline`` is None, the
     tracks are then cleaned up knowing the whole sequence (stitching after occlusions, holes
-    interpolated, fleeting identities dropped: :func:`spoton.postprocess.clean_camera_tracks`).
+    interpolated, fleeting identities dropped: :func:`spoton.identity.postprocess.clean_camera_tracks`).
     Pass 2 decodes again (cheap next to detection) to draw the final tracks into the MP4.
     """
     import pyarrow as pa

@@ -83,9 +83,9 @@ def copy_pipeline_var(source: Path, target: Path) -> Path:
     its views name the lake's absolute path."""
     import shutil
 
-    from spoton.catalog import build_catalog
-    from spoton.lake import ParquetLake
-    from spoton.store import LocalStore
+    from spoton.storage.catalog import build_catalog
+    from spoton.storage.lake import ParquetLake
+    from spoton.storage.store import LocalStore
 
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("spoton.duckdb*"))
     build_catalog(ParquetLake(LocalStore(target / "lake")), target / "spoton.duckdb")
@@ -101,12 +101,12 @@ def pipeline_var(tmp_path_factory, sample_video) -> Path:
     from resources.lake_io import ParquetLakeIOManager
     from resources.perception import PerceptionResource
     from resources.store import LocalStoreResource
-    from spoton.catalog import build_catalog
+    from spoton.storage.catalog import build_catalog
     from spoton.environment import scan_sub_videos
-    from spoton.lake import ParquetLake
+    from spoton.storage.lake import ParquetLake
     from spoton.sample import ENV_NAME
     from spoton.sample.builder import build_sample_environment
-    from spoton.store import LocalStore
+    from spoton.storage.store import LocalStore
 
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")
     var = tmp_path_factory.mktemp("pipeline_var")

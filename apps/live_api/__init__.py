@@ -1,1 +1,1 @@
-"""SpotOn live API: a FastAPI sidecar driving ``spoton.processor.FrameProcessor`` on live sources."""
+"""SpotOn live API: a FastAPI sidecar driving ``spoton.perception.processor.FrameProcessor`` on live sources."""

@@ -24,9 +24,9 @@ from pydantic import BaseModel, Field, StrictFloat
 from spoton.redact import install_log_redaction
 from spoton.environment import scan_sub_videos
 from spoton.site import storage as site_storage
-from spoton.sources import SourceError, SourceSpec
-from spoton.store import LocalStore
-from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
+from spoton.live.sources import SourceError, SourceSpec
+from spoton.storage.store import LocalStore
+from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
 from apps.live_api import errors, exposure, health, media, overlay, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped

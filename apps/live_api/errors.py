@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from spoton.errors import MissingWeightsError, SpotOnError
 from spoton.redact import redact
-from spoton.store import StoreError
+from spoton.storage.store import StoreError
 
 from apps.live_api.auth import AuthError
 

@@ -5,7 +5,7 @@ Content`` with ``Content-Range``; an unsatisfiable or malformed range gets ``416
 ``Content-Range: bytes */size``; a request for several ranges gets the whole object (``200``),
 which RFC 9110 allows. Bodies are streamed from the file in chunks.
 
-Keys are checked by :func:`spoton.store.check_key`: ``..``, absolute paths, hidden parts
+Keys are checked by :func:`spoton.storage.store.check_key`: ``..``, absolute paths, hidden parts
 (temporary ``.part`` files) and unknown keys are all ``404``, so nothing outside the store is
 ever served. An S3 store's object is served from its local cache copy (downloaded once).
 
@@ -25,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from apps.live_api.auth import AuthError, Principal, Role, auth_config, authenticate_token, authorize
 from apps.live_api.errors import error_json
-from spoton.store import ObjectStore, StoreError, check_key
+from spoton.storage.store import ObjectStore, StoreError, check_key
 
 CHUNK_BYTES = 256 * 1024
 MEDIA_PREFIX = "/api/v1/media/"

@@ -24,16 +24,16 @@ import structlog
 
 from spoton.errors import SpotOnError
 from spoton.follow.ptz import PtzError, check_preset_name, check_velocity
-from spoton.live_identity import LiveIdentityGallery
+from spoton.live.identity import LiveIdentityGallery
 from spoton.models.base import Detector
-from spoton.perception import PerceptionConfig
-from spoton.processor import CameraSpec, FrameProcessor
+from spoton.perception.config import PerceptionConfig
+from spoton.perception.processor import CameraSpec, FrameProcessor
 from spoton.records import CameraFrameResult
 from spoton.site.model import Environment
 from spoton.site.storage import environment_exists, load_environment
-from spoton.sources import LiveSource, SourceAllowList, SourceError, SourceSpec, open_source
-from spoton.store import ObjectStore, StoreError, check_name
-from spoton.tick import TickBuilder, media_timestamp
+from spoton.live.sources import LiveSource, SourceAllowList, SourceError, SourceSpec, open_source
+from spoton.storage.store import ObjectStore, StoreError, check_name
+from spoton.live.tick import TickBuilder, media_timestamp
 
 from apps.live_api.fanout import Fanout, Message, status_message
 from apps.live_api.follow import SessionFollow

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from spoton.perception import PerceptionConfig
+from spoton.perception.config import PerceptionConfig
 
 from apps.live_api.auth import AuthConfig
-from spoton.sources import SourceAllowList
+from spoton.live.sources import SourceAllowList
 from apps.live_api.exposure import EXPOSURES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -55,8 +55,8 @@ from apps.live_api.auth import Principal, Role, require_role
 from apps.live_api.media import media_url
 from spoton.errors import SpotOnError, VideoError
 from spoton.redact import hide_path
-from spoton.sources import SourceError
-from spoton.store import ObjectStore, StoreError
+from spoton.live.sources import SourceError
+from spoton.storage.store import ObjectStore, StoreError
 from spoton.video import VideoInfo, _ffmpeg_exe, iter_frames, probe, sample_indices
 
 UPLOAD_PREFIX = "uploads"

@@ -13,7 +13,7 @@ every track learns it from its sender (the RTP timestamp of the frame it sent la
 reads it from the peer's resource: ``media_ts = rtpTimestamp - rtp_timestamp_offset (mod 2**32)``.
 
 WHIP (operator+) feeds a browser's video into the session's ``webrtc`` camera
-(:class:`spoton.sources.LiveSource`, latest-frame), one publisher per camera at a time.
+(:class:`spoton.live.sources.LiveSource`, latest-frame), one publisher per camera at a time.
 
 Peers end on ``DELETE``, when ICE/DTLS fails or closes, when their session ends, or when they
 have not connected within ``connect_timeout_s``; each end closes the peer connection, which frees
@@ -39,8 +39,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from apps.live_api.auth import Principal, Role, require_role
 from apps.live_api.media import viewer_by_header_or_query
-from spoton.sources import LiveSource
-from spoton.tick import MEDIA_CLOCK_HZ, MEDIA_TS_STEP
+from spoton.live.sources import LiveSource
+from spoton.live.tick import MEDIA_CLOCK_HZ, MEDIA_TS_STEP
 from spoton.video import VideoFrame
 
 log = logging.getLogger(__name__)

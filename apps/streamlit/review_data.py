@@ -18,14 +18,14 @@ import pandas as pd
 
 from spoton.analytics import colour_scale_max
 from spoton.annotate import draw_tracks, track_color
-from spoton.catalog import build_catalog
+from spoton.storage.catalog import build_catalog
 from spoton.environment import sub_video_key
-from spoton.lake import ParquetLake
+from spoton.storage.lake import ParquetLake
 from spoton.records import Tracks
-from spoton.search import TrackletIndex
+from spoton.identity.search import TrackletIndex
 from spoton.site import storage
 from spoton.site.model import Environment, FloorPlan
-from spoton.store import LocalStore, ObjectStore
+from spoton.storage.store import LocalStore, ObjectStore
 from spoton.video import iter_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from spoton.follow.follower import Follower
 from spoton.follow.ptz import PtzController, PtzGeometry, PtzPosition
 from spoton.models.base import Detector, Embedder
 from spoton.records import Detections
-from spoton.tracking import Tracker
+from spoton.perception.tracking import Tracker
 
 
 @dataclass(frozen=True)

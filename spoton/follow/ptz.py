@@ -217,7 +217,7 @@ class VirtualPtz:
 
 
 def ptz_tick_entry(kind: str, status: PtzStatus, mode: str, view: dict | None = None) -> dict:
-    """A camera's ``ptz`` entry of the tick (``spoton.tick``)."""
+    """A camera's ``ptz`` entry of the tick (``spoton.live.tick``)."""
     entry = {"kind": kind, **status.as_dict(), "mode": mode}
     if view is not None:
         entry["view"] = view

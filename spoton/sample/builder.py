@@ -35,7 +35,7 @@ from spoton.sample.virtual_cameras import (
 from spoton.site import legacy
 from spoton.site.model import Environment, EnvironmentConfigError
 from spoton.site.storage import save_environment
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 from spoton.tsai import TsaiCamera
 from spoton.video import H264Writer, iter_frames, probe
 

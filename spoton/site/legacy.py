@@ -13,7 +13,7 @@ import numpy as np
 
 from spoton.geometry import Zone
 from spoton.site.model import Calibration, Camera, Environment, EnvironmentConfigError, FloorPlan
-from spoton.store import ObjectStore
+from spoton.storage.store import ObjectStore
 
 FLOOR_PLAN_AXES = ("pixel x = (X - origin_m[0]) * pixels_per_metre, pixel y = (origin_m[1] - Y) * pixels_per_metre: "
                    "+X to the right, +Y up; origin_m is the world point at the top-left image corner")

@@ -14,7 +14,7 @@ import numpy as np
 
 from spoton.errors import SpotOnError
 from spoton.geometry import CalibrationError, Homography, Zone, apply_homography
-from spoton.processor import CameraSpec
+from spoton.perception.processor import CameraSpec
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # folders an environment keeps beside its camera folders: no camera may take these names
@@ -103,7 +103,7 @@ class Calibration:
 
 @dataclass(frozen=True)
 class CameraSource:
-    """Where a camera's frames come from (``spoton.sources``): a kind and its URI or key.
+    """Where a camera's frames come from (``spoton.live.sources``): a kind and its URI or key.
 
     The URI is left out of the repr: a stream URL may carry a camera's password.
     """

@@ -22,7 +22,7 @@ from spoton.geometry import Zone
 from spoton.site import legacy
 from spoton.site.model import Calibration, Camera, CameraSource, Environment, EnvironmentConfigError, FloorPlan
 from spoton.site.schema import FORMAT_VERSION, validate_document
-from spoton.store import ObjectStore
+from spoton.storage.store import ObjectStore
 
 VERSION_KEY = re.compile(r"/environment/versions/(\d{6})\.json$")
 

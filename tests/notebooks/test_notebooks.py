@@ -43,7 +43,7 @@ def test_reid_quality_notebook_reports_separation_and_cross_camera_matches(writa
 
     sys.path.insert(0, str(NOTEBOOKS.parent / "apps" / "streamlit"))
     import review_data as rd
-    from spoton.overrides import Override, append_override
+    from spoton.identity.overrides import Override, append_override
 
     paths = rd.ReviewPaths.from_var(writable_pipeline_var)
     first = rd.identities(paths, "pets_s2l1")["tracklet_id"].iloc[0]

@@ -13,13 +13,13 @@ from orchestration.runner import materialize_environment, materialize_segment, r
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import LocalStoreResource
-from spoton.catalog import build_catalog, query
+from spoton.storage.catalog import build_catalog, query
 from spoton.environment import scan_sub_videos, sub_video_key
 from spoton.geometry import Zone
-from spoton.lake import ParquetLake
+from spoton.storage.lake import ParquetLake
 from spoton.site.model import Calibration, Camera, CameraSource, Environment, FloorPlan
 from spoton.site.storage import load_environment, save_environment
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 from spoton.video import encode_h264, iter_frames
 
 pytestmark = pytest.mark.integration

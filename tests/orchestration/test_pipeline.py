@@ -10,12 +10,12 @@ from orchestration.runner import materialize_environment, materialize_segment, r
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import LocalStoreResource
-from spoton.catalog import build_catalog, query
+from spoton.storage.catalog import build_catalog, query
 from spoton.environment import scan_sub_videos
-from spoton.lake import ParquetLake
+from spoton.storage.lake import ParquetLake
 from spoton.sample import ENV_NAME
 from spoton.sample.builder import build_sample_environment
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 
 pytestmark = pytest.mark.integration
 SOURCE_FRAMES = 28  # 7 per segment: a few seconds of processing per partition

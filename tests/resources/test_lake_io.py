@@ -1,4 +1,4 @@
-"""The lake IO manager stores and loads only tables that keep their contract (spoton.schemas)."""
+"""The lake IO manager stores and loads only tables that keep their contract (spoton.storage.schemas)."""
 import pyarrow as pa
 import pytest
 from dagster import StaticPartitionsDefinition, build_input_context, build_output_context
@@ -6,9 +6,9 @@ from dagster import StaticPartitionsDefinition, build_input_context, build_outpu
 from orchestration.definitions import defs
 from resources.lake_io import ParquetLakeIOManager
 from resources.store import LocalStoreResource
-from spoton.lake import ParquetLake
-from spoton.schemas import DWELL, TABLES, TableContractError
-from spoton.store import LocalStore
+from spoton.storage.lake import ParquetLake
+from spoton.storage.schemas import DWELL, TABLES, TableContractError
+from spoton.storage.store import LocalStore
 
 ENVIRONMENTS = StaticPartitionsDefinition(["env"])
 VISIT = {"global_id": 1, "zone": "door", "enter_ts": 0.0, "exit_ts": 2.5, "seconds": 2.5}

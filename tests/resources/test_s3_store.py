@@ -16,9 +16,9 @@ from dagster_aws.s3 import S3Resource
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import S3StoreResource
-from spoton.lake import ParquetLake
-from spoton.schemas import DWELL
-from spoton.store import StoreError
+from spoton.storage.lake import ParquetLake
+from spoton.storage.schemas import DWELL
+from spoton.storage.store import StoreError
 
 ACCESS, SECRET = "spoton-test", "spoton-test-secret"
 

@@ -8,7 +8,7 @@ import pytest
 
 from spoton.analytics import dwell, heatmap, heatmap_image, map_trajectories, occupancy, sample_seconds
 from spoton.geometry import Zone
-from spoton.schemas import DWELL, HEATMAPS, MAP_TRAJECTORIES, OCCUPANCY
+from spoton.storage.schemas import DWELL, HEATMAPS, MAP_TRAJECTORIES, OCCUPANCY
 
 FPS = 7.0
 FRAME = 1 / FPS

@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spoton.cli import main
-from spoton.schemas import TABLES
+from spoton.storage.schemas import TABLES
 from spoton.video import probe
 
 
@@ -95,8 +95,8 @@ def test_eval_without_ground_truth_says_so_and_succeeds(pipeline_var, tmp_path, 
 @pytest.mark.integration
 def test_export_mot_writes_what_read_mot_reads_back(pipeline_var, tmp_path, capsys):
     from spoton.evaluation.mot import MotBoxes
-    from spoton.lake import ParquetLake
-    from spoton.store import LocalStore
+    from spoton.storage.lake import ParquetLake
+    from spoton.storage.store import LocalStore
 
     assert main(["export-mot", "--lake", str(pipeline_var / "lake"), "--out", str(tmp_path / "mot")]) == 0
     printed = capsys.readouterr().out

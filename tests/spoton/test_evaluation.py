@@ -7,7 +7,7 @@ from spoton.evaluation.metrics import MapError, evaluate_cross_camera, evaluate_
 from spoton.evaluation.mot import GroundTruthError, MotBoxes
 from spoton.evaluation.multi_camera import EnvironmentEvaluation, evaluate_environment
 from spoton.evaluation.report import evaluation_records, evaluation_table, metrics_table
-from spoton.schemas import TRACKING_EVALUATION
+from spoton.storage.schemas import TRACKING_EVALUATION
 
 FRAMES = 10
 # two people walking right, far apart (no box of one ever overlaps the other)

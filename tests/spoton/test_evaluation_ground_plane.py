@@ -8,7 +8,7 @@ from spoton.evaluation.metrics import evaluate_ground_plane
 from spoton.evaluation.mot import MotBoxes
 from spoton.evaluation.multi_camera import evaluate_environment, evaluate_floor, floor_truth
 from spoton.evaluation.report import evaluation_records, evaluation_table
-from spoton.schemas import TRACKING_EVALUATION
+from spoton.storage.schemas import TRACKING_EVALUATION
 
 FRAMES = 10
 FPS = 7.0

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from spoton.redact import hide_path, install_log_redaction, redact
-from spoton.store import LocalStore, StoreError, check_key, check_name
+from spoton.storage.store import LocalStore, StoreError, check_key, check_name
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -3,7 +3,7 @@ import streamlit as st
 
 import review_data as rd
 import ui
-from spoton.overrides import Override, OverrideError, append_override, read_overrides
+from spoton.identity.overrides import Override, OverrideError, append_override, read_overrides
 
 sel = ui.selection()
 identities = ui.query(sel.paths, "identities", sel.environment, sel.stamp)

@@ -10,7 +10,7 @@ import pytest
 
 from live_api_server import live_server, live_store, next_message, ws_connect  # noqa: F401
 from apps.live_api.sessions import CommandError, parse_command
-from spoton.tick import TICK_JSON_SCHEMA
+from spoton.live.tick import TICK_JSON_SCHEMA
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -42,7 +42,7 @@ def test_bad_ptz_commands_say_what_is_wrong(data, words):
 
 
 def test_tick_schema_takes_phase_and_ptz_and_refuses_bad_ones():
-    tick = {"type": "tick", "schema": "spoton.tick/1", "session_id": "s", "seq": 0, "ts_unix_ms": 1, "ts_mono_ms": 1,
+    tick = {"type": "tick", "schema": "spoton.live.tick/1", "session_id": "s", "seq": 0, "ts_unix_ms": 1, "ts_mono_ms": 1,
             "selected_target_id": 3, "mode": "auto", "tracking_phase": "TRACKING",
             "cameras": {"c1": {"frame_index": 0, "frame_ts": 0.0, "media_ts": 0, "frame_size": {"w": 10, "h": 10}, "space": "source",
                                "tracks": [],

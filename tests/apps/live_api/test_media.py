@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from live_servers import VIEWER, routers_app
 
 from apps.live_api.media import parse_range
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 from spoton.video import encode_h264, iter_frames
 
 KEY = "pets_s2l1/cam1/sub_video_01.mp4"

@@ -12,7 +12,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from apps.live_api.webrtc import CameraFeed, FeedTrack, MediaError, check_offer
-from spoton.tick import MEDIA_TS_STEP
+from spoton.live.tick import MEDIA_TS_STEP
 
 
 async def _offer(kind: str = "video") -> str:

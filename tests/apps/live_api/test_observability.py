@@ -304,7 +304,7 @@ def test_a_real_server_logs_json_with_ids_and_measures_sessions(live_store):
     assert any("running" in line["event"] for line in lines if line.get("session_id") == good)
     bad_lines = [line for line in lines if line.get("session_id") == bad["session_id"]]
     assert any(line["level"] == "error" for line in bad_lines)
-    assert any(line["logger"] == "spoton.sources" for line in bad_lines)  # its source's reader thread
+    assert any(line["logger"] == "spoton.live.sources" for line in bad_lines)  # its source's reader thread
     count = re.search(r'spoton_live_inference_duration_seconds_count\{model="detector"\} (\S+)', running)
     assert count and float(count[1]) > 0
     assert "spoton_live_session_failures_total 1.0" in running

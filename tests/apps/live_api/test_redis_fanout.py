@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from live_api_server import LiveApiServer, live_store, next_message, ws_connect  # noqa: F401
-from spoton.tick import TICK_JSON_SCHEMA
+from spoton.live.tick import TICK_JSON_SCHEMA
 
 pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -10,8 +10,8 @@ import pytest
 from live_api_server import live_server, live_store  # noqa: F401 (fixtures)
 from live_servers import h264_clip, mjpeg_server, rtsp_server, sample_jpegs  # noqa: F401 (fixtures)
 
-from spoton.sources import ReconnectPolicy, SourceAllowList, SourceError, SourceSpec, open_source
-from spoton.store import LocalStore
+from spoton.live.sources import ReconnectPolicy, SourceAllowList, SourceError, SourceSpec, open_source
+from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
 
 FAST_RETRY = ReconnectPolicy(backoff_initial_s=0.2, backoff_max_s=1.0, open_attempts=2, timeout_s=2.0)
@@ -159,7 +159,7 @@ def test_stream_with_a_password_never_shows_it(started, caplog):
     url = f"rtsp://camuser:S3cretPass@127.0.0.1:{free_port()}/stream"
     spec = SourceSpec("rtsp", url)
     assert spec.uri == url and spec.shown_uri == url.replace("S3cretPass", "***")
-    with caplog.at_level(logging.DEBUG, logger="spoton.sources"):
+    with caplog.at_level(logging.DEBUG, logger="spoton.live.sources"):
         source = started(open_source(spec, policy=FAST_RETRY))
         wait_for(lambda: source.state == "failed", 20, "state 'failed'")
     assert "camuser:***@127.0.0.1" in source.error and "camuser:***@" in repr(source)

@@ -20,8 +20,8 @@ from live_servers import ADMIN, OPERATOR, VIEWER, free_port, routers_app
 
 from apps.live_api.media import media_url
 from apps.live_api.uploads import UploadConfig, UploadError, UploadRecord, UploadService, resolve_upload
-from spoton.sources import SourceError, SourceSpec, open_source
-from spoton.store import LocalStore
+from spoton.live.sources import SourceError, SourceSpec, open_source
+from spoton.storage.store import LocalStore
 from spoton.video import encode_h264, iter_frames
 
 CONFIG = UploadConfig(max_bytes=2_000_000, max_duration_s=10.0, frame_interval_s=1.0)

@@ -7,7 +7,7 @@ import pytest
 import review_data as rd
 from spoton.annotate import track_color
 from spoton.sample.builder import DEFAULT_CONFIG_DIR, load_sample_environment
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 
 
 @pytest.fixture(scope="module")

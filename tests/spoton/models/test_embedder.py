@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from spoton.appearance import TRACKLET_CROP_SIZE
+from spoton.perception.appearance import TRACKLET_CROP_SIZE
 from spoton.errors import MissingWeightsError
 from spoton.models.embedder import (
     MOBILENETV2_DIM,

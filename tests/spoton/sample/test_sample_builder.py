@@ -18,7 +18,7 @@ from spoton.sample.builder import (
 )
 from spoton.sample.virtual_cameras import SOURCE_SIZE
 from spoton.site.storage import list_versions, load_environment, to_document
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 from spoton.tsai import TsaiCamera
 
 MAX_FRAMES = 40

@@ -6,7 +6,7 @@ from spoton.ground_truth import GroundTruth, load_ground_truth, write_ground_tru
 from spoton.sample.builder import TSAI_XML, load_sample_cameras
 from spoton.sample.ground_truth import (SOURCE_GT_NAME, derive_camera_ground_truth, foot_points_to_map,
                                         sample_environment_ground_truth, shared_source_ground_truth)
-from spoton.store import LocalStore
+from spoton.storage.store import LocalStore
 from spoton.tsai import TsaiCamera
 
 # PETS README check values: world mm on the ground -> source pixels

@@ -15,7 +15,7 @@ from spoton.site.storage import (
     current_version, from_document, list_environments, list_versions, load_environment, restore_version,
     save_environment, to_document, version_key,
 )
-from spoton.store import LocalStore, StoreError
+from spoton.storage.store import LocalStore, StoreError
 
 REPO = Path(__file__).resolve().parents[3]
 LEGACY_DIR = REPO / "data" / "environments"  # the sample's committed config, in the first stored form

@@ -1,0 +1,88 @@
+"""Static phantoms: things a person detector keeps seeing as a person (a bollard, a stone), found
+from the evidence of an identity's whole life and removed before the final identities.
+
+A person who stands still still sways: the foot point wanders by tens of centimetres and the box
+changes height as they shift weight, turn or gesture; and people who wait somewhere walk there
+and away. An object does none of this. The test is made on identities, not on tracker tracks: a
+track that holds only the minutes someone waited (the tracker restarts at each segment) looks as
+still as a bollard, but its identity, joined by geometry and appearance to the walk before and
+after, does not. An identity is static when, over at least ``min_duration_s``, 90% of its map
+positions lie within ``max_spread_m`` of their median and its tracks' box heights vary by less
+than ``max_height_cv`` (standard deviation over mean, the median over its tracks).
+
+:func:`resolve_people` resolves identities, drops the static ones' tracklets and resolves the rest
+again (so the objects neither get an identity nor take part in anyone's cannot-links).
+On the sample environment (docs/benchmarks.md) static identities sit at 0.02-0.22 m of spread over
+7.9-40 s; a person who waits ~9 s at one spot (a static-looking track of the 400-frame build)
+belongs to an identity spreading over 3 m. Boxes without map positions are never judged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from spoton.identity.resolver import IdentityConfig, IdentityResult, resolve_global_identities
+
+TRACK_KEY = ["camera", "segment", "track_id"]
+
+
+@dataclass(frozen=True)
+class StaticConfig:
+    """Thresholds of the static-phantom test (see the module docstring)."""
+
+    min_duration_s: float = 5.0
+    max_spread_m: float = 0.3
+    max_height_cv: float = 0.06
+
+    def __post_init__(self):
+        if min(self.min_duration_s, self.max_spread_m, self.max_height_cv) <= 0:
+            raise ValueError(f"StaticConfig thresholds must be positive, got {self}")
+
+
+def motion(boxes: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Per ``key`` group of located boxes: duration_s, spread_m (90th percentile of the map
+    positions' distance to their median), height_cv (box height std / mean), median x_m, y_m."""
+    located = boxes.dropna(subset=["map_x", "map_y"])
+    if located.empty:
+        return pd.DataFrame(columns=key + ["duration_s", "spread_m", "height_cv", "x_m", "y_m"])
+    located = located.assign(height=located["y2"] - located["y1"])
+    stats = located.groupby(key, sort=True).agg(
+        t0=("ts", "min"), t1=("ts", "max"), x_m=("map_x", "median"), y_m=("map_y", "median"),
+        h_mean=("height", "mean"), h_std=("height", "std")).reset_index()
+    centred = located.merge(stats[key + ["x_m", "y_m"]], on=key)
+    distance = np.hypot(centred["map_x"] - centred["x_m"], centred["map_y"] - centred["y_m"])
+    spread = distance.groupby([centred[k] for k in key]).quantile(0.9).rename("spread_m").reset_index()
+    stats = stats.merge(spread, on=key)
+    stats["duration_s"] = stats["t1"] - stats["t0"]
+    stats["height_cv"] = (stats["h_std"] / stats["h_mean"]).fillna(0.0)
+    return stats[key + ["duration_s", "spread_m", "height_cv", "x_m", "y_m"]]
+
+
+def static_identities(boxes: pd.DataFrame, config: StaticConfig = StaticConfig()) -> pd.DataFrame:
+    """The identities (``global_id`` of ``boxes``) judged static objects, with their figures; the
+    box-shape figure is the median over each identity's tracks (cameras see different sizes)."""
+    identities = motion(boxes, ["global_id"]).drop(columns="height_cv")
+    shape = motion(boxes, ["global_id"] + TRACK_KEY).groupby("global_id")["height_cv"].median()
+    identities = identities.merge(shape.reset_index(), on="global_id")
+    static = ((identities["duration_s"] >= config.min_duration_s) & (identities["spread_m"] <= config.max_spread_m)
+              & (identities["height_cv"] <= config.max_height_cv))
+    return identities[static].reset_index(drop=True)
+
+
+def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: IdentityConfig = IdentityConfig(),
+                   must_link=(), static: StaticConfig = StaticConfig()) -> tuple[IdentityResult, pd.DataFrame]:
+    """Global identities of the people in ``boxes`` (tracklet rows): static identities' tracklets
+    are left out of the second resolution and of its assignments. Returns the result and the
+    static identities found in the first pass (their figures and ``tracklets``)."""
+    first = resolve_global_identities(boxes, embeddings, config, must_link)
+    labelled = boxes.merge(first.assignments, on="tracklet_id")
+    found = static_identities(labelled, static)
+    if found.empty:
+        return first, found.assign(tracklets=pd.Series(dtype=object))
+    members = labelled[labelled["global_id"].isin(found["global_id"])].groupby("global_id")["tracklet_id"].unique()
+    found = found.assign(tracklets=found["global_id"].map(lambda g: sorted(members[g])))
+    dropped = set(np.concatenate(found["tracklets"].to_numpy()))
+    people = boxes[~boxes["tracklet_id"].isin(dropped)]
+    return resolve_global_identities(people, embeddings, config, must_link), found

@@ -1,0 +1,77 @@
+"""One perception configuration and the one builder of the FrameProcessor.
+
+The CLI (``spoton track``), the Dagster resource (``resources/perception.py``) and the live
+sessions (``apps/live_api``) each map their settings onto :class:`PerceptionConfig`, so a person
+is detected, tracked and embedded the same way in a backfill, a single-video run and live.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
+from spoton.models.base import Detector, Embedder
+from spoton.models.detector import DetectorConfig, build_detector
+from spoton.identity.postprocess import TrackletCut
+from spoton.perception.processor import CameraSpec, FrameProcessor
+from spoton.perception.tracking import TrackerConfig
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    """Detector, tracker, embedder, their thresholds, the tracklet cut, processing rate and resources.
+
+    ``threads`` bounds each ONNX Runtime / torch pool (None: every core), so that partitions run
+    side by side share the cores. ``crop_size`` and ``crops_per_tracklet`` set each tracklet's
+    appearance (the mean of that many crops, resized for MobileNetV2: ``spoton.perception.appearance``).
+    """
+
+    detector: str = "nanodet"
+    detector_model: Path | None = None
+    detector_config: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: str = "bytetrack"
+    tracker_params: Mapping[str, Any] = field(default_factory=dict)
+    embedder: str = "mobilenetv2"
+    embedder_weights: Path | None = None
+    crop_size: tuple[int, int] = TRACKLET_CROP_SIZE
+    crops_per_tracklet: int = CROPS_PER_TRACKLET
+    tracklet_cut: TrackletCut = field(default_factory=TrackletCut)
+    processing_fps: float | None = None  # None: every frame
+    threads: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.tracker_config(1.0)  # an unknown tracker fails here, with the list of known ones
+        if self.device not in DEVICES:
+            raise ValueError(f"device {self.device!r}: use one of {', '.join(DEVICES)}")
+        if self.processing_fps is not None and not self.processing_fps > 0:
+            raise ValueError(f"processing_fps must be > 0 (or None for every frame), got {self.processing_fps}")
+        if self.threads is not None and self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 or None: every core), got {self.threads}")
+
+    def tracker_config(self, frame_rate: float) -> TrackerConfig:
+        return TrackerConfig(self.tracker, frame_rate=frame_rate, params=dict(self.tracker_params))
+
+    def build_detector(self) -> Detector:
+        return build_detector(self.detector, self.detector_model, self.detector_config, self.threads, self.device)
+
+    def build_embedder(self) -> Embedder:
+        import torch
+
+        from spoton.models.embedder import build_embedder
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return build_embedder(self.embedder, self.embedder_weights, crop_size=self.crop_size, threads=self.threads,
+                              device=self.device)
+
+    def build_processor(self, cameras: Sequence[CameraSpec | str], frame_rate: float,
+                        detector: Detector | None = None) -> FrameProcessor:
+        """The processor for ``cameras`` whose processed frames come ``frame_rate`` times a second;
+        ``detector`` reuses one already loaded (live sessions share theirs)."""
+        tracker_config = self.tracker_config(frame_rate)
+        embedder = self.build_embedder() if tracker_config.needs_embeddings else None
+        return FrameProcessor(cameras, detector or self.build_detector(), tracker_config, embedder)

@@ -1,0 +1,62 @@
+"""One perception configuration: the CLI flags, the Dagster resource and the live settings map onto it,
+and it builds the FrameProcessor with what it says (threads, tracker, thresholds), not with the environment."""
+import os
+
+import pytest
+
+from apps.live_api.settings import Settings
+from resources.perception import PerceptionResource
+from spoton.cli import build_parser, perception_from_args
+from spoton.models.detector import DetectorConfig
+from spoton.perception.config import PerceptionConfig
+from spoton.identity.postprocess import TrackletCut
+
+
+def test_the_cli_flags_map_onto_the_configuration():
+    args = build_parser().parse_args(["track", "v.mp4", "--out", "o", "--tracker", "ocsort", "--score-threshold",
+                                      "0.3", "--min-box-height", "12", "--fps", "3.5", "--threads", "2"])
+    assert perception_from_args(args) == PerceptionConfig(
+        tracker="ocsort", detector_config=DetectorConfig(score_threshold=0.3, min_box_height_px=12.0),
+        processing_fps=3.5, threads=2)
+
+
+def test_the_dagster_resource_maps_onto_the_configuration():
+    resource = PerceptionResource(tracker="ocsort", score_threshold=0.3, ort_threads=2, processing_fps=3.5,
+                                  split_after_missed_frames=None, crop_width=96)
+    config = resource.config()
+    assert config == PerceptionConfig(tracker="ocsort", detector_config=DetectorConfig(score_threshold=0.3),
+                                      processing_fps=3.5, threads=2, crop_size=(96, 128),
+                                      tracklet_cut=TrackletCut(None, TrackletCut.max_tracklet_s))
+
+
+def test_the_live_settings_map_onto_the_configuration():
+    settings = Settings.from_env({"SPOTON_TRACKER": "ocsort", "SPOTON_ORT_THREADS": "3", "SPOTON_STORE": "s"})
+    assert settings.perception() == PerceptionConfig(tracker="ocsort", threads=3)
+    assert Settings.from_env({"SPOTON_STORE": "s"}).perception().tracker == "bytetrack"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tracker": "sort"}, "unknown tracker"),
+    ({"device": "tpu"}, "device 'tpu'"),
+    ({"processing_fps": 0.0}, "processing_fps"),
+    ({"threads": -1}, "threads"),
+])
+def test_a_bad_configuration_says_what_to_fix(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PerceptionConfig(**kwargs)
+
+
+def test_the_processor_gets_the_configured_threads_and_tracker_without_touching_the_environment(monkeypatch):
+    monkeypatch.delenv("SPOTON_ORT_THREADS", raising=False)
+    monkeypatch.setenv("SPOTON_DEVICE", "cuda")  # read by nothing any more
+    processor = PerceptionResource(tracker="ocsort", ort_threads=1).config().build_processor(["cam"], frame_rate=7.0)
+    assert processor.tracker_config.name == "ocsort" and processor.tracker_config.frame_rate == 7.0
+    assert processor.detector.session.get_session_options().intra_op_num_threads == 1
+    assert processor.detector.session.get_providers() == ["CPUExecutionProvider"]
+    assert "SPOTON_ORT_THREADS" not in os.environ, "building a processor must not write the environment"
+
+
+def test_a_live_processor_reuses_the_shared_detector():
+    config = PerceptionConfig(threads=1)
+    detector = config.build_detector()
+    assert config.build_processor(["a", "b"], 7.0, detector=detector).detector is detector

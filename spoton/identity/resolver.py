@@ -76,7 +76,7 @@ LINK_COLUMNS = ["tracklet_a", "tracklet_b", "kind", "score", "distance_m", "pred
 class IdentityConfig:
     """Thresholds and weights of the association (see the module docstring for each role).
 
-    Defaults were tuned on synthetic 7 fps scenes (tests/spoton/test_identity.py): walkers at
+    Defaults were tuned on synthetic 7 fps scenes (tests/spoton/identity/test_identity.py): walkers at
     1.3 m/s, 0.2 m map jitter per camera, occlusions up to 2.5 s. ``max_gap_s`` is 4 s because an
     occlusion next to a coverage edge leaves gaps a little over 3 s; ``speed_uncertainty_mps`` lets
     a walker turn during a gap; ``appearance_neutral`` sits between the MobileNetV2 same-person

@@ -213,7 +213,12 @@ class FloorPlan:
 
 @dataclass(frozen=True, eq=False)
 class Environment:
-    """A site: its cameras on one clock (``fps``), its floor plan and named zones."""
+    """A site: its cameras on one clock (``fps``), its floor plan and named zones.
+
+    A site being set up may have no camera yet (it cannot be run until it has one).
+    ``segment_length_s`` is how long the sub-videos of a camera added from a video are (None: the
+    sub-videos are cut elsewhere, as the sample's are).
+    """
 
     name: str
     fps: float
@@ -221,6 +226,7 @@ class Environment:
     floor_plan: FloorPlan
     zones: tuple[Zone, ...] = ()
     description: str = ""
+    segment_length_s: float | None = None
 
     def __post_init__(self) -> None:
         check_name("environment", self.name)
@@ -228,8 +234,9 @@ class Environment:
             raise EnvironmentConfigError(f"environment {self.name!r}: fps must be > 0, got {self.fps!r}")
         object.__setattr__(self, "fps", float(self.fps))
         cameras, zones = tuple(self.cameras), tuple(self.zones)
-        if not cameras:
-            raise EnvironmentConfigError(f"environment {self.name!r} has no cameras: describe at least one")
+        if self.segment_length_s is not None and not (np.isfinite(self.segment_length_s) and self.segment_length_s > 0):
+            raise EnvironmentConfigError(f"environment {self.name!r}: segment_length_s must be > 0 seconds, "
+                                         f"got {self.segment_length_s!r}")
         for what, names in (("camera", [c.name for c in cameras]), ("zone", [z.name for z in zones])):
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:

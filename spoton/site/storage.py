@@ -52,6 +52,7 @@ def to_document(env: Environment) -> dict:
             "inliers": c.inliers.tolist()}
 
     plan = env.floor_plan
+    optional = {} if env.segment_length_s is None else {"segment_length_s": env.segment_length_s}
     return {
         "format_version": FORMAT_VERSION, "name": env.name, "description": env.description, "fps": env.fps,
         "cameras": [{"name": c.name, "fps": c.fps, "resolution": list(c.resolution),
@@ -63,7 +64,7 @@ def to_document(env: Environment) -> dict:
                        "metres_per_pixel": plan.metres_per_pixel, "origin_m": list(plan.origin_m),
                        "y_axis": plan.y_axis},
         "zones": [{"name": z.name, "polygon_m": z.polygon_m.tolist()} for z in env.zones],
-    }
+    } | optional
 
 
 def from_document(document: dict, where: str = "environment document") -> Environment:
@@ -82,7 +83,7 @@ def from_document(document: dict, where: str = "environment document") -> Enviro
         return Environment(document["name"], document["fps"], cameras,
                            FloorPlan(plan.get("image_key"), tuple(plan["size_px"]), plan["metres_per_pixel"],
                                      tuple(plan["origin_m"]), plan["y_axis"]),
-                           zones, document.get("description", ""))
+                           zones, document.get("description", ""), document.get("segment_length_s"))
     except ValueError as exc:  # a zone whose polygon is not (K >= 3, 2) points
         raise EnvironmentConfigError(f"{where}: {exc}") from None
 

@@ -203,30 +203,20 @@ def _site_store(args: argparse.Namespace):
     return LocalStore(args.store or _var_dir() / "store")
 
 
-def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != count:
-        raise SpotOnError(f"{what} {text!r}: give {count} comma-separated numbers")
-    return values
-
-
 def _cmd_env_create(args: argparse.Namespace) -> int:
-    from spoton.site.onboarding import create_site, scale_from_points
+    from spoton.site.onboarding import create_site, parse_numbers, scale_from_points
 
     if (args.metres_per_pixel is None) == (args.scale_points is None):
         raise SpotOnError("give the floor plan's scale: --metres-per-pixel M, or --scale-points X1,Y1,X2,Y2 "
                           "with --distance-m D (the metres between those two plan pixels)")
     if args.scale_points is not None and args.distance_m is None:
         raise SpotOnError("--scale-points needs --distance-m D: the metres between the two plan pixels")
-    scale = args.metres_per_pixel or scale_from_points(*_numbers(args.scale_points, 4, "--scale-points"),
+    scale = args.metres_per_pixel or scale_from_points(*parse_numbers(args.scale_points, 4, "--scale-points"),
                                                        args.distance_m)
     if not args.floor_plan.is_file():
         raise SpotOnError(f"no floor-plan image {args.floor_plan}: give the path of a PNG or JPEG")
     version = create_site(_site_store(args), args.env, args.floor_plan.read_bytes(), scale,
-                          _numbers(args.origin_m, 2, "--origin-m"), args.y_axis,
+                          parse_numbers(args.origin_m, 2, "--origin-m"), args.y_axis,
                           segment_length_s=args.segment_length_s)
     print(f"site {args.env!r} created (version {version}): {scale:.5g} m per pixel")
     return 0

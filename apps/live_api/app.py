@@ -28,7 +28,7 @@ from spoton.sources import SourceError, SourceSpec
 from spoton.store import LocalStore
 from spoton.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
-from apps.live_api import errors, exposure, health, media, overlay, uploads, ws
+from apps.live_api import errors, exposure, health, media, overlay, sites, uploads, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
     app.include_router(media.router, responses=error_responses(401, 403, 404, 416, 422))
+    app.include_router(sites.router)
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
                               instance_id=settings.instance_id,
@@ -150,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
+                           allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
                            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "X-Request-ID"])
     app.add_middleware(RequestObservation, metrics=metrics)  # outermost: every answer gets a request id
 

@@ -156,6 +156,30 @@ def delete_site(store: ObjectStore, name: str) -> None:
     store.delete(pointer_key(name))
 
 
+def rename_site(store: ObjectStore, name: str, new_name: str) -> int:
+    """Copy the site's files to ``{new_name}/`` and save it there as version 1; the old name leaves
+    the list but keeps its versions (and the tables written under it stay queryable)."""
+    env = _load(store, name)
+    check_name("site", new_name)
+    if environment_exists(store, new_name) or list_versions(store, new_name):
+        raise OnboardingError(f"site {new_name!r} already exists (or keeps a deleted site's history): "
+                              "pick another name", 409)
+    history = f"{name}/environment/"
+    for key in store.list_keys(f"{name}/"):
+        if not key.startswith(history):
+            store.upload_file(store.local_path(key), f"{new_name}/{key[len(name) + 1:]}")
+
+    def moved(camera: Camera) -> Camera:
+        source = camera.source
+        if source is not None and source.kind == "store" and source.uri.startswith(f"{name}/"):
+            source = CameraSource("store", f"{new_name}/{source.uri[len(name) + 1:]}")
+        return replace(camera, source=source)
+
+    version = save_environment(store, replace(env, name=new_name, cameras=tuple(map(moved, env.cameras))))
+    store.delete(pointer_key(name))
+    return version
+
+
 def restore_site(store: ObjectStore, name: str, version: int) -> int:
     """Make ``version`` current again, as a new version (a deleted site comes back too)."""
     check_name("site", name)
@@ -298,6 +322,13 @@ def add_uri_camera(store: ObjectStore, environment: str, camera: str, kind: str,
     return save_environment(store, env)
 
 
+def camera_source(store: ObjectStore, environment: str, camera: str) -> CameraSource:
+    source = _camera(_load(store, environment), camera).source
+    if source is None:
+        raise OnboardingError(f"camera {camera!r} has no source: add it again with a video or a URI", 409)
+    return source
+
+
 def rename_camera(store: ObjectStore, environment: str, camera: str, new_name: str) -> int:
     """Rename a camera that has no sub-videos (those live under its name, and so do its tables)."""
     env = _load(store, environment)
@@ -375,6 +406,17 @@ def calibrate_camera(store: ObjectStore, environment: str, camera: str, image_po
     old = _camera(env, camera)
     report = fit_calibration(image_points, map_points, max_error_m)
     return save_environment(store, _with_camera(env, replace(old, calibration=report.calibration))), report
+
+
+def parse_numbers(text: str, count: int, what: str) -> tuple[float, ...]:
+    """``"1,2.5,..."`` -> exactly ``count`` finite floats."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not np.isfinite(values).all():
+        raise OnboardingError(f"{what} {text!r}: give {count} comma-separated numbers")
+    return values
 
 
 def parse_polygon(text: str, what: str) -> np.ndarray:

@@ -15,7 +15,7 @@ from spoton.site.storage import (
     current_version, from_document, list_environments, list_versions, load_environment, restore_version,
     save_environment, to_document, version_key,
 )
-from spoton.store import LocalStore
+from spoton.store import LocalStore, StoreError
 
 REPO = Path(__file__).resolve().parents[3]
 LEGACY_DIR = REPO / "data" / "environments"  # the sample's committed config, in the first stored form
@@ -121,7 +121,7 @@ def test_a_failed_save_leaves_the_previous_version_current(tmp_path):
     save_environment(store, _site())
     # the next version's key is taken by a folder: writing it fails like a full disk would
     (tmp_path / version_key("lobby", 2)).mkdir(parents=True)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreError, match="previous version"):
         save_environment(store, _site(zone_x=3.0))
     assert current_version(store, "lobby") == 1
     assert to_document(load_environment(store, "lobby")) == to_document(_site())

@@ -2,7 +2,7 @@
 
 The routes parse and answer; the operations are :mod:`spoton.site.onboarding` (shared with
 ``spoton env ...``), so every edit saves a new version of the site and bad input (its
-``OnboardingError`` status: 404, 409, 413, 415, 422, 502) changes nothing. Viewers look,
+``OnboardingError`` status: 404, 409, 413, 415, 422) changes nothing. Viewers look,
 operators (and admins) edit. Camera sources are answered with their password replaced by ``***``.
 
 - ``POST /sites?name=N&metres_per_pixel=M`` (or ``scale_points=x1,y1,x2,y2&distance_m=D``) with the
@@ -214,7 +214,7 @@ def restore_version(site: str, version: int, request: Request, _: Principal = ED
 
 
 @router.post("/{site}/cameras", status_code=201, response_model=Site,
-             responses=error_responses(401, 403, 404, 409, 415, 422, 502))
+             responses=error_responses(401, 403, 404, 409, 415, 422))
 def add_camera(site: str, body: CameraBody, request: Request, _: Principal = EDIT) -> dict:
     """Add a camera by URI (its source is tested by reading a frame) or from an uploaded video."""
     store = app_store(request)
@@ -230,16 +230,17 @@ def add_camera(site: str, body: CameraBody, request: Request, _: Principal = EDI
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "one frame of the source"}}
 
 
-@router.post("/{site}/cameras/test", response_class=Response, responses=JPEG | error_responses(401, 403, 415, 422, 502))
+@router.post("/{site}/cameras/test", response_class=Response, responses=JPEG | error_responses(401, 403, 415, 422))
 def test_connection(site: str, body: SourceBody, request: Request, _: Principal = EDIT) -> Response:
     """Read one frame of a source: a JPEG snapshot, or why not (unreachable, refused, authentication
     failed, not a video, unsupported codec) within a few seconds."""
+    onboarding.load_site(app_store(request), site)
     _check_source(request, body.kind, body.uri)
     return Response(onboarding.snapshot(body.uri, body.kind).jpeg, media_type="image/jpeg")
 
 
 @router.get("/{site}/cameras/{camera}/snapshot", response_class=Response,
-            responses=JPEG | error_responses(401, 403, 404, 415, 422, 502))
+            responses=JPEG | error_responses(401, 403, 404, 415, 422))
 def camera_snapshot(site: str, camera: str, request: Request, _: Principal = VIEW) -> Response:
     """A frame of the camera's source: what its calibration and region are drawn on."""
     store = app_store(request)

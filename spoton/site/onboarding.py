@@ -51,7 +51,7 @@ DEFAULT_SEGMENT_LENGTH_S = 60.0
 
 class OnboardingError(EnvironmentConfigError):
     """Input a site operation refuses; ``status``: 404 unknown, 409 conflict, 415 not a video or
-    image, 422 invalid, 502 a camera that does not answer."""
+    image, 422 invalid (a camera that does not answer included: the client gave its URI)."""
 
     def __init__(self, detail: str, status: int = 422):
         super().__init__(detail)
@@ -81,7 +81,7 @@ def shown_source(source: CameraSource | None) -> dict | None:
     return None if source is None else {"kind": source.kind, "uri": redact(source.uri)}
 
 
-def _load(store: ObjectStore, environment: str) -> Environment:
+def load_site(store: ObjectStore, environment: str) -> Environment:
     check_name("environment", environment)
     if not environment_exists(store, environment):
         raise OnboardingError(f"no site {environment!r}: create it first (spoton env create {environment} "
@@ -152,14 +152,14 @@ def list_sites(store: ObjectStore) -> list[Environment]:
 
 def delete_site(store: ObjectStore, name: str) -> None:
     """Take the site out of the list; its versions, videos and tables stay (history stays queryable)."""
-    _load(store, name)
+    load_site(store, name)
     store.delete(pointer_key(name))
 
 
 def rename_site(store: ObjectStore, name: str, new_name: str) -> int:
     """Copy the site's files to ``{new_name}/`` and save it there as version 1; the old name leaves
     the list but keeps its versions (and the tables written under it stay queryable)."""
-    env = _load(store, name)
+    env = load_site(store, name)
     check_name("site", new_name)
     if environment_exists(store, new_name) or list_versions(store, new_name):
         raise OnboardingError(f"site {new_name!r} already exists (or keeps a deleted site's history): "
@@ -199,7 +199,7 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
                      fps: float | None = None, progress=None) -> tuple[int, list[str]]:
     """Validate ``video``, cut it into H.264 sub-videos of the site's segment length and store them;
     returns (version, the sub-video keys). ``fps`` overrides the container's frame rate."""
-    env = _load(store, environment)
+    env = load_site(store, environment)
     _new_camera_name(env, camera)
     try:
         info = probe(video)
@@ -252,10 +252,10 @@ def _reach(url: str, timeout_s: float) -> None:
             pass
     except ConnectionRefusedError:
         raise OnboardingError(f"{shown}: connection refused: nothing listens on port {port}; check the port "
-                              "and that the camera's stream is enabled", 502) from None
+                              "and that the camera's stream is enabled", 422) from None
     except OSError:
         raise OnboardingError(f"{shown}: unreachable within {timeout_s:.0f} s: check the host name, the "
-                              "network and that the camera is on", 502) from None
+                              "network and that the camera is on", 422) from None
     if parts.scheme.lower() in ("http", "https"):
         try:
             request = urllib.request.Request(url.replace(f"{parts.username}:{parts.password}@", "")
@@ -268,13 +268,13 @@ def _reach(url: str, timeout_s: float) -> None:
         except urllib.error.HTTPError as exc:
             if exc.code in (401, 403):
                 raise OnboardingError(f"{shown}: authentication failed (HTTP {exc.code}): check the user "
-                                      "and password in the URL", 502) from None
-            raise OnboardingError(f"{shown}: the server answered HTTP {exc.code}: check the path", 502) from None
+                                      "and password in the URL", 422) from None
+            raise OnboardingError(f"{shown}: the server answered HTTP {exc.code}: check the path", 422) from None
         except OSError:
-            raise OnboardingError(f"{shown}: no answer within {timeout_s:.0f} s", 502) from None
+            raise OnboardingError(f"{shown}: no answer within {timeout_s:.0f} s", 422) from None
         if not (kind.startswith("multipart/") or kind.startswith("video/") or kind.startswith("image/")):
             raise OnboardingError(f"{shown}: not a video: the server sends {kind}; give the camera's MJPEG "
-                                  "(multipart/x-mixed-replace) URL", 502)
+                                  "(multipart/x-mixed-replace) URL", 422)
 
 
 def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
@@ -293,7 +293,7 @@ def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
             capture.release()
         if not ok or image is None:
             raise OnboardingError(f"{shown}: the camera answers but no frame could be decoded: authentication "
-                                  "failed, a wrong stream path, or an unsupported codec (use H.264 or MJPEG)", 502)
+                                  "failed, a wrong stream path, or an unsupported codec (use H.264 or MJPEG)", 422)
         fps = fps if math.isfinite(fps) and 0 < fps < 1000 else None
     else:
         try:
@@ -310,7 +310,7 @@ def add_uri_camera(store: ObjectStore, environment: str, camera: str, kind: str,
                    fps: float | None = None, timeout_s: float = 5.0) -> int:
     """Add a camera that streams from ``uri`` (``rtsp``, ``http`` or a ``file``) once a frame was read
     from it; returns the version."""
-    env = _load(store, environment)
+    env = load_site(store, environment)
     _new_camera_name(env, camera)
     source = CameraSource(kind, uri)
     shot = snapshot(uri, kind, timeout_s)
@@ -323,7 +323,7 @@ def add_uri_camera(store: ObjectStore, environment: str, camera: str, kind: str,
 
 
 def camera_source(store: ObjectStore, environment: str, camera: str) -> CameraSource:
-    source = _camera(_load(store, environment), camera).source
+    source = _camera(load_site(store, environment), camera).source
     if source is None:
         raise OnboardingError(f"camera {camera!r} has no source: add it again with a video or a URI", 409)
     return source
@@ -331,7 +331,7 @@ def camera_source(store: ObjectStore, environment: str, camera: str) -> CameraSo
 
 def rename_camera(store: ObjectStore, environment: str, camera: str, new_name: str) -> int:
     """Rename a camera that has no sub-videos (those live under its name, and so do its tables)."""
-    env = _load(store, environment)
+    env = load_site(store, environment)
     old = _camera(env, camera)
     _new_camera_name(env, new_name)
     if store.list_keys(f"{environment}/{camera}/"):
@@ -343,7 +343,7 @@ def rename_camera(store: ObjectStore, environment: str, camera: str, new_name: s
 
 def delete_camera(store: ObjectStore, environment: str, camera: str) -> int:
     """Remove a camera from the site (a new version; its sub-videos stay for the versions before)."""
-    env = _load(store, environment)
+    env = load_site(store, environment)
     _camera(env, camera)
     return save_environment(store, replace(env, cameras=tuple(c for c in env.cameras if c.name != camera)))
 
@@ -402,7 +402,7 @@ def fit_calibration(image_points, map_points,
 
 def calibrate_camera(store: ObjectStore, environment: str, camera: str, image_points, map_points,
                      max_error_m: float = DEFAULT_MAX_CALIBRATION_ERROR_M) -> tuple[int, CalibrationReport]:
-    env = _load(store, environment)
+    env = load_site(store, environment)
     old = _camera(env, camera)
     report = fit_calibration(image_points, map_points, max_error_m)
     return save_environment(store, _with_camera(env, replace(old, calibration=report.calibration))), report
@@ -455,7 +455,7 @@ def check_simple_polygon(points, what: str) -> np.ndarray:
 def set_region(store: ObjectStore, environment: str, camera: str, polygon_px) -> tuple[int, np.ndarray]:
     """The floor the camera tracks people on, drawn in its image (pixels); stored in metres through
     its calibration. Returns (version, the polygon in metres)."""
-    env = _load(store, environment)
+    env = load_site(store, environment)
     old = _camera(env, camera)
     if old.calibration is None:
         raise OnboardingError(f"camera {camera!r} is not calibrated: calibrate it first "
@@ -471,14 +471,14 @@ def set_region(store: ObjectStore, environment: str, camera: str, polygon_px) ->
 
 def set_zone(store: ObjectStore, environment: str, name: str, polygon_m) -> int:
     """Add the named zone (floor metres), or replace the zone of that name."""
-    env = _load(store, environment)
+    env = load_site(store, environment)
     check_name("zone", name)
     zone = Zone(name, check_simple_polygon(polygon_m, f"zone {name!r}"))
     return save_environment(store, replace(env, zones=tuple(z for z in env.zones if z.name != name) + (zone,)))
 
 
 def delete_zone(store: ObjectStore, environment: str, name: str) -> int:
-    env = _load(store, environment)
+    env = load_site(store, environment)
     if name not in [z.name for z in env.zones]:
         raise OnboardingError(f"site {environment!r} has no zone {name!r}", 404)
     return save_environment(store, replace(env, zones=tuple(z for z in env.zones if z.name != name)))
@@ -486,7 +486,7 @@ def delete_zone(store: ObjectStore, environment: str, name: str) -> int:
 
 def describe(store: ObjectStore, environment: str) -> dict:
     """What ``spoton env show`` prints and the API answers: no camera password."""
-    env = _load(store, environment)
+    env = load_site(store, environment)
     plan = env.floor_plan
     return {
         "name": env.name, "description": env.description, "fps": env.fps, "segment_length_s": env.segment_length_s,

@@ -71,7 +71,7 @@ def test_a_site_built_with_the_cli_materializes_and_answers_sql(sample_video, tm
     def sql(query: str) -> list[str]:
         result = spoton("sql", query, env=env)
         assert result.returncode == 0, result.stderr
-        return result.stdout.splitlines()[2:-1]  # the rows, without header, rule and count
+        return [row.rstrip() for row in result.stdout.splitlines()[2:-1]]  # no header, rule or count
 
     assert sql("select distinct camera from frames") == ["north"]
     assert sql("select count(distinct global_frame) from frames") == ["14"]

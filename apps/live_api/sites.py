@@ -18,9 +18,9 @@ operators (and admins) edit. Camera sources are answered with their password rep
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from apps.live_api.auth import Principal, Role, require_role
@@ -29,13 +29,16 @@ from apps.live_api.media import app_store, media_url
 from apps.live_api.uploads import resolve_upload
 from spoton.site import onboarding
 from spoton.site import storage as site_storage
-from spoton.site.model import check_name
+from spoton.site.model import NAME_PATTERN, check_name
 from spoton.sources import SourceSpec
 
 router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
 VIEW = Depends(require_role(Role.viewer))
 EDIT = Depends(require_role(Role.operator))
 Point = tuple[float, float]
+NAME = NAME_PATTERN.pattern
+SiteName = Annotated[str, Path(pattern=NAME, description="the site's name")]
+CameraName = Annotated[str, Path(pattern=NAME)]
 
 
 class FloorPlanShown(BaseModel):
@@ -104,11 +107,11 @@ class CalibrationReport(BaseModel):
 
 
 class Rename(BaseModel):
-    name: str
+    name: str = Field(pattern=NAME)
 
 
 class CameraBody(BaseModel):
-    name: str
+    name: str = Field(pattern=NAME)
     kind: Literal["rtsp", "http", "file", "upload"]
     uri: str = Field(description="the stream URL, the file path, or the upload id")
     fps: float | None = Field(None, gt=0, description="the camera's frame rate (default: what the source says)")
@@ -120,18 +123,18 @@ class SourceBody(BaseModel):
 
 
 class PointPairs(BaseModel):
-    image_points: list[Point] = Field(description="pixels")
-    map_points: list[Point] = Field(description="floor metres")
+    image_points: list[Point] = Field(min_length=4, description="pixels")
+    map_points: list[Point] = Field(min_length=4, description="floor metres, one per image point")
     max_error_m: float = Field(onboarding.DEFAULT_MAX_CALIBRATION_ERROR_M, gt=0)
 
 
 class Polygon(BaseModel):
-    polygon: list[Point]
+    polygon: list[Point] = Field(min_length=3)
 
 
 class ZoneBody(BaseModel):
-    name: str
-    polygon_m: list[Point]
+    name: str = Field(pattern=NAME)
+    polygon_m: list[Point] = Field(min_length=3)
 
 
 def _site(store, name: str) -> dict:
@@ -157,7 +160,8 @@ def list_sites(request: Request, _: Principal = VIEW) -> dict:
 
 @router.post("", status_code=201, response_model=Site,
              responses=error_responses(400, 401, 403, 409, 413, 415, 422))
-async def create_site(request: Request, name: str = Query(), metres_per_pixel: float | None = Query(None, gt=0),
+async def create_site(request: Request, name: str = Query(pattern=NAME),
+                      metres_per_pixel: float | None = Query(None, gt=0),
                       scale_points: str | None = Query(None, description="x1,y1,x2,y2: two plan pixels"),
                       distance_m: float | None = Query(None, gt=0, description="metres between the scale points"),
                       origin_m: str = Query("0,0", description="X,Y floor metres at the plan's top-left corner"),
@@ -181,26 +185,26 @@ async def create_site(request: Request, name: str = Query(), metres_per_pixel: f
 
 
 @router.get("/{site}", response_model=Site, responses=error_responses(401, 403, 404, 422))
-def get_site(site: str, request: Request, _: Principal = VIEW) -> dict:
+def get_site(site: SiteName, request: Request, _: Principal = VIEW) -> dict:
     return _site(app_store(request), site)
 
 
-@router.post("/{site}/rename", response_model=Site, responses=error_responses(401, 403, 404, 409, 422))
-def rename_site(site: str, body: Rename, request: Request, _: Principal = EDIT) -> dict:
+@router.post("/{site}/rename", response_model=Site, responses=error_responses(400, 401, 403, 404, 409, 422))
+def rename_site(site: SiteName, body: Rename, request: Request, _: Principal = EDIT) -> dict:
     store = app_store(request)
     onboarding.rename_site(store, site, body.name)
     return _site(store, body.name)
 
 
 @router.delete("/{site}", status_code=204, responses=error_responses(401, 403, 404, 422))
-def delete_site(site: str, request: Request, _: Principal = EDIT) -> Response:
+def delete_site(site: SiteName, request: Request, _: Principal = EDIT) -> Response:
     """Take the site out of the list; its versions, videos and tables stay (restore a version to undo)."""
     onboarding.delete_site(app_store(request), site)
     return Response(status_code=204)
 
 
 @router.get("/{site}/versions", response_model=Versions, responses=error_responses(401, 403, 422))
-def list_versions(site: str, request: Request, _: Principal = VIEW) -> dict:
+def list_versions(site: SiteName, request: Request, _: Principal = VIEW) -> dict:
     store = app_store(request)
     check_name("site", site)
     return {"site": site, "current": site_storage.current_version(store, site),
@@ -209,13 +213,13 @@ def list_versions(site: str, request: Request, _: Principal = VIEW) -> dict:
 
 @router.post("/{site}/versions/{version}/restore", response_model=Saved,
              responses=error_responses(401, 403, 404, 422))
-def restore_version(site: str, version: int, request: Request, _: Principal = EDIT) -> dict:
+def restore_version(site: SiteName, version: int, request: Request, _: Principal = EDIT) -> dict:
     return {"site": site, "version": onboarding.restore_site(app_store(request), site, version)}
 
 
 @router.post("/{site}/cameras", status_code=201, response_model=Site,
-             responses=error_responses(401, 403, 404, 409, 415, 422))
-def add_camera(site: str, body: CameraBody, request: Request, _: Principal = EDIT) -> dict:
+             responses=error_responses(400, 401, 403, 404, 409, 415, 422))
+def add_camera(site: SiteName, body: CameraBody, request: Request, _: Principal = EDIT) -> dict:
     """Add a camera by URI (its source is tested by reading a frame) or from an uploaded video."""
     store = app_store(request)
     if body.kind == "upload":
@@ -230,8 +234,8 @@ def add_camera(site: str, body: CameraBody, request: Request, _: Principal = EDI
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "one frame of the source"}}
 
 
-@router.post("/{site}/cameras/test", response_class=Response, responses=JPEG | error_responses(401, 403, 415, 422))
-def test_connection(site: str, body: SourceBody, request: Request, _: Principal = EDIT) -> Response:
+@router.post("/{site}/cameras/test", response_class=Response, responses=JPEG | error_responses(400, 401, 403, 415, 422))
+def test_connection(site: SiteName, body: SourceBody, request: Request, _: Principal = EDIT) -> Response:
     """Read one frame of a source: a JPEG snapshot, or why not (unreachable, refused, authentication
     failed, not a video, unsupported codec) within a few seconds."""
     onboarding.load_site(app_store(request), site)
@@ -241,7 +245,7 @@ def test_connection(site: str, body: SourceBody, request: Request, _: Principal 
 
 @router.get("/{site}/cameras/{camera}/snapshot", response_class=Response,
             responses=JPEG | error_responses(401, 403, 404, 415, 422))
-def camera_snapshot(site: str, camera: str, request: Request, _: Principal = VIEW) -> Response:
+def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Principal = VIEW) -> Response:
     """A frame of the camera's source: what its calibration and region are drawn on."""
     store = app_store(request)
     source = onboarding.camera_source(store, site, camera)
@@ -251,15 +255,15 @@ def camera_snapshot(site: str, camera: str, request: Request, _: Principal = VIE
 
 
 @router.post("/{site}/cameras/{camera}/rename", response_model=Site,
-             responses=error_responses(401, 403, 404, 409, 422))
-def rename_camera(site: str, camera: str, body: Rename, request: Request, _: Principal = EDIT) -> dict:
+             responses=error_responses(400, 401, 403, 404, 409, 422))
+def rename_camera(site: SiteName, camera: CameraName, body: Rename, request: Request, _: Principal = EDIT) -> dict:
     store = app_store(request)
     onboarding.rename_camera(store, site, camera, body.name)
     return _site(store, site)
 
 
 @router.delete("/{site}/cameras/{camera}", response_model=Saved, responses=error_responses(401, 403, 404, 422))
-def delete_camera(site: str, camera: str, request: Request, _: Principal = EDIT) -> dict:
+def delete_camera(site: SiteName, camera: CameraName, request: Request, _: Principal = EDIT) -> dict:
     return {"site": site, "version": onboarding.delete_camera(app_store(request), site, camera)}
 
 
@@ -270,35 +274,38 @@ def _report(report: onboarding.CalibrationReport, version: int | None) -> dict:
 
 
 @router.post("/{site}/cameras/{camera}/calibration/check", response_model=CalibrationReport,
-             responses=error_responses(401, 403, 404, 422))
-def check_calibration(site: str, camera: str, body: PointPairs, request: Request, _: Principal = VIEW) -> dict:
+             responses=error_responses(400, 401, 403, 404, 422))
+def check_calibration(site: SiteName, camera: CameraName, body: PointPairs, request: Request,
+                      _: Principal = VIEW) -> dict:
     """Fit the pairs and answer the errors; saves nothing (refused sets: 422 saying why)."""
     onboarding.camera_source(app_store(request), site, camera)  # 404 for an unknown site or camera
     return _report(onboarding.fit_calibration(body.image_points, body.map_points, body.max_error_m), None)
 
 
 @router.put("/{site}/cameras/{camera}/calibration", response_model=CalibrationReport,
-            responses=error_responses(401, 403, 404, 422))
-def save_calibration(site: str, camera: str, body: PointPairs, request: Request, _: Principal = EDIT) -> dict:
+            responses=error_responses(400, 401, 403, 404, 422))
+def save_calibration(site: SiteName, camera: CameraName, body: PointPairs, request: Request,
+                     _: Principal = EDIT) -> dict:
     version, report = onboarding.calibrate_camera(app_store(request), site, camera, body.image_points,
                                                   body.map_points, body.max_error_m)
     return _report(report, version)
 
 
 @router.put("/{site}/cameras/{camera}/region", response_model=Saved,
-            responses=error_responses(401, 403, 404, 409, 422))
-def set_region(site: str, camera: str, body: Polygon, request: Request, _: Principal = EDIT) -> dict:
+            responses=error_responses(400, 401, 403, 404, 409, 422))
+def set_region(site: SiteName, camera: CameraName, body: Polygon, request: Request, _: Principal = EDIT) -> dict:
     """The floor the camera tracks people on, drawn in its image (``polygon`` in pixels)."""
     version, _metres = onboarding.set_region(app_store(request), site, camera, body.polygon)
     return {"site": site, "version": version}
 
 
-@router.put("/{site}/zones", response_model=Saved, responses=error_responses(401, 403, 404, 422))
-def set_zone(site: str, body: ZoneBody, request: Request, _: Principal = EDIT) -> dict:
+@router.put("/{site}/zones", response_model=Saved, responses=error_responses(400, 401, 403, 404, 422))
+def set_zone(site: SiteName, body: ZoneBody, request: Request, _: Principal = EDIT) -> dict:
     """Add the named zone, or replace the zone of that name."""
     return {"site": site, "version": onboarding.set_zone(app_store(request), site, body.name, body.polygon_m)}
 
 
 @router.delete("/{site}/zones/{zone}", response_model=Saved, responses=error_responses(401, 403, 404, 422))
-def delete_zone(site: str, zone: str, request: Request, _: Principal = EDIT) -> dict:
+def delete_zone(site: SiteName, zone: Annotated[str, Path(pattern=NAME)], request: Request,
+                _: Principal = EDIT) -> dict:
     return {"site": site, "version": onboarding.delete_zone(app_store(request), site, zone)}

@@ -35,8 +35,8 @@ from spoton.site.model import (
     Calibration, Camera, CameraSource, Environment, EnvironmentConfigError, FloorPlan, check_name,
 )
 from spoton.site.storage import (
-    current_version, environment_exists, list_environments, list_versions, load_environment, pointer_key, restore_version,
-    save_environment,
+    current_version, environment_exists, list_environments, list_versions, load_environment, pointer_key,
+    restore_version, save_environment,
 )
 from spoton.store import ObjectStore
 from spoton.video import H264Writer, iter_frames, probe
@@ -284,8 +284,8 @@ def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
     if kind in ("rtsp", "http"):
         _reach(uri, timeout_s)
         timeout_ms = int(timeout_s * 1000)
-        capture = cv2.VideoCapture(uri, cv2.CAP_FFMPEG,
-                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        capture = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
         try:
             ok, image = capture.read() if capture.isOpened() else (False, None)
             fps = float(capture.get(cv2.CAP_PROP_FPS))

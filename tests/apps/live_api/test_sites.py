@@ -116,7 +116,7 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
 def test_refused_sites_answer_4xx_and_change_nothing(client, store):
     error(create(client, body=b"not an image"), 415, "not a PNG or JPEG")
     error(create(client, scale_points=None, distance_m=None), 422, "scale")
-    error(create(client, name="../etc"), 422, "site name")
+    error(create(client, name="../etc"), 422, "query.name")
     error(create(client, origin_m="1"), 422, "origin_m")
     assert create(client).status_code == 201
     error(create(client), 409, "already exists")
@@ -152,3 +152,38 @@ def test_a_stream_camera_is_tested_added_and_never_shows_its_password(client, st
     error(client.post(f"{SITES}/plaza/cameras", json={"name": "gate", "kind": "http", "uri": secret},
                       headers=OPERATOR), 409, "already has a camera")
     assert current_version(store, "plaza") == 2
+
+
+@pytest.mark.integration
+def test_a_live_session_on_a_new_stream_site_sends_ticks_with_map_coordinates(tmp_path, mjpeg_server):
+    """A real server on an empty store: a site, a stream camera calibrated over REST, then a session."""
+    import asyncio
+
+    from live_api_server import LiveApiServer, next_message, ws_connect
+
+    server = LiveApiServer(tmp_path / "store").wait_ready()
+    try:
+        with server.client("operator") as operator, server.client("admin") as admin:
+            created = operator.post(SITES, params={"name": "gate", "metres_per_pixel": 0.05, "origin_m": "-22,20",
+                                                   "y_axis": "up"}, content=PLAN)
+            assert created.status_code == 201, created.text
+            error(admin.post("/api/v1/sessions", json={"environment": "gate"}), 422, "no camera yet")
+            camera = operator.post(f"{SITES}/gate/cameras", json={"name": "door", "kind": "http",
+                                                                  "uri": mjpeg_server.url})
+            assert camera.status_code == 201, camera.text
+            half = {"image_points": [[x / 2, y / 2] for x, y in PAIRS["image_points"]],  # the stream is half size
+                    "map_points": PAIRS["map_points"]}
+            assert operator.put(f"{SITES}/gate/cameras/door/calibration", json=half).json()["rms_error_m"] < 0.3
+            session = admin.post("/api/v1/sessions", json={"environment": "gate"})
+            assert session.status_code == 201, session.text
+            assert session.json()["status"]["cameras"]["door"]["source"]["kind"] == "http"
+
+        async def located_tick() -> dict:
+            async with ws_connect(server, session.json()["session_id"]) as ws:
+                return await next_message(ws, "tick", timeout_s=60,
+                                          where=lambda m: any(p.get("map") for p in m.get("people", [])))
+        tick = asyncio.run(located_tick())
+        placed = [p["map"] for p in tick["people"] if p.get("map")]
+        assert placed and all(-22 <= p["x"] <= 13 and -20 <= p["y"] <= 20 for p in placed), placed
+    finally:
+        server.stop()

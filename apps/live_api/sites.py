@@ -113,13 +113,13 @@ class Rename(BaseModel):
 class CameraBody(BaseModel):
     name: str = Field(pattern=NAME)
     kind: Literal["rtsp", "http", "file", "upload"]
-    uri: str = Field(description="the stream URL, the file path, or the upload id")
+    uri: str = Field(min_length=1, description="the stream URL, the file path, or the upload id")
     fps: float | None = Field(None, gt=0, description="the camera's frame rate (default: what the source says)")
 
 
 class SourceBody(BaseModel):
     kind: Literal["rtsp", "http", "file"]
-    uri: str
+    uri: str = Field(min_length=1)
 
 
 class PointPairs(BaseModel):
@@ -234,7 +234,8 @@ def add_camera(site: SiteName, body: CameraBody, request: Request, _: Principal 
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "one frame of the source"}}
 
 
-@router.post("/{site}/cameras/test", response_class=Response, responses=JPEG | error_responses(400, 401, 403, 415, 422))
+@router.post("/{site}/cameras/test", response_class=Response,
+             responses=JPEG | error_responses(400, 401, 403, 404, 415, 422))
 def test_connection(site: SiteName, body: SourceBody, request: Request, _: Principal = EDIT) -> Response:
     """Read one frame of a source: a JPEG snapshot, or why not (unreachable, refused, authentication
     failed, not a video, unsupported codec) within a few seconds."""

@@ -178,12 +178,13 @@ def test_a_live_session_on_a_new_stream_site_sends_ticks_with_map_coordinates(tm
             assert session.status_code == 201, session.text
             assert session.json()["status"]["cameras"]["door"]["source"]["kind"] == "http"
 
+        def placed(tick: dict) -> list[dict]:
+            return [t["map"] for t in tick["cameras"].get("door", {}).get("tracks", []) if t["map"] is not None]
+
         async def located_tick() -> dict:
             async with ws_connect(server, session.json()["session_id"]) as ws:
-                return await next_message(ws, "tick", timeout_s=60,
-                                          where=lambda m: any(p.get("map") for p in m.get("people", [])))
-        tick = asyncio.run(located_tick())
-        placed = [p["map"] for p in tick["people"] if p.get("map")]
-        assert placed and all(-22 <= p["x"] <= 13 and -20 <= p["y"] <= 20 for p in placed), placed
+                return await next_message(ws, "tick", timeout_s=60, where=placed)
+        points = placed(asyncio.run(located_tick()))
+        assert all(-22 <= p["x"] <= 13 and -20 <= p["y"] <= 20 for p in points), points
     finally:
         server.stop()

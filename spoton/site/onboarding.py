@@ -188,11 +188,16 @@ def restore_site(store: ObjectStore, name: str, version: int) -> int:
     return restore_version(store, name, version)
 
 
-def _new_camera_name(env: Environment, camera: str) -> None:
+def _new_camera_name(store: ObjectStore, env: Environment, camera: str) -> None:
+    """Refuse a name in use, or whose folder still holds a deleted camera's videos (kept for the
+    versions that had it; new sub-videos would mix with them)."""
     check_name("camera", camera)
     if camera in env.camera_names:
         raise OnboardingError(f"site {env.name!r} already has a camera {camera!r}: pick another name, "
                               "or delete that camera first", 409)
+    if any(key.endswith(".mp4") for key in store.list_keys(f"{env.name}/{camera}/")):
+        raise OnboardingError(f"site {env.name!r} keeps the videos of an earlier camera {camera!r} (earlier "
+                              "versions use them): pick another name", 409)
 
 
 def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path,
@@ -200,7 +205,7 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
     """Validate ``video``, cut it into H.264 sub-videos of the site's segment length and store them;
     returns (version, the sub-video keys). ``fps`` overrides the container's frame rate."""
     env = load_site(store, environment)
-    _new_camera_name(env, camera)
+    _new_camera_name(store, env, camera)
     try:
         info = probe(video)
     except VideoError as exc:
@@ -311,7 +316,7 @@ def add_uri_camera(store: ObjectStore, environment: str, camera: str, kind: str,
     """Add a camera that streams from ``uri`` (``rtsp``, ``http`` or a ``file``) once a frame was read
     from it; returns the version."""
     env = load_site(store, environment)
-    _new_camera_name(env, camera)
+    _new_camera_name(store, env, camera)
     source = CameraSource(kind, uri)
     shot = snapshot(uri, kind, timeout_s)
     rate = fps or shot.fps
@@ -333,7 +338,7 @@ def rename_camera(store: ObjectStore, environment: str, camera: str, new_name: s
     """Rename a camera that has no sub-videos (those live under its name, and so do its tables)."""
     env = load_site(store, environment)
     old = _camera(env, camera)
-    _new_camera_name(env, new_name)
+    _new_camera_name(store, env, new_name)
     if store.list_keys(f"{environment}/{camera}/"):
         raise OnboardingError(f"camera {camera!r} has videos stored under its name: delete it and add it "
                               "again under the new name", 409)

@@ -182,3 +182,13 @@ def test_scale_calibration_and_polygon_rules():
     assert check_simple_polygon([[0, 0], [4, 0], [4, 4], [0, 4]], "square").shape == (4, 2)
     with pytest.raises(OnboardingError, match="no area"):
         check_simple_polygon([[0, 0], [1, 1], [2, 2]], "flat")
+
+
+def test_a_deleted_camera_keeps_its_videos_and_its_name_is_not_reused(site, mjpeg_clip):
+    from spoton.site.onboarding import add_video_camera, delete_camera, restore_site
+
+    assert delete_camera(site, ENV, CAMERA) == 3 and load_environment(site, ENV).camera_names == ()
+    with pytest.raises(OnboardingError, match="keeps the videos of an earlier camera") as refused:
+        add_video_camera(site, ENV, CAMERA, mjpeg_clip)
+    assert refused.value.status == 409 and len(site.list_keys(f"{ENV}/{CAMERA}/")) == 3
+    assert restore_site(site, ENV, 2) == 4 and load_environment(site, ENV).camera_names == (CAMERA,)

@@ -385,9 +385,9 @@ class SessionManager:
         if not 0 < tick_rate_hz <= self.max_tick_rate_hz:
             raise SessionError(422, f"tick_rate_hz must be within (0, {self.max_tick_rate_hz}], got {tick_rate_hz}")
         env = self.environment(environment)
-        known = env.camera_names
+        known = tuple(c.name for c in env.cameras if c.enabled)
         if not known:
-            raise SessionError(422, f"environment {environment!r} has no camera yet: add one "
+            raise SessionError(422, f"environment {environment!r} has no enabled camera: add or enable one "
                                     f"(POST /api/v1/sites/{environment}/cameras)")
         unknown = set(sources or {}) - set(known)
         if unknown:

@@ -11,7 +11,7 @@ operators (and admins) edit. Camera sources are answered with their password rep
 - Cameras: add by URI (``rtsp``, ``http`` MJPEG, a ``file`` under the server's media roots) or by
   an upload id (``kind: "upload"``, from ``POST /api/v1/videos``: cut into H.264 sub-videos of the
   site's segment length where the sensor finds them); ``POST /sites/{site}/cameras/test`` answers
-  a snapshot JPEG or why not within a few seconds; rename, delete, ``GET .../snapshot``.
+  a snapshot JPEG or why not within a few seconds; rename, disable (``PUT .../enabled``), delete, ``GET .../snapshot``.
 - Calibration: ``.../calibration/check`` fits point pairs and answers per-point and RMS error
   without saving; ``PUT .../calibration`` saves it; ``.../region`` (image pixels) and ``/zones``
   (floor metres).
@@ -57,6 +57,7 @@ class CameraSourceShown(BaseModel):
 
 class SiteCamera(BaseModel):
     name: str
+    enabled: bool = Field(description="false: kept, but not materialized or streamed")
     fps: float
     resolution: list[int]
     source: CameraSourceShown | None
@@ -104,6 +105,10 @@ class CalibrationReport(BaseModel):
     point_errors_m: list[float] = Field(description="per pair, metres between its map point and its image point mapped")
     image_to_map: list[list[float]]
     version: int | None = Field(None, description="the saved version (None: only checked)")
+
+
+class Enabled(BaseModel):
+    enabled: bool
 
 
 class Rename(BaseModel):
@@ -261,6 +266,14 @@ def rename_camera(site: SiteName, camera: CameraName, body: Rename, request: Req
     store = app_store(request)
     onboarding.rename_camera(store, site, camera, body.name)
     return _site(store, site)
+
+
+@router.put("/{site}/cameras/{camera}/enabled", response_model=Saved,
+            responses=error_responses(400, 401, 403, 404, 422))
+def enable_camera(site: SiteName, camera: CameraName, body: Enabled, request: Request,
+                  _: Principal = EDIT) -> dict:
+    """Disable a camera (kept with its calibration and videos; not materialized or streamed), or enable it."""
+    return {"site": site, "version": onboarding.enable_camera(app_store(request), site, camera, body.enabled)}
 
 
 @router.delete("/{site}/cameras/{camera}", response_model=Saved, responses=error_responses(401, 403, 404, 422))

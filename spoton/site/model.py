@@ -135,6 +135,7 @@ class Camera:
     source: CameraSource | None = None
     start_offset_frames: int = 0
     time_offset_s: float = 0.0
+    enabled: bool = True  # a disabled camera stays described but is neither materialized nor streamed
 
     def __post_init__(self) -> None:
         check_name("camera", self.name)
@@ -153,6 +154,8 @@ class Camera:
                                          f"got {self.start_offset_frames!r}")
         object.__setattr__(self, "start_offset_frames", int(self.start_offset_frames))
         object.__setattr__(self, "time_offset_s", float(self.time_offset_s))
+        if not isinstance(self.enabled, bool):
+            raise EnvironmentConfigError(f"camera {self.name!r}: enabled must be true or false, got {self.enabled!r}")
 
     def spec(self) -> CameraSpec:
         """What the FrameProcessor needs: the calibration and the tracked region."""

@@ -346,6 +346,13 @@ def rename_camera(store: ObjectStore, environment: str, camera: str, new_name: s
         replace(old, name=new_name) if c.name == camera else c for c in env.cameras)))
 
 
+def enable_camera(store: ObjectStore, environment: str, camera: str, enabled: bool) -> int:
+    """Disable a camera (kept, with its calibration and videos, but not materialized or streamed) or
+    enable it again."""
+    env = load_site(store, environment)
+    return save_environment(store, _with_camera(env, replace(_camera(env, camera), enabled=enabled)))
+
+
 def delete_camera(store: ObjectStore, environment: str, camera: str) -> int:
     """Remove a camera from the site (a new version; its sub-videos stay for the versions before)."""
     env = load_site(store, environment)
@@ -499,7 +506,7 @@ def describe(store: ObjectStore, environment: str) -> dict:
         "floor_plan": {"image_key": plan.image_key, "size_px": list(plan.size_px),
                        "metres_per_pixel": plan.metres_per_pixel, "origin_m": list(plan.origin_m),
                        "y_axis": plan.y_axis},
-        "cameras": [{"name": c.name, "fps": c.fps, "resolution": list(c.resolution), "source": shown_source(c.source),
+        "cameras": [{"name": c.name, "enabled": c.enabled, "fps": c.fps, "resolution": list(c.resolution), "source": shown_source(c.source),
                      "calibrated": c.calibration is not None,
                      "calibration_rms_m": None if c.calibration is None else c.calibration.reprojection_error_m,
                      "region_m": None if c.tracked_region_m is None else c.tracked_region_m.tolist(),

@@ -57,6 +57,7 @@ ENVIRONMENT_SCHEMA: dict = {
                 "start_offset_frames": {"type": "integer", "minimum": 0,
                                         "description": "camera frame i is environment frame i + this"},
                 "time_offset_s": {"type": "number"},
+                "enabled": {"type": "boolean", "description": "false: described, but not materialized or streamed"},
             },
         },
         "calibration": {

@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import pytest
 
+from spoton.site.onboarding import enable_camera
+from spoton.store import LocalStore
 from spoton.video import iter_frames
 
 pytestmark = pytest.mark.integration
@@ -47,6 +49,7 @@ def test_a_site_built_with_the_cli_materializes_and_answers_sql(sample_video, tm
         ["env", "calibrate", "plaza", "north", "--points", str(points)],
         ["env", "region", "plaza", "north", "--polygon", "0,200;767,200;767,575;0,575"],
         ["env", "zone", "plaza", "crossing", "--polygon=-11,-10.5;-5,-10.5;-5,-3.5;-11,-3.5"],
+        ["env", "add-camera", "plaza", "south", "--video", str(clip)],
         ["env", "show", "plaza"],
     ]
     outputs = []
@@ -59,8 +62,10 @@ def test_a_site_built_with_the_cli_materializes_and_answers_sql(sample_video, tm
     rms = float(outputs[3].split("RMS error ")[1].split(" m")[0])
     assert rms < 0.3
     shown = json.loads(outputs[-1])
-    assert shown["version"] == 5 and shown["zones"][0]["name"] == "crossing"
+    assert shown["version"] == 6 and shown["zones"][0]["name"] == "crossing"
     assert shown["cameras"][0]["calibrated"] and shown["cameras"][0]["region_m"] is not None
+
+    assert enable_camera(LocalStore(var / "store"), "plaza", "south", False) == 7  # what the API's disable does
 
     run = spoton("run", "plaza", "--workers", "1", env=env)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -73,7 +78,7 @@ def test_a_site_built_with_the_cli_materializes_and_answers_sql(sample_video, tm
         assert result.returncode == 0, result.stderr
         return [row.rstrip() for row in result.stdout.splitlines()[2:-1]]  # no header, rule or count
 
-    assert sql("select distinct camera from frames") == ["north"]
+    assert sql("select distinct camera from frames") == ["north"], "a disabled camera is not materialized"
     assert sql("select count(distinct global_frame) from frames") == ["14"]
     (people,) = sql("select count(distinct global_id) from global_identities")
     assert int(people) >= 2, "the plaza clip has several people in view"

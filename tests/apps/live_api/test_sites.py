@@ -101,6 +101,11 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
     assert load_environment(store, "plaza").camera("north").calibration is None, "version 2 was uncalibrated"
     error(client.post(f"{SITES}/plaza/versions/9/restore", headers=OPERATOR), 404, "no version 9")
 
+    disabled = client.put(f"{SITES}/plaza/cameras/north/enabled", json={"enabled": False}, headers=OPERATOR)
+    assert disabled.json()["version"] == 7 and load_environment(store, "plaza").camera("north").enabled is False
+    assert client.get(f"{SITES}/plaza", headers=VIEWER).json()["cameras"][0]["enabled"] is False
+    assert client.put(f"{SITES}/plaza/cameras/north/enabled", json={"enabled": True}, headers=OPERATOR).json() == {
+        "site": "plaza", "version": 8}
     error(client.post(f"{SITES}/plaza/cameras/north/rename", json={"name": "gate"}, headers=OPERATOR), 409,
           "videos stored under its name")
     renamed = client.post(f"{SITES}/plaza/rename", json={"name": "square"}, headers=OPERATOR)
@@ -167,7 +172,7 @@ def test_a_live_session_on_a_new_stream_site_sends_ticks_with_map_coordinates(tm
             created = operator.post(SITES, params={"name": "gate", "metres_per_pixel": 0.05, "origin_m": "-22,20",
                                                    "y_axis": "up"}, content=PLAN)
             assert created.status_code == 201, created.text
-            error(admin.post("/api/v1/sessions", json={"environment": "gate"}), 422, "no camera yet")
+            error(admin.post("/api/v1/sessions", json={"environment": "gate"}), 422, "no enabled camera")
             camera = operator.post(f"{SITES}/gate/cameras", json={"name": "door", "kind": "http",
                                                                   "uri": mjpeg_server.url})
             assert camera.status_code == 201, camera.text

@@ -192,3 +192,15 @@ def test_a_deleted_camera_keeps_its_videos_and_its_name_is_not_reused(site, mjpe
         add_video_camera(site, ENV, CAMERA, mjpeg_clip)
     assert refused.value.status == 409 and len(site.list_keys(f"{ENV}/{CAMERA}/")) == 3
     assert restore_site(site, ENV, 2) == 4 and load_environment(site, ENV).camera_names == (CAMERA,)
+
+
+def test_a_disabled_camera_is_stored_as_such_and_enabled_again(site):
+    from spoton.site.onboarding import enable_camera
+    from spoton.site.storage import version_key
+
+    assert enable_camera(site, ENV, CAMERA, False) == 3
+    assert json.loads(site.read_bytes(version_key(ENV, 3)))["cameras"][0]["enabled"] is False
+    assert load_environment(site, ENV).camera(CAMERA).enabled is False
+    assert enable_camera(site, ENV, CAMERA, True) == 4
+    assert "enabled" not in json.loads(site.read_bytes(version_key(ENV, 4)))["cameras"][0], \
+        "an enabled camera is stored as before the flag existed"

@@ -27,7 +27,7 @@ def sub_video_manifest(context: AssetExecutionContext, store: StoreResource):
     env = load_environment(object_store, environment)
     segments_by_camera = scan_sub_videos(object_store).get(environment, {})  # one listing per run
     rows = []
-    for camera in env.cameras:
+    for camera in (c for c in env.cameras if c.enabled):
         key = sub_video_key(environment, camera.name, segment)
         if not object_store.exists(key):
             context.log.warning(f"{key} is absent: camera {camera.name} has no sub-video for segment {segment}")

@@ -4,13 +4,12 @@
 """
 import argparse
 import os
-import shutil
 import sys
 import time
 
 from dagster import DagsterInstance
 
-from orchestration.resources import REPO_ROOT, shared_dir, var_dir
+from orchestration.resources import shared_dir, use_local_instance, var_dir
 from orchestration.runner import materialize_all, register_partitions
 from spoton.artifacts import fetch_sample_video
 from spoton.storage.catalog import build_catalog, query
@@ -43,11 +42,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="segment partitions processed in parallel")
     args = parser.parse_args()
     var = var_dir()
-    os.environ.setdefault("DAGSTER_HOME", str(var / "dagster_home"))
-    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
-    instance_yaml = os.path.join(os.environ["DAGSTER_HOME"], "dagster.yaml")
-    if not os.path.exists(instance_yaml):  # SQLite instance, two queued runs at a time
-        shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", instance_yaml)
+    use_local_instance()
     store_root = os.environ.get("SPOTON_STORE", str(var / "store"))
 
     print(f"1/4 sample environment {ENV_NAME!r} -> {store_root}")

@@ -6,6 +6,7 @@ environment variables only (``EnvVar``), never from code or config files.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from dagster import EnvVar
@@ -21,6 +22,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def var_dir() -> Path:
     """Where the local deployment keeps its store, lake, catalog and Dagster instance."""
     return Path(os.environ.get("SPOTON_VAR", REPO_ROOT / "var"))
+
+
+def use_local_instance() -> None:
+    """Point Dagster at ``$SPOTON_VAR/dagster_home`` (unless DAGSTER_HOME is set), with the
+    deployment's instance config (SQLite, two queued runs at a time) on first use."""
+    os.environ.setdefault("DAGSTER_HOME", str(var_dir() / "dagster_home"))
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
 
 
 def shared_dir() -> Path:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Callable
 
 from dagster import AssetSelection, DagsterInstance, MultiPartitionKey, materialize
 
@@ -71,18 +73,24 @@ def materialize_environment(environment: str, resources: dict | None = None,
     return _materialize(ENVIRONMENT_GROUPS, environment, resources, instance)
 
 
-def materialize_all(environment: str, segments: list[str], workers: int = 2) -> list[PartitionRun]:
+def materialize_all(environment: str, segments: list[str], workers: int = 2,
+                    on_run: Callable[[PartitionRun], None] | None = None) -> list[PartitionRun]:
     """Every segment partition (``workers`` at a time), then the environment-level assets.
 
     A failed segment (a corrupt sub-video, say) is reported and skipped; the
-    environment assets use the segments that succeeded.
+    environment assets use the segments that succeeded. ``on_run`` hears each run as it ends
+    (segments in order).
     """
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            runs = list(pool.map(materialize_segment, [environment] * len(segments), segments))
-    else:
-        runs = [materialize_segment(environment, s) for s in segments]
+    on_run = on_run or (lambda run: None)
+    runs = []
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        results = (pool.map(materialize_segment, [environment] * len(segments), segments) if pool
+                   else (materialize_segment(environment, s) for s in segments))
+        for run in results:
+            on_run(run)
+            runs.append(run)
     if any(run.success for run in runs):
         runs.append(materialize_environment(environment))
+        on_run(runs[-1])
     return runs

@@ -197,6 +197,104 @@ def _cmd_export_mot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_store(args: argparse.Namespace):
+    from spoton.storage.store import LocalStore
+
+    return LocalStore(args.store or _var_dir() / "store")
+
+
+def _cmd_env_create(args: argparse.Namespace) -> int:
+    from spoton.site.onboarding import create_site, parse_numbers, scale_from_points
+
+    if (args.metres_per_pixel is None) == (args.scale_points is None):
+        raise SpotOnError("give the floor plan's scale: --metres-per-pixel M, or --scale-points X1,Y1,X2,Y2 "
+                          "with --distance-m D (the metres between those two plan pixels)")
+    if args.scale_points is not None and args.distance_m is None:
+        raise SpotOnError("--scale-points needs --distance-m D: the metres between the two plan pixels")
+    scale = args.metres_per_pixel or scale_from_points(*parse_numbers(args.scale_points, 4, "--scale-points"),
+                                                       args.distance_m)
+    if not args.floor_plan.is_file():
+        raise SpotOnError(f"no floor-plan image {args.floor_plan}: give the path of a PNG or JPEG")
+    version = create_site(_site_store(args), args.env, args.floor_plan.read_bytes(), scale,
+                          parse_numbers(args.origin_m, 2, "--origin-m"), args.y_axis,
+                          segment_length_s=args.segment_length_s)
+    print(f"site {args.env!r} created (version {version}): {scale:.5g} m per pixel")
+    return 0
+
+
+def _cmd_env_add_camera(args: argparse.Namespace) -> int:
+    from spoton.site.onboarding import add_uri_camera, add_video_camera
+
+    store = _site_store(args)
+    if args.video is not None:
+        version, keys = add_video_camera(store, args.env, args.camera, args.video, args.fps,
+                                         progress=lambda line: print(f"  {line}", flush=True))
+        print(f"camera {args.camera!r} added to {args.env!r} (version {version}): {len(keys)} sub-videos")
+        return 0
+    kind = "rtsp" if args.uri.lower().startswith("rtsp") else "http" if args.uri.lower().startswith("http") else "file"
+    version = add_uri_camera(store, args.env, args.camera, kind, args.uri, args.fps)
+    print(f"camera {args.camera!r} ({kind}) added to {args.env!r} (version {version})")
+    return 0
+
+
+def _cmd_env_calibrate(args: argparse.Namespace) -> int:
+    from spoton.site.onboarding import calibrate_camera, read_point_pairs_csv
+
+    if not args.points.is_file():
+        raise SpotOnError(f"no calibration file {args.points}: give a CSV with columns image_x,image_y,map_x,map_y")
+    image, world = read_point_pairs_csv(args.points.read_text())
+    version, report = calibrate_camera(_site_store(args), args.env, args.camera, image, world, args.max_error_m)
+    _print_rows(["pair", "image_x", "image_y", "map_x", "map_y", "error_m"],
+                [(i + 1, *image[i], *world[i], e) for i, e in enumerate(report.point_errors_m)])
+    print(f"RMS error {report.rms_error_m:.3f} m, worst {report.max_error_m:.3f} m; "
+          f"camera {args.camera!r} calibrated (version {version})")
+    return 0
+
+
+def _cmd_env_region(args: argparse.Namespace) -> int:
+    from spoton.site.onboarding import parse_polygon, set_region
+
+    version, metres = set_region(_site_store(args), args.env, args.camera, parse_polygon(args.polygon, "--polygon"))
+    print(f"camera {args.camera!r} tracks the floor inside "
+          f"{'; '.join(f'{x:.2f},{y:.2f}' for x, y in metres)} m (version {version})")
+    return 0
+
+
+def _cmd_env_zone(args: argparse.Namespace) -> int:
+    from spoton.site.onboarding import parse_polygon, set_zone
+
+    version = set_zone(_site_store(args), args.env, args.name, parse_polygon(args.polygon, "--polygon"))
+    print(f"zone {args.name!r} saved (version {version})")
+    return 0
+
+
+def _cmd_env_show(args: argparse.Namespace) -> int:
+    import json
+
+    from spoton.site.onboarding import describe
+
+    print(json.dumps(describe(_site_store(args), args.env), indent=1))
+    return 0
+
+
+def _cmd_env_list(args: argparse.Namespace) -> int:
+    from spoton.site.onboarding import list_sites
+
+    sites = list_sites(_site_store(args))
+    _print_rows(["site", "fps", "cameras", "calibrated", "zones"],
+                [(e.name, e.fps, ",".join(e.camera_names),
+                  sum(c.calibration is not None for c in e.cameras), len(e.zones)) for e in sites])
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """Materialize in a process of its own: Dagster is imported by orchestration/, never by the core."""
+    import subprocess
+
+    command = [sys.executable, "-m", "orchestration.run_environment", args.env, "--workers", str(args.workers)]
+    return subprocess.run(command).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spoton", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +358,62 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--tracker-ids", action="store_true",
                         help="per-camera tracker ids instead of global ids")
     export.set_defaults(func=_cmd_export_mot)
+
+    env = commands.add_parser("env", help="bring your own site: floor plan, cameras, calibration, region, zones")
+    env_commands = env.add_subparsers(dest="env_command", required=True)
+
+    def env_command(name: str, help: str, func) -> argparse.ArgumentParser:
+        command = env_commands.add_parser(name, help=help)
+        command.add_argument("--store", type=Path, help="object-store folder (default $SPOTON_VAR/store)")
+        command.set_defaults(func=func)
+        return command
+
+    create = env_command("create", "a new site from its floor-plan image and scale", _cmd_env_create)
+    create.add_argument("env")
+    create.add_argument("--floor-plan", type=Path, required=True, help="PNG or JPEG")
+    create.add_argument("--metres-per-pixel", type=float)
+    create.add_argument("--scale-points", help="X1,Y1,X2,Y2: two floor-plan pixels (with --distance-m)")
+    create.add_argument("--distance-m", type=float, help="metres between the two --scale-points")
+    create.add_argument("--origin-m", default="0,0", help="X,Y: the floor metres at the plan's top-left corner")
+    create.add_argument("--y-axis", choices=["down", "up"], default="down",
+                        help="which way +Y (metres) runs on the plan image")
+    create.add_argument("--segment-length-s", type=float, default=60.0,
+                        help="length of the sub-videos a camera's video is cut into")
+
+    add_camera = env_command("add-camera", "add a camera from a video file or a stream URI", _cmd_env_add_camera)
+    add_camera.add_argument("env")
+    add_camera.add_argument("camera")
+    source = add_camera.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", type=Path, help="cut into H.264 sub-videos in the store")
+    source.add_argument("--uri", help="rtsp://, http:// (MJPEG) or a file path; tested by reading a frame")
+    add_camera.add_argument("--fps", type=float, help="the camera's frame rate (default: what the video says)")
+
+    calibrate = env_command("calibrate", "fit a camera's ground-plane calibration from point pairs",
+                            _cmd_env_calibrate)
+    calibrate.add_argument("env")
+    calibrate.add_argument("camera")
+    calibrate.add_argument("--points", type=Path, required=True,
+                           help="CSV with columns image_x,image_y,map_x,map_y (map in metres)")
+    calibrate.add_argument("--max-error-m", type=float, default=0.5, help="refuse an RMS error above this")
+
+    region = env_command("region", "the floor a camera tracks people on, in image pixels", _cmd_env_region)
+    region.add_argument("env")
+    region.add_argument("camera")
+    region.add_argument("--polygon", required=True, help='"x,y;x,y;..." image pixels')
+
+    zone = env_command("zone", "add or replace a named zone on the floor plan (metres)", _cmd_env_zone)
+    zone.add_argument("env")
+    zone.add_argument("name")
+    zone.add_argument("--polygon", required=True, help='"x,y;x,y;..." floor metres')
+
+    show = env_command("show", "print a site (camera passwords hidden)", _cmd_env_show)
+    show.add_argument("env")
+    env_command("list", "list the sites in the store", _cmd_env_list)
+
+    run = commands.add_parser("run", help="materialize every partition of an environment through Dagster")
+    run.add_argument("env")
+    run.add_argument("--workers", type=int, default=2, help="segment partitions processed in parallel")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -28,7 +28,7 @@ from spoton.live.sources import SourceError, SourceSpec
 from spoton.storage.store import LocalStore
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
-from apps.live_api import errors, exposure, health, media, overlay, uploads, webrtc, ws
+from apps.live_api import errors, exposure, health, media, overlay, sites, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.media = webrtc.MediaPlane(webrtc.MediaSettings(
         max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
         ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in sessions.sessions)
+    app.include_router(sites.router)
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
                               instance_id=settings.instance_id,
@@ -156,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
+                           allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization", "Content-Type", "Range"],
                            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "Location", "X-Request-ID"])
     app.add_middleware(RequestObservation, metrics=metrics)  # outermost: every answer gets a request id
 

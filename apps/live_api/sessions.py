@@ -433,8 +433,12 @@ class SessionManager:
                                     "are incomplete or invalid; the server log says why)") from None
 
     def default_source(self, environment: str, camera: str) -> SourceSpec:
+        """The camera's first sub-video, else the stream or file it was added with."""
         keys = sorted(self.store.list_keys(f"{environment}/{camera}/"))
         videos = [k for k in keys if k.endswith(".mp4")]
+        added = self.environment(environment).camera(camera).source
+        if not videos and added is not None and added.kind in ("rtsp", "http", "file"):
+            return SourceSpec(added.kind, added.uri)
         if not videos:
             raise SessionError(422, f"camera {camera!r} of {environment!r} has no sub-videos in the store: "
                                     "give its source explicitly (file, store key, upload, rtsp or http)")
@@ -445,7 +449,10 @@ class SessionManager:
         if not 0 < tick_rate_hz <= self.max_tick_rate_hz:
             raise SessionError(422, f"tick_rate_hz must be within (0, {self.max_tick_rate_hz}], got {tick_rate_hz}")
         env = self.environment(environment)
-        known = env.camera_names
+        known = tuple(c.name for c in env.cameras if c.enabled)
+        if not known:
+            raise SessionError(422, f"environment {environment!r} has no enabled camera: add or enable one "
+                                    f"(POST /api/v1/sites/{environment}/cameras)")
         unknown = set(sources or {}) - set(known)
         if unknown:
             raise SessionError(422, f"unknown cameras {sorted(unknown)} for {environment!r}; known: {list(known)}")

@@ -135,6 +135,7 @@ class Camera:
     source: CameraSource | None = None
     start_offset_frames: int = 0
     time_offset_s: float = 0.0
+    enabled: bool = True  # a disabled camera stays described but is neither materialized nor streamed
 
     def __post_init__(self) -> None:
         check_name("camera", self.name)
@@ -153,6 +154,8 @@ class Camera:
                                          f"got {self.start_offset_frames!r}")
         object.__setattr__(self, "start_offset_frames", int(self.start_offset_frames))
         object.__setattr__(self, "time_offset_s", float(self.time_offset_s))
+        if not isinstance(self.enabled, bool):
+            raise EnvironmentConfigError(f"camera {self.name!r}: enabled must be true or false, got {self.enabled!r}")
 
     def spec(self) -> CameraSpec:
         """What the FrameProcessor needs: the calibration and the tracked region."""
@@ -213,7 +216,12 @@ class FloorPlan:
 
 @dataclass(frozen=True, eq=False)
 class Environment:
-    """A site: its cameras on one clock (``fps``), its floor plan and named zones."""
+    """A site: its cameras on one clock (``fps``), its floor plan and named zones.
+
+    A site being set up may have no camera yet (it cannot be run until it has one).
+    ``segment_length_s`` is how long the sub-videos of a camera added from a video are (None: the
+    sub-videos are cut elsewhere, as the sample's are).
+    """
 
     name: str
     fps: float
@@ -221,6 +229,7 @@ class Environment:
     floor_plan: FloorPlan
     zones: tuple[Zone, ...] = ()
     description: str = ""
+    segment_length_s: float | None = None
 
     def __post_init__(self) -> None:
         check_name("environment", self.name)
@@ -228,8 +237,9 @@ class Environment:
             raise EnvironmentConfigError(f"environment {self.name!r}: fps must be > 0, got {self.fps!r}")
         object.__setattr__(self, "fps", float(self.fps))
         cameras, zones = tuple(self.cameras), tuple(self.zones)
-        if not cameras:
-            raise EnvironmentConfigError(f"environment {self.name!r} has no cameras: describe at least one")
+        if self.segment_length_s is not None and not (np.isfinite(self.segment_length_s) and self.segment_length_s > 0):
+            raise EnvironmentConfigError(f"environment {self.name!r}: segment_length_s must be > 0 seconds, "
+                                         f"got {self.segment_length_s!r}")
         for what, names in (("camera", [c.name for c in cameras]), ("zone", [z.name for z in zones])):
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:

@@ -52,18 +52,19 @@ def to_document(env: Environment) -> dict:
             "inliers": c.inliers.tolist()}
 
     plan = env.floor_plan
+    optional = {} if env.segment_length_s is None else {"segment_length_s": env.segment_length_s}
     return {
         "format_version": FORMAT_VERSION, "name": env.name, "description": env.description, "fps": env.fps,
         "cameras": [{"name": c.name, "fps": c.fps, "resolution": list(c.resolution),
                      "source": None if c.source is None else {"kind": c.source.kind, "uri": c.source.uri},
                      "calibration": calibration(c.calibration), "tracked_region_m": _polygon(c.tracked_region_m),
                      "start_offset_frames": c.start_offset_frames, "time_offset_s": c.time_offset_s}
-                    for c in env.cameras],
+                    | ({} if c.enabled else {"enabled": False}) for c in env.cameras],
         "floor_plan": {"image_key": plan.image_key, "size_px": list(plan.size_px),
                        "metres_per_pixel": plan.metres_per_pixel, "origin_m": list(plan.origin_m),
                        "y_axis": plan.y_axis},
         "zones": [{"name": z.name, "polygon_m": z.polygon_m.tolist()} for z in env.zones],
-    }
+    } | optional
 
 
 def from_document(document: dict, where: str = "environment document") -> Environment:
@@ -75,14 +76,15 @@ def from_document(document: dict, where: str = "environment document") -> Enviro
                    calibration=None if c.get("calibration") is None else Calibration(**c["calibration"]),
                    tracked_region_m=c.get("tracked_region_m"),
                    source=None if c.get("source") is None else CameraSource(**c["source"]),
-                   start_offset_frames=c.get("start_offset_frames", 0), time_offset_s=c.get("time_offset_s", 0.0))
+                   start_offset_frames=c.get("start_offset_frames", 0), time_offset_s=c.get("time_offset_s", 0.0),
+                   enabled=c.get("enabled", True))
             for c in document["cameras"])
         zones = tuple(Zone(z["name"], np.asarray(z["polygon_m"], np.float64)) for z in document.get("zones", []))
         plan = document["floor_plan"]
         return Environment(document["name"], document["fps"], cameras,
                            FloorPlan(plan.get("image_key"), tuple(plan["size_px"]), plan["metres_per_pixel"],
                                      tuple(plan["origin_m"]), plan["y_axis"]),
-                           zones, document.get("description", ""))
+                           zones, document.get("description", ""), document.get("segment_length_s"))
     except ValueError as exc:  # a zone whose polygon is not (K >= 3, 2) points
         raise EnvironmentConfigError(f"{where}: {exc}") from None
 

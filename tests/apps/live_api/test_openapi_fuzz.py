@@ -14,12 +14,13 @@ operation, so they cannot be matched against this table. About a minute here in 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
 
 import pytest
-from live_api_server import KEYS, live_server, live_store  # noqa: F401
+from live_api_server import KEYS, LiveApiServer, live_store  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +31,26 @@ KNOWN_FAILURES = {
     ("POST /api/v1/videos", "positive_data_acceptance"):
         "POST /api/v1/videos (uploads.py) reads a raw body its OpenAPI entry does not declare, so a "
         "schema-valid request without one gets 400 'empty upload'",
+    ("POST /api/v1/sites", "positive_data_acceptance"):
+        "POST /api/v1/sites (sites.py) reads the floor-plan image as a raw body its OpenAPI entry does not "
+        "declare, and needs metres_per_pixel or scale_points with distance_m: a schema cannot say either-or",
+    ("POST /api/v1/sites/{site}/cameras", "positive_data_acceptance"):
+        "POST /api/v1/sites/{site}/cameras answers 422 to schema-valid bodies whose uri does not fit its "
+        "kind (an rtsp:// URL for kind rtsp) or names a camera that does not answer",
 }
 GUARD_EXAMPLES = 100  # per operation and phase: about 1,000 cases
 KNOWN_EXAMPLES = 10
+
+
+@pytest.fixture(scope="module")
+def live_server(live_store, tmp_path_factory):
+    """A server of its own on a copy of the sample store: an admin fuzzing the site routes deletes
+    and edits sites and cameras, which the other modules' server must not see."""
+    store = tmp_path_factory.mktemp("fuzz") / "store"
+    shutil.copytree(live_store, store)
+    server = LiveApiServer(store).wait_ready()
+    yield server
+    server.stop()
 
 
 def guard_config() -> str:

@@ -57,7 +57,7 @@ def test_calibration_fits_the_homography_of_its_point_pairs():
     (lambda: CameraSource("ftp", "x"), "kind 'ftp'"),
     (lambda: FloorPlan("plan.png", (10, 10), 0.05, (0, 0), "sideways"), "y_axis"),
     (lambda: FloorPlan("../plan.png", (10, 10), 0.05, (0, 0)), "relative to the environment"),
-    (lambda: Environment("x", 7.0, (), FloorPlan(None, (10, 10), 0.1, (0, 0))), "no cameras"),
+    (lambda: Environment("x", 7.0, (), FloorPlan(None, (10, 10), 0.1, (0, 0)), segment_length_s=0), "segment_length_s"),
     (lambda: Environment("x", 7.0, (Camera("a", 7, (4, 4)), Camera("a", 7, (4, 4))), FloorPlan(None, (10, 10), 0.1, (0, 0))),
      "appear twice"),
 ])

@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import numpy as np
@@ -58,6 +60,25 @@ def start_api(store: Path, port: int, threads: int) -> subprocess.Popen:
         time.sleep(0.2)
     process.terminate()
     raise SystemExit("the API did not become ready in 120 s")
+
+
+@contextmanager
+def sample_api(source_frames: int, threads: int, prefix: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """The sample environment built into a temporary store and a ready API serving it: (process, port)."""
+    from spoton.artifacts import fetch_sample_video
+    from spoton.sample import ENV_NAME
+    from spoton.sample.builder import build_sample_environment
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        store = Path(tmp) / "store"
+        build_sample_environment(fetch_sample_video(), store, ENV_NAME, max_source_frames=source_frames)
+        port = free_port()
+        api = start_api(store, port, threads)
+        try:
+            yield api, port
+        finally:
+            api.terminate()
+            api.wait(30)
 
 
 async def reader(url: str, delays: list[float], stop: asyncio.Event) -> int:
@@ -120,22 +141,10 @@ def main() -> None:
     parser.add_argument("--source-frames", type=int, default=96, help="sample environment length")
     args = parser.parse_args()
 
-    from spoton.artifacts import fetch_sample_video
-    from spoton.sample import ENV_NAME
-    from spoton.sample.builder import build_sample_environment
-
-    with tempfile.TemporaryDirectory(prefix="spoton-live-bench-") as tmp:
-        store = Path(tmp) / "store"
-        build_sample_environment(fetch_sample_video(), store, ENV_NAME, max_source_frames=args.source_frames)
-        port = free_port()
-        api = start_api(store, port, args.threads)
-        try:
-            base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-            one = asyncio.run(phase(base, ws_base, 1, 0, args.seconds, args.tick_rate))
-            many = asyncio.run(phase(base, ws_base, args.clients, args.slow, args.seconds, args.tick_rate))
-        finally:
-            api.terminate()
-            api.wait(30)
+    with sample_api(args.source_frames, args.threads, "spoton-live-bench-") as (_, port):
+        base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+        one = asyncio.run(phase(base, ws_base, 1, 0, args.seconds, args.tick_rate))
+        many = asyncio.run(phase(base, ws_base, args.clients, args.slow, args.seconds, args.tick_rate))
 
     print(f"\nlive API, sample environment (3 cameras, 640x480, 7 fps sources), tick rate {args.tick_rate:g}/s, "
           f"{args.seconds:g} s per phase, ONNX threads {args.threads}, {os.cpu_count()} CPUs\n")

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_latency import KEY, free_port, start_api  # noqa: E402  (the same API start-up)
+from live_latency import KEY, sample_api  # noqa: E402  (the same API start-up)
 
 
 def rss_mib(pid: int) -> float:
@@ -85,25 +84,13 @@ def main() -> None:
     parser.add_argument("--source-frames", type=int, default=96, help="sample environment length (looped)")
     args = parser.parse_args()
 
-    from spoton.artifacts import fetch_sample_video
-    from spoton.sample import ENV_NAME
-    from spoton.sample.builder import build_sample_environment
-
-    with tempfile.TemporaryDirectory(prefix="spoton-soak-") as tmp:
-        store = Path(tmp) / "store"
-        build_sample_environment(fetch_sample_video(), store, ENV_NAME, max_source_frames=args.source_frames)
-        port = free_port()
-        api = start_api(store, port, args.threads)
-        try:
-            print(f"\nlive API soak, one session on the sample environment at its own rate, "
-                  f"{args.minutes:g} min, {os.cpu_count()} CPUs, API pid {api.pid}\n")
-            print(HEADER)
-            print("-" * len(HEADER))
-            rows = asyncio.run(soak(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", api.pid,
-                                    args.minutes * 60, args.every_s))
-        finally:
-            api.terminate()
-            api.wait(30)
+    with sample_api(args.source_frames, args.threads, "spoton-soak-") as (api, port):
+        print(f"\nlive API soak, one session on the sample environment at its own rate, "
+              f"{args.minutes:g} min, {os.cpu_count()} CPUs, API pid {api.pid}\n")
+        print(HEADER)
+        print("-" * len(HEADER))
+        rows = asyncio.run(soak(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", api.pid,
+                                args.minutes * 60, args.every_s))
     first, last = rows[0], rows[-1]
     print(f"\nRSS {first['rss_mib']:.1f} -> {last['rss_mib']:.1f} MiB ({last['rss_mib'] - first['rss_mib']:+.1f}), "
           f"open FDs {first['fds']} -> {last['fds']} ({last['fds'] - first['fds']:+d}), "

@@ -7,6 +7,7 @@ module runs the same asset graph in-process, two segment partitions at a time
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -46,6 +47,11 @@ def _materialize(groups: tuple[str, ...], partition_key: str, resources: dict | 
     result = materialize(_assets(), instance=instance, partition_key=partition_key, run_config=QUIET,
                          selection=AssetSelection.groups(*groups), raise_on_error=False,
                          resources=resources or resources_for(), tags={"spoton/launched_by": "runner"})
+    return run_outcome(partition_key, result)
+
+
+def run_outcome(partition_key: str, result) -> PartitionRun:
+    """A finished run's success and, when it failed, the root causes of its failed steps."""
     error = ""
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
@@ -71,8 +77,12 @@ def materialize_environment(environment: str, resources: dict | None = None,
     return _materialize(ENVIRONMENT_GROUPS, environment, resources, instance)
 
 
-def materialize_all(environment: str, segments: list[str], workers: int = 2) -> list[PartitionRun]:
-    """Every segment partition (``workers`` at a time), then the environment-level assets.
+def materialize_all(environment: str, segments: list[str], workers: int = 2,
+                    segment_run: Callable[[str, str], PartitionRun] = materialize_segment,
+                    environment_run: Callable[[str], PartitionRun] = materialize_environment) -> list[PartitionRun]:
+    """Every segment partition (``workers`` at a time), then the environment-level assets; each by
+    ``segment_run`` / ``environment_run`` (in this process by default; ``orchestration.scale`` launches
+    them on Celery).
 
     A failed segment (a corrupt sub-video, say) is reported and skipped; the
     environment assets use the segments that succeeded.
@@ -80,9 +90,9 @@ def materialize_all(environment: str, segments: list[str], workers: int = 2) -> 
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            runs = list(pool.map(materialize_segment, [environment] * len(segments), segments))
+            runs = list(pool.map(segment_run, [environment] * len(segments), segments))
     else:
-        runs = [materialize_segment(environment, s) for s in segments]
+        runs = [segment_run(environment, s) for s in segments]
     if any(run.success for run in runs):
-        runs.append(materialize_environment(environment))
+        runs.append(environment_run(environment))
     return runs

@@ -169,15 +169,20 @@ class Cluster:
     seaweed: SeaweedServer
 
 
-def upload_folder(root: Path, env: Mapping[str, str], prefix: str = "store") -> int:
-    """Every file under ``root`` into the prod profile's S3 store (``SPOTON_S3_*`` of ``env``); files uploaded."""
+def s3_store(env: Mapping[str, str], prefix: str):
+    """The prod profile's S3 store (``prefix`` "store") or lake ("lake") for the ``SPOTON_S3_*`` settings of ``env``."""
     from dagster_aws.s3 import S3Resource
 
     from resources.store import S3StoreResource
 
     s3 = S3Resource(endpoint_url=env["SPOTON_S3_ENDPOINT"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                     aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
-    store = S3StoreResource(s3=s3, bucket=env["SPOTON_S3_BUCKET"], prefix=prefix).get_store()
+    return S3StoreResource(s3=s3, bucket=env["SPOTON_S3_BUCKET"], prefix=prefix).get_store()
+
+
+def upload_folder(root: Path, env: Mapping[str, str], prefix: str = "store") -> int:
+    """Every file under ``root`` into the prod profile's S3 store (``SPOTON_S3_*`` of ``env``); files uploaded."""
+    store = s3_store(env, prefix)
     files = [path for path in sorted(root.rglob("*")) if path.is_file()]
     for path in files:
         store.upload_file(path, path.relative_to(root).as_posix())

@@ -10,16 +10,13 @@ workers are started before the clock). The machine may be shared: compare rows o
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from pipeline_speed import detect_in_processes, materialize_sequentially
 
-from orchestration.resources import REPO_ROOT
-from orchestration.services import scale_cluster
+from orchestration.services import run_launcher, scale_cluster
 from resources.perception import PerceptionResource
 from spoton.artifacts import fetch_sample_video
 from spoton.environment import scan_sub_videos
@@ -31,8 +28,7 @@ from spoton.video import iter_frames
 def on_celery(work: Path, workers: list[str], store_root: Path) -> tuple[float, dict[str, int]]:
     """Seconds to materialize everything through Celery on ``workers``, and the steps each ran."""
     with scale_cluster(work, workers, store_root) as cluster:
-        launcher = subprocess.run([sys.executable, "-m", "orchestration.scale", "--json", "--parallel-runs",
-                                   str(len(workers))], env=cluster.env, cwd=REPO_ROOT, capture_output=True, text=True)
+        launcher = run_launcher(cluster.env, "--json", "--parallel-runs", str(len(workers)), capture=True)
     if launcher.returncode != 0:
         raise SystemExit(f"the Celery materialization failed:\n{launcher.stdout[-2000:]}{launcher.stderr[-2000:]}")
     report = json.loads(launcher.stdout.strip().splitlines()[-1])

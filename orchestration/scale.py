@@ -14,9 +14,11 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 
+from celery.exceptions import DuplicateTaskNameWarning
 from dagster import DagsterEventType, DagsterInstance, MultiPartitionKey, build_resources, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
@@ -26,6 +28,8 @@ from spoton.environment import scan_sub_videos
 from spoton.lake import ParquetLake
 from spoton.sample_env import ENV_NAME
 
+# dagster-celery registers its step task again for every step it submits; Celery warns each time
+warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
 WORKER_KEY = "Celery worker"  # dagster-celery's metadata on the engine event a worker logs for each step
 
 

@@ -7,14 +7,12 @@ started is stopped and removed on exit, on failure and on Ctrl-C.
 """
 import argparse
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from orchestration.resources import REPO_ROOT
-from orchestration.services import scale_cluster
+from orchestration.services import run_launcher, scale_cluster
 from spoton.artifacts import fetch_sample_video
 from spoton.sample_env import ENV_NAME, build_sample_environment
 
@@ -42,11 +40,14 @@ def main() -> int:
             print(f"    up in {time.perf_counter() - started:.0f} s: S3 {cluster.seaweed.endpoint}, "
                   f"worker logs in {work / 'cluster'}", flush=True)
             print("3/3 materializing every partition through the Celery executor", flush=True)
-            launcher = subprocess.run([sys.executable, "-m", "orchestration.scale", "--parallel-runs",
-                                       str(len(names))], env=cluster.env, cwd=REPO_ROOT)
+            launcher = run_launcher(cluster.env, "--parallel-runs", str(len(names)))
         print("stopped the workers, SeaweedFS, the vhost and the database")
     return launcher.returncode
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: stopped the workers, SeaweedFS, the vhost and the database", file=sys.stderr)
+        sys.exit(130)

@@ -219,3 +219,20 @@ def scale_cluster(workdir: Path, worker_names: Sequence[str], store_root: Path) 
         for worker in workers.values():
             worker.wait_ready()
         yield Cluster(env, workers, seaweed)
+
+
+def run_launcher(env: Mapping[str, str], *args: str, capture: bool = False) -> subprocess.CompletedProcess:
+    """``python -m orchestration.scale ARGS`` on a cluster's settings, in its own process group, which is
+    killed whole when this returns or is interrupted (its run processes included)."""
+    process = subprocess.Popen([sys.executable, "-m", "orchestration.scale", *args], cwd=REPO_ROOT, env=dict(env),
+                               stdout=subprocess.PIPE if capture else None,
+                               stderr=subprocess.PIPE if capture else None, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate()
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()

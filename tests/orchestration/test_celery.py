@@ -2,8 +2,6 @@
 a private PostgreSQL database and two `python -m orchestration.workers` processes."""
 import io
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from orchestration.definitions import executor_for
 from orchestration.resources import REPO_ROOT
 from orchestration.scale import steps_per_worker
-from orchestration.services import ServiceError, s3_store, scale_cluster
+from orchestration.services import ServiceError, run_launcher, s3_store, scale_cluster
 from orchestration.workers import BROKER_ENV, CelerySettings
 from spoton.store import LocalStore
 
@@ -45,8 +43,7 @@ def cluster(tmp_path, pipeline_var):
 
 @pytest.mark.integration
 def test_celery_build_on_two_workers_equals_the_in_process_build(cluster, pipeline_var):
-    launcher = subprocess.run([sys.executable, "-m", "orchestration.scale", "--json"], env=cluster.env,
-                              capture_output=True, text=True, timeout=1200)
+    launcher = run_launcher(cluster.env, "--json", capture=True)
     assert launcher.returncode == 0, launcher.stdout[-3000:] + launcher.stderr[-3000:]
     report = json.loads(launcher.stdout.strip().splitlines()[-1])
     assert report["success"] and len(report["runs"]) == 5  # 4 segments, then the environment

@@ -90,6 +90,53 @@ def _rabbitmqctl(*args: str) -> None:
         raise ServiceError(f"rabbitmqctl {' '.join(args)} failed: {(result.stderr or result.stdout).strip()[-300:]}")
 
 
+class RabbitServer:
+    """A private RabbitMQ node (Debian rabbitmq-server) on free loopback ports with a data folder that
+    survives a restart, for fault tests that restart the broker: the machine's own broker is never touched."""
+
+    def __init__(self, data: Path):
+        if shutil.which("rabbitmq-server") is None:
+            raise ServiceError("rabbitmq-server is not installed (Debian rabbitmq-server)")
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o777)  # started as root, the server drops to the rabbitmq user
+        (data / "plugins").write_text("[].\n")  # no management plugin: no fixed ports
+        self.port, self.log = free_port(), data / "server.log"
+        self.env = {**os.environ, "RABBITMQ_NODENAME": f"spoton{uuid.uuid4().hex[:8]}@localhost",
+                    "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
+                    "RABBITMQ_DIST_PORT": str(free_port()), "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
+                    "RABBITMQ_LOG_BASE": str(data / "log"), "RABBITMQ_ENABLED_PLUGINS_FILE": str(data / "plugins"),
+                    "RABBITMQ_CONFIG_FILE": str(data / "no-config")}  # not the machine's rabbitmq.conf
+        self.url = f"pyamqp://guest:guest@127.0.0.1:{self.port}//"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 90) -> "RabbitServer":
+        from kombu import Connection
+
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(["rabbitmq-server"], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.time() + timeout_s
+        while True:
+            try:
+                with Connection(self.url, connect_timeout=2) as connection:
+                    connection.ensure_connection(max_retries=1)
+                return self
+            except Exception:
+                if time.time() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise ServiceError(f"RabbitMQ did not start within {timeout_s:.0f} s: see {self.log}")
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
 @contextmanager
 def rabbitmq_vhost(host: str = "127.0.0.1", port: int = 5672, user: str = "guest", password: str = "guest",
                    prefix: str = "spoton") -> Iterator[str]:
@@ -190,9 +237,11 @@ def upload_folder(root: Path, env: Mapping[str, str], prefix: str = "store") -> 
 
 
 @contextmanager
-def scale_cluster(workdir: Path, worker_names: Sequence[str], store_root: Path) -> Iterator[Cluster]:
-    """The prod profile on this machine: SeaweedFS (with ``store_root`` uploaded as the store), a private
-    RabbitMQ vhost, a private PostgreSQL database for the Dagster instance and one Celery worker per name.
+def scale_cluster(workdir: Path, worker_names: Sequence[str], store_root: Path,
+                  broker: str | None = None) -> Iterator[Cluster]:
+    """The prod profile on this machine: SeaweedFS (with ``store_root`` uploaded as the store), ``broker`` (by
+    default a private vhost on the machine's RabbitMQ), a private PostgreSQL database for the Dagster
+    instance and one Celery worker per name.
     Everything is stopped and removed on exit, also on an exception or Ctrl-C. PostgreSQL is reached with
     ``SPOTON_PG_HOST`` / ``SPOTON_PG_USER`` / ``SPOTON_PG_PASSWORD`` (default 127.0.0.1, postgres, none)."""
     pg = {"SPOTON_PG_HOST": os.environ.get("SPOTON_PG_HOST", "127.0.0.1"),
@@ -203,7 +252,7 @@ def scale_cluster(workdir: Path, worker_names: Sequence[str], store_root: Path) 
         (workdir / "seaweed").mkdir(parents=True, exist_ok=True)
         stack.callback(seaweed.stop)
         seaweed.start()
-        broker = stack.enter_context(rabbitmq_vhost())
+        broker = broker or stack.enter_context(rabbitmq_vhost())
         database = stack.enter_context(postgres_database(pg["SPOTON_PG_HOST"], pg["SPOTON_PG_USER"],
                                                          pg["SPOTON_PG_PASSWORD"]))
         home = workdir / "dagster_home"

@@ -4,6 +4,7 @@ import io
 import json
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,7 +15,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from orchestration.definitions import executor_for
 from orchestration.resources import REPO_ROOT
 from orchestration.scale import steps_per_worker
-from orchestration.services import ServiceError, run_launcher, s3_store, scale_cluster
+from orchestration.services import RabbitServer, ServiceError, run_launcher, s3_store, scale_cluster
 from orchestration.workers import BROKER_ENV, CelerySettings
 from spoton.store import LocalStore
 
@@ -60,44 +61,97 @@ def test_celery_build_on_two_workers_equals_the_in_process_build(cluster, pipeli
 PROBE = Path(__file__).resolve().parent / "celery_probe.py"
 
 
-@pytest.fixture
-def probe_cluster(tmp_path, monkeypatch):
-    """Two workers (a, b) that can load tests/orchestration/celery_probe.py, and this process set up to launch it."""
+@contextmanager
+def probe_cluster(tmp_path, monkeypatch, broker: str | None = None):
+    """Two workers (a, b) that can load tests/orchestration/celery_probe.py, and this process set up to launch
+    its jobs; yields the cluster and the folder where the probe notes its attempts."""
     marks = tmp_path / "marks"
     marks.mkdir()
     (tmp_path / "store").mkdir()
     monkeypatch.setenv("SPOTON_PROBE_DIR", str(marks))
+    with scale_cluster(tmp_path / "cluster", ["a", "b"], tmp_path / "store", broker) as started:
+        for key in (BROKER_ENV, "DAGSTER_HOME", "SPOTON_PG_HOST", "SPOTON_PG_USER", "SPOTON_PG_PASSWORD",
+                    "SPOTON_PG_DB"):
+            monkeypatch.setenv(key, started.env[key])
+        yield started, marks
+
+
+@pytest.fixture
+def probe(tmp_path, monkeypatch):
+    """The probe's cluster on a private vhost of the machine's RabbitMQ."""
     try:
-        with scale_cluster(tmp_path / "cluster", ["a", "b"], tmp_path / "store") as started:
-            for key in (BROKER_ENV, "DAGSTER_HOME", "SPOTON_PG_HOST", "SPOTON_PG_USER", "SPOTON_PG_PASSWORD",
-                        "SPOTON_PG_DB"):
-                monkeypatch.setenv(key, started.env[key])
-            yield started, marks
+        with probe_cluster(tmp_path, monkeypatch) as started:
+            yield started
     except ServiceError as error:
         pytest.skip(str(error))
 
 
+@pytest.fixture
+def probe_on_own_broker(tmp_path, monkeypatch):
+    """The probe's cluster on a RabbitMQ node of its own, which the test may restart."""
+    try:
+        rabbit = RabbitServer(tmp_path / "rabbit").start()
+    except ServiceError as error:
+        pytest.skip(str(error))
+    try:
+        with probe_cluster(tmp_path, monkeypatch, rabbit.url) as (cluster, marks):
+            yield cluster, marks, rabbit
+    finally:
+        rabbit.stop()
+
+
+class Launch(threading.Thread):
+    """A probe job's run, launched in the background on the instance of DAGSTER_HOME."""
+
+    def __init__(self, job_name: str, instance: DagsterInstance):
+        super().__init__(daemon=True)
+        self.job = ReconstructableRepository.for_file(str(PROBE), "defs", str(REPO_ROOT)) \
+            .get_reconstructable_job(job_name)
+        self.instance, self.result = instance, None
+        self.start()
+
+    def run(self):
+        self.result = execute_job(self.job, self.instance)
+
+
+def wait_for(path: Path, timeout_s: float = 180) -> Path:
+    deadline = time.time() + timeout_s
+    while not (path.exists() and path.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    assert path.exists(), f"{path.name} never happened"
+    return path
+
+
 @pytest.mark.integration
-def test_a_worker_killed_in_the_middle_of_a_step_hands_the_step_to_the_other(probe_cluster):
-    cluster, marks = probe_cluster
-    job = ReconstructableRepository.for_file(str(PROBE), "defs", str(REPO_ROOT)).get_reconstructable_job("probe_job")
+def test_a_worker_killed_in_the_middle_of_a_step_hands_the_step_to_the_other(probe):
+    cluster, marks = probe
     with DagsterInstance.get() as instance:
-        outcome = {}
-        launcher = threading.Thread(target=lambda: outcome.update(result=execute_job(job, instance)))
-        launcher.start()
-        first = marks / "attempt-0"
-        deadline = time.time() + 180
-        while not first.exists() and time.time() < deadline and launcher.is_alive():
-            time.sleep(0.2)
-        assert first.exists(), "the probe step never started on a worker"
-        time.sleep(0.5)  # the pid is written
-        (victim,) = [w for w in cluster.workers.values() if w.process.pid == int(first.read_text())]
+        launch = Launch("probe_job", instance)
+        first = int(wait_for(marks / "attempt-0").read_text())
+        (victim,) = [w for w in cluster.workers.values() if w.process.pid == first]
         (survivor,) = [w for w in cluster.workers.values() if w is not victim]
         victim.kill()
-        launcher.join(timeout=300)
-        assert not launcher.is_alive(), "the run did not finish after the worker was killed"
-        result = outcome["result"]
-        assert result.success
+        launch.join(timeout=300)
+        assert not launch.is_alive(), "the run did not finish after the worker was killed"
+        assert launch.result.success
         assert int((marks / "attempt-1").read_text()) == survivor.process.pid  # the step ran again, on the other
         assert not (marks / "attempt-2").exists()
-        assert steps_per_worker(instance, [result.run_id]) == {victim.name: 1, survivor.name: 1}
+        assert steps_per_worker(instance, [launch.result.run_id]) == {victim.name: 1, survivor.name: 1}
+
+
+@pytest.mark.integration
+def test_a_broker_restart_in_the_middle_of_a_step(probe_on_own_broker):
+    cluster, marks, rabbit = probe_on_own_broker
+    with DagsterInstance.get() as instance:
+        launch = Launch("broker_restart_job", instance)
+        wait_for(marks / "attempt-0")
+        rabbit.stop()
+        rabbit.start()
+        launch.join(timeout=300)
+        assert not launch.is_alive(), "the run hung after the broker restart"
+        print("OUTCOME", launch.result.success, sorted(p.name for p in marks.iterdir()),
+              steps_per_worker(instance, [launch.result.run_id]),
+              [w.process.poll() for w in cluster.workers.values()])
+        rerun = Launch("broker_restart_job", instance)
+        rerun.join(timeout=300)
+        print("RERUN", rerun.result.success if rerun.result else None)

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import ExitStack, contextmanager
@@ -94,11 +95,12 @@ class RabbitServer:
     """A private RabbitMQ node (Debian rabbitmq-server) on free loopback ports with a data folder that
     survives a restart, for fault tests that restart the broker: the machine's own broker is never touched."""
 
-    def __init__(self, data: Path):
+    def __init__(self):
         if shutil.which("rabbitmq-server") is None:
             raise ServiceError("rabbitmq-server is not installed (Debian rabbitmq-server)")
-        data.mkdir(parents=True, exist_ok=True)
-        data.chmod(0o777)  # started as root, the server drops to the rabbitmq user
+        # started as root, the server drops to the rabbitmq user: its folder must be reachable by that user
+        self.data = data = Path(tempfile.mkdtemp(prefix="spoton-rabbitmq-"))
+        data.chmod(0o777)
         (data / "plugins").write_text("[].\n")  # no management plugin: no fixed ports
         self.port, self.log = free_port(), data / "server.log"
         self.env = {**os.environ, "RABBITMQ_NODENAME": f"spoton{uuid.uuid4().hex[:8]}@localhost",
@@ -135,6 +137,11 @@ class RabbitServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+    def remove(self) -> None:
+        """Stop the node and delete its data."""
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 @contextmanager

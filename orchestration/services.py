@@ -130,13 +130,23 @@ class RabbitServer:
                 time.sleep(0.5)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        """Shut the node down and wait until it is gone (its Erlang VM runs as the rabbitmq user, outside the
+        process group of the script that started it, so only the node itself can be asked to stop)."""
+        if self.process is None:
+            return
+        subprocess.run(["rabbitmqctl", "-n", self.env["RABBITMQ_NODENAME"], "shutdown"], env=self.env,
+                       capture_output=True, timeout=120)
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.process = None
+        try:  # the port is free again only once the VM has exited
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                raise ServiceError(f"RabbitMQ node {self.env['RABBITMQ_NODENAME']} did not stop: see {self.log}")
+        except OSError:
+            pass
 
     def remove(self) -> None:
         """Stop the node and delete its data."""

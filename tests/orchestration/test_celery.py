@@ -141,8 +141,9 @@ def test_a_worker_killed_in_the_middle_of_a_step_hands_the_step_to_the_other(pro
 
 @pytest.mark.integration
 def test_a_broker_restart_in_the_middle_of_a_step(probe_on_own_broker):
-    """The broker (a node of the test's own) restarts while a step runs: the run ends (here it completes;
-    failing cleanly would be acceptable too), the workers reconnect and a re-run succeeds on them."""
+    """The broker (a node of the test's own) restarts while a step runs: the run ends instead of hanging
+    (here it fails cleanly: the executor's connection is reset while it waits for the step's result), the
+    workers reconnect, and a re-run succeeds on them."""
     cluster, marks, rabbit = probe_on_own_broker
     with DagsterInstance.get() as instance:
         launch = Launch("broker_restart_job", instance)
@@ -153,9 +154,7 @@ def test_a_broker_restart_in_the_middle_of_a_step(probe_on_own_broker):
         assert not launch.is_alive(), "the run hung after the broker restart"
         assert launch.result is not None, "the launch raised instead of ending the run"
         assert all(worker.process.poll() is None for worker in cluster.workers.values())
-        attempts = len(list(marks.iterdir()))
         rerun = Launch("broker_restart_job", instance)
         rerun.join(timeout=300)
         assert not rerun.is_alive() and rerun.result.success
-        assert len(list(marks.iterdir())) == attempts + 1  # the re-run's step ran on a reconnected worker
-        assert sum(steps_per_worker(instance, [rerun.result.run_id]).values()) == 1
+        assert sum(steps_per_worker(instance, [rerun.result.run_id]).values()) == 1  # ran on a reconnected worker

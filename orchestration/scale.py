@@ -111,7 +111,11 @@ def main() -> int:
                         help="segment runs launched at once (at least the number of workers keeps them all busy)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line")
     args = parser.parse_args()
-    report = materialize_on_celery(args.environment, args.parallel_runs)
+    try:
+        report = materialize_on_celery(args.environment, args.parallel_runs)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps({**asdict(report), "success": report.success}))
     else:

@@ -14,7 +14,8 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from orchestration.definitions import executor_for
 from orchestration.resources import REPO_ROOT
-from orchestration.scale import steps_per_worker
+from orchestration.runner import PartitionRun
+from orchestration.scale import ScaleReport, steps_per_worker
 from orchestration.services import RabbitServer, ServiceError, run_launcher, s3_store, scale_cluster
 from orchestration.workers import BROKER_ENV, CelerySettings
 from spoton.store import LocalStore
@@ -30,6 +31,16 @@ def test_prod_profile_runs_steps_on_celery_and_keeps_the_broker_url_out_of_run_c
     assert executor_for("local").name == "multiprocess"
     with pytest.raises(ValueError, match="SPOTON_CELERY_BROKER must be an amqp://"):
         CelerySettings(broker="http://127.0.0.1:5672")
+
+
+def test_scale_report_prints_steps_per_worker_and_throughput():
+    runs = [PartitionRun("pets_s2l1|01", True, "0123456789"), PartitionRun("pets_s2l1", False, "abcdef0123", "boom")]
+    report = ScaleReport(runs, {"a": 3, "b": 2}, camera_frames=100, seconds=40.0)
+    assert report.lines() == ["pets_s2l1|01           ok  run 01234567",
+                              "pets_s2l1              FAILED: boom  run abcdef01",
+                              "steps per worker: a=3, b=2",
+                              "throughput: 2.5 camera-frames/s (100 camera-frames in 40.0 s)"]
+    assert not report.success
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from orchestration.resources import REPO_ROOT
 from orchestration.runner import PartitionRun
 from orchestration.scale import ScaleReport, steps_per_worker
 from orchestration.services import RabbitServer, ServiceError, run_launcher, s3_store, scale_cluster
-from orchestration.workers import BROKER_ENV, CelerySettings
+from orchestration.workers import BACKEND_ENV, BROKER_ENV, CelerySettings
 from spoton.store import LocalStore
 
 
@@ -97,8 +97,25 @@ def probe(tmp_path, monkeypatch):
         pytest.skip(str(error))
 
 
+REDIS_BACKEND = "redis://127.0.0.1:6379/0"  # the machine's Redis: results under unique task ids, expiring in a day
+
+
+@pytest.fixture(params=["rpc://", REDIS_BACKEND])
+def backend(request, monkeypatch):
+    """The result backend of the workers and the executor: through the broker, or Redis beside it."""
+    if request.param == REDIS_BACKEND:
+        import redis
+
+        try:
+            redis.Redis.from_url(REDIS_BACKEND, socket_connect_timeout=2).ping()
+        except redis.RedisError as error:
+            pytest.skip(f"no Redis at {REDIS_BACKEND} ({error})")
+    monkeypatch.setenv(BACKEND_ENV, request.param)
+    return request.param
+
+
 @pytest.fixture
-def probe_on_own_broker(tmp_path, monkeypatch):
+def probe_on_own_broker(tmp_path, monkeypatch, backend):
     """The probe's cluster on a RabbitMQ node of its own, which the test may restart."""
     try:
         rabbit = RabbitServer().start()
@@ -151,10 +168,11 @@ def test_a_worker_killed_in_the_middle_of_a_step_hands_the_step_to_the_other(pro
 
 
 @pytest.mark.integration
-def test_a_broker_restart_in_the_middle_of_a_step(probe_on_own_broker):
-    """The broker (a node of the test's own) restarts while a step runs: the run ends instead of hanging
-    (here it fails cleanly: the executor's connection is reset while it waits for the step's result), the
-    workers reconnect, and a re-run succeeds on them."""
+def test_a_broker_restart_in_the_middle_of_a_step(probe_on_own_broker, backend):
+    """The broker (a node of the test's own) restarts while a step runs. With results sent through the
+    broker (rpc://) the run fails cleanly: the executor's connection is reset while it waits for the step's
+    result. With results in Redis the run completes. Either way the workers reconnect by themselves and a
+    re-run succeeds on them."""
     cluster, marks, rabbit = probe_on_own_broker
     with DagsterInstance.get() as instance:
         launch = Launch("broker_restart_job", instance)
@@ -164,6 +182,7 @@ def test_a_broker_restart_in_the_middle_of_a_step(probe_on_own_broker):
         launch.join(timeout=300)
         assert not launch.is_alive(), "the run hung after the broker restart"
         assert launch.result is not None, "the launch raised instead of ending the run"
+        assert launch.result.success == (backend == REDIS_BACKEND)
         assert all(worker.process.poll() is None for worker in cluster.workers.values())
         rerun = Launch("broker_restart_job", instance)
         rerun.join(timeout=300)

@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 export SPOTON_VAR ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(SPOTON_VAR)/dagster_home
 
-.PHONY: venv models demo ui review test test-fast bench clean
+.PHONY: venv models demo ui review test test-fast bench clean scale-demo worker
 
 $(VENV)/.installed: requirements.lock requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,10 +54,11 @@ clean:
 	rm -rf $(VENV) out var
 
 # Debian packages the live-source tests use (GStreamer's RTSP server for a real RTSP stream on
-# loopback; its tests skip without them) and the overlay page test (Chromium).
+# loopback; its tests skip without them), the overlay page test (Chromium) and the compose-file test
+# (docker-compose v1 parses deploy/compose.yaml).
 SYSTEM_DEPS := ffmpeg chromium chromium-driver gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
 	python3-gst-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-	gstreamer1.0-libav
+	gstreamer1.0-libav docker-compose
 .PHONY: system-deps system-deps-if-missing
 system-deps:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(SYSTEM_DEPS)
@@ -74,3 +75,14 @@ system-deps-if-missing:
 .PHONY: live
 live: models
 	$(PY) -m apps.live_api
+
+# The prod profile on this machine (docs/deploy.md): SeaweedFS, a private RabbitMQ vhost and PostgreSQL
+# database, two Celery workers; every partition through the Celery executor. Stops all it started.
+SCALE_FRAMES ?= 120
+scale-demo: models
+	$(PY) -m orchestration.scale_demo --max-source-frames $(SCALE_FRAMES)
+
+# One Celery worker of the prod profile (needs its settings in the environment: docs/deploy.md)
+WORKER_NAME ?= worker-$(shell hostname)
+worker: models
+	SPOTON_DEPLOYMENT=prod $(PY) -m orchestration.workers --name $(WORKER_NAME)

@@ -1,7 +1,8 @@
 """The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules, multiprocess_executor
+from dagster import Definitions, ExecutorDefinition, load_assets_from_modules, multiprocess_executor
+from dagster_celery import celery_executor
 
 import assets.analytics
 import assets.evaluation
@@ -9,11 +10,18 @@ import assets.identity
 import assets.ingest
 import assets.perception
 from orchestration.jobs import analyze_environment, process_segments
-from orchestration.resources import resources_for
+from orchestration.resources import deployment_name, resources_for
 from orchestration.sensors import sub_video_sensor
+from orchestration.workers import CelerySettings
 
-# Two partitions at a time on a 2-core machine: each process runs ONNX Runtime and torch on one thread.
-executor = multiprocess_executor.configured({"max_concurrent": 2})
+
+def executor_for(deployment: str | None = None) -> ExecutorDefinition:
+    """local: two steps at a time in subprocesses of the run (a 2-core machine, one inference thread each);
+    prod: every step on the Celery workers (``python -m orchestration.workers``) through the broker."""
+    if deployment_name(deployment) == "prod":
+        return celery_executor.configured(CelerySettings.from_env().executor_config(), name="celery")
+    return multiprocess_executor.configured({"max_concurrent": 2})
+
 
 defs = Definitions(
     assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.analytics,
@@ -21,5 +29,5 @@ defs = Definitions(
     jobs=[process_segments, analyze_environment],
     sensors=[sub_video_sensor],
     resources=resources_for(),
-    executor=executor,
+    executor=executor_for(),
 )

@@ -66,8 +66,12 @@ def prod_resources() -> dict:
     }
 
 
-def resources_for(deployment: str | None = None) -> dict:
+def deployment_name(deployment: str | None = None) -> str:
     deployment = deployment or os.environ.get("SPOTON_DEPLOYMENT", "local")
     if deployment not in ("local", "prod"):
         raise ValueError(f"SPOTON_DEPLOYMENT={deployment!r}: use 'local' or 'prod'")
-    return local_resources() if deployment == "local" else prod_resources()
+    return deployment
+
+
+def resources_for(deployment: str | None = None) -> dict:
+    return local_resources() if deployment_name(deployment) == "local" else prod_resources()

@@ -7,6 +7,7 @@ module runs the same asset graph in-process, two segment partitions at a time
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ def _materialize(groups: tuple[str, ...], partition_key: str, resources: dict | 
     result = materialize(_assets(), instance=instance, partition_key=partition_key, run_config=QUIET,
                          selection=AssetSelection.groups(*groups), raise_on_error=False,
                          resources=resources or resources_for(), tags={"spoton/launched_by": "runner"})
+    return run_outcome(partition_key, result)
+
+
+def run_outcome(partition_key: str, result) -> PartitionRun:
+    """A finished run's success and, when it failed, the root causes of its failed steps."""
     error = ""
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
@@ -74,8 +80,12 @@ def materialize_environment(environment: str, resources: dict | None = None,
 
 
 def materialize_all(environment: str, segments: list[str], workers: int = 2,
-                    on_run: Callable[[PartitionRun], None] | None = None) -> list[PartitionRun]:
-    """Every segment partition (``workers`` at a time), then the environment-level assets.
+                    on_run: Callable[[PartitionRun], None] | None = None,
+                    segment_run: Callable[[str, str], PartitionRun] = materialize_segment,
+                    environment_run: Callable[[str], PartitionRun] = materialize_environment) -> list[PartitionRun]:
+    """Every segment partition (``workers`` at a time), then the environment-level assets; each by
+    ``segment_run`` / ``environment_run`` (in this process by default; ``orchestration.scale`` launches
+    them on Celery).
 
     A failed segment (a corrupt sub-video, say) is reported and skipped; the
     environment assets use the segments that succeeded. ``on_run`` hears each run as it ends
@@ -85,12 +95,12 @@ def materialize_all(environment: str, segments: list[str], workers: int = 2,
     on_run = on_run or (lambda run: None)
     runs = []
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-        results = (pool.map(materialize_segment, [environment] * len(segments), segments) if pool
-                   else (materialize_segment(environment, s) for s in segments))
+        results = (pool.map(segment_run, [environment] * len(segments), segments) if pool
+                   else (segment_run(environment, s) for s in segments))
         for run in results:
             on_run(run)
             runs.append(run)
     if any(run.success for run in runs):
-        runs.append(materialize_environment(environment))
+        runs.append(environment_run(environment))
         on_run(runs[-1])
     return runs

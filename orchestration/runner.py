@@ -79,7 +79,7 @@ def materialize_environment(environment: str, resources: dict | None = None,
     return _materialize(ENVIRONMENT_GROUPS, environment, resources, instance)
 
 
-def materialize_all(environment: str, segments: list[str], workers: int = 2,
+def materialize_all(environment: str, segments: list[str], workers: int = 2, *,
                     on_run: Callable[[PartitionRun], None] | None = None,
                     segment_run: Callable[[str, str], PartitionRun] = materialize_segment,
                     environment_run: Callable[[str], PartitionRun] = materialize_environment) -> list[PartitionRun]:

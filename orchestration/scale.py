@@ -95,7 +95,8 @@ def materialize_on_celery(environment: str, parallel_runs: int) -> ScaleReport:
     with DagsterInstance.get() as instance:
         register_partitions(instance, found)
     started = time.perf_counter()
-    runs = materialize_all(environment, segments, parallel_runs, launch_segment, launch_environment)
+    runs = materialize_all(environment, segments, parallel_runs, segment_run=launch_segment,
+                           environment_run=launch_environment)
     seconds = time.perf_counter() - started
     done = [run.partition.split("|")[-1] for run in runs[:len(segments)] if run.success]
     frames = lake.read_many("frames", environment, done).num_rows

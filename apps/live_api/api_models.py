@@ -106,3 +106,42 @@ class SessionStopped(BaseModel):
     session_id: str
     state: Literal["stopped", "failed", "stopping"] = Field(
         description="its final state, or 'stopping' when another instance owns it")
+
+
+class Upload(BaseModel):
+    """An upload job (``GET /api/v1/videos/{id}``): the stored record plus media URLs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    state: Literal["queued", "processing", "done", "failed"]
+    filename: str
+    size_bytes: int
+    video_key: str
+    created_unix: float
+    frame_interval_s: float
+    video: dict = Field(description="codec, width, height, fps, frame_count, duration_s (once probed)")
+    thumbnail_key: str | None
+    error: str | None = Field(description="why the job failed (no server path)")
+    updated_unix: float
+    frame_count_extracted: int
+    video_url: str | None = Field(description="the video through GET /api/v1/media; null once failed")
+    thumbnail_url: str | None
+    frames_url: str
+
+
+class Uploads(BaseModel):
+    videos: list[Upload]
+
+
+class ExtractedFrameOut(BaseModel):
+    index: int = Field(description="source frame index")
+    ts: float = Field(description="seconds from the video start")
+    key: str
+    url: str
+
+
+class UploadFrames(BaseModel):
+    id: str
+    frame_interval_s: float
+    frames: list[ExtractedFrameOut]

@@ -51,6 +51,7 @@ import cv2
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from apps.live_api.api_models import Upload, UploadFrames, Uploads
 from apps.live_api.auth import Principal, Role, require_role
 from apps.live_api.media import media_url
 from spoton.errors import SpotOnError, VideoError
@@ -443,7 +444,7 @@ async def _receive_to_file(request: Request, service: UploadService) -> Path:
         raise
 
 
-@router.post("/videos", status_code=202)
+@router.post("/videos", status_code=202, response_model=Upload)
 async def upload_video(request: Request, filename: str = "upload",
                        _: Principal = Depends(require_role(Role.admin))) -> dict:
     """Upload a video as the raw request body; answers the queued job."""
@@ -461,12 +462,12 @@ async def upload_video(request: Request, filename: str = "upload",
     return record.public()
 
 
-@router.get("/videos")
+@router.get("/videos", response_model=Uploads)
 def list_videos(request: Request, _: Principal = Depends(require_role(Role.viewer))) -> dict:
     return {"videos": [record.public() for record in _service(request).list()]}
 
 
-@router.get("/videos/{upload_id}")
+@router.get("/videos/{upload_id}", response_model=Upload)
 def get_video(upload_id: str, request: Request,
               _: Principal = Depends(require_role(Role.viewer))) -> dict:
     try:
@@ -486,7 +487,7 @@ def delete_video(upload_id: str, request: Request,
     return Response(status_code=204)
 
 
-@router.get("/videos/{upload_id}/frames")
+@router.get("/videos/{upload_id}/frames", response_model=UploadFrames)
 def list_frames(upload_id: str, request: Request,
                 _: Principal = Depends(require_role(Role.viewer))) -> dict:
     try:

@@ -55,6 +55,12 @@ class CameraSourceShown(BaseModel):
     uri: str = Field(description="the source URI, its password replaced by ***")
 
 
+class CameraCalibration(BaseModel):
+    image_points: list[Point] = Field(description="pixels")
+    map_points: list[Point] = Field(description="floor metres")
+    image_to_map: list[list[float]] = Field(description="3x3 homography, image pixels to floor metres")
+
+
 class SiteCamera(BaseModel):
     name: str
     enabled: bool = Field(description="false: kept, but not materialized or streamed")
@@ -63,6 +69,7 @@ class SiteCamera(BaseModel):
     source: CameraSourceShown | None
     calibrated: bool
     calibration_rms_m: float | None
+    calibration: CameraCalibration | None = Field(description="the saved pairs and homography (the page's grid)")
     region_m: list[Point] | None
     sub_videos: list[str]
 

@@ -509,6 +509,10 @@ def describe(store: ObjectStore, environment: str) -> dict:
         "cameras": [{"name": c.name, "enabled": c.enabled, "fps": c.fps, "resolution": list(c.resolution), "source": shown_source(c.source),
                      "calibrated": c.calibration is not None,
                      "calibration_rms_m": None if c.calibration is None else c.calibration.reprojection_error_m,
+                     "calibration": None if c.calibration is None else {
+                         "image_points": c.calibration.image_points.tolist(),
+                         "map_points": c.calibration.map_points.tolist(),
+                         "image_to_map": c.calibration.image_to_map.tolist()},
                      "region_m": None if c.tracked_region_m is None else c.tracked_region_m.tolist(),
                      "sub_videos": sorted(k for k in store.list_keys(f"{environment}/{c.name}/")
                                           if k.endswith(".mp4"))}

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from live_api_server import KEYS, LiveApiServer
+from live_api_server import KEYS, LiveApiServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -117,8 +119,14 @@ def create_site_in_page(page, name: str = "plaza") -> None:
 
 def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(server, var, page, artifacts,
                                                                                 sample_video, tmp_path):
+    started = time.monotonic()
+
+    def mark(step: str) -> None:
+        print(f"{time.monotonic() - started:6.1f} s  {step}")
+
     def shot(step: str) -> None:
         page.screenshot(path=str(artifacts / f"{step}.png"), full_page=True)
+        mark(step)
 
     clip = tmp_path / "clip.avi"  # Motion JPEG: the upload is transcoded to H.264 and cut
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(sample_video), "-frames:v", str(CLIP_FRAMES),
@@ -197,48 +205,98 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
     zone = site["zones"][0]["polygon_m"]
     assert site["zones"][0]["name"] == "crossing" and zone[0] == pytest.approx([-11, -10.5], abs=0.06)
 
-    # 5. the pipeline materializes the sub-videos (what `spoton run ENV` does)
+    # 5. the pipeline materializes the sub-videos (what `spoton run ENV` does) while the review app starts
+    # and a live session runs: they only read the store, and the wait overlaps
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "SPOTON_STORE", "SPOTON_CATALOG")}
     env |= {"SPOTON_VAR": str(var), "SPOTON_ORT_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "spoton.cli", "run", "plaza", "--workers", "1"], env=env,
-                         capture_output=True, text=True, cwd=REPO_ROOT)
-    assert run.returncode == 0, run.stdout + run.stderr
-    progress = [line for line in run.stdout.splitlines() if line.startswith("[")]
-    assert [line.split()[1] for line in progress] == ["plaza|01", "plaza|02", "plaza"], run.stdout
-
-    # 6. what the review app shows: the site and its identities
-    sys.path.insert(0, str(REPO_ROOT / "apps" / "streamlit"))
+    run_log = tmp_path / "spoton_run.log"
+    with open(run_log, "w") as log:
+        pipeline = subprocess.Popen([sys.executable, "-m", "spoton.cli", "run", "plaza", "--workers", "1"],
+                                    env=env, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
+    review = ReviewApp(env)
     try:
-        import review_data
-    finally:
-        sys.path.remove(str(REPO_ROOT / "apps" / "streamlit"))
-    paths = review_data.ReviewPaths.from_var(var)
-    assert "plaza" in review_data.environments(paths)
-    identities = review_data.identities(paths, "plaza")
-    assert len(identities) > 0 and set(identities["camera"]) == {"north"}
-    assert identities["global_id"].nunique() >= 2, "the clip has several people in view"
+        # 6. the overlay page lists the site as it lists the sample; a live session on it sends map points
+        page.click("header nav a")
+        page.wait_for_function("[...document.querySelectorAll('#environments option')].some(o => o.value === 'plaza')",
+                               timeout=20_000)
+        assert page.text_content("#environments option[value=plaza]") == "plaza (1 cameras)"
+        page.select_option("#environments", "plaza")
+        page.click("#start")
+        page.wait_for_function("""() => { const t = window.spoton.lastTick;
+            return t && t.cameras.north && t.cameras.north.tracks.some(k => k.map !== null); }""", timeout=90_000)
+        session_id = page.evaluate("window.spoton.sessionId")
+        try:
+            tracks = page.evaluate("window.spoton.lastTick.cameras.north.tracks")
+            placed = [t["map"] for t in tracks if t["map"] is not None]
+            assert all(-22 <= p["x"] <= 13 and -19 <= p["y"] <= 20 for p in placed), placed  # on the plan
+            shot("06_live_session")
+        finally:
+            page.click("#stop")
+        page.wait_for_function("window.spoton.sessionId === null", timeout=20_000)
+        with server.client("viewer") as client:
+            assert client.get(f"/api/v1/sessions/{session_id}").status_code == 404
 
-    # 7. the overlay page lists the site as it lists the sample, and a live session on it sends map points
-    page.click("header nav a")
-    page.wait_for_function("[...document.querySelectorAll('#environments option')].some(o => o.value === 'plaza')",
-                           timeout=20_000)
-    assert page.text_content("#environments option[value=plaza]") == "plaza (1 cameras)"
-    page.select_option("#environments", "plaza")
-    page.click("#start")
-    page.wait_for_function("""() => { const t = window.spoton.lastTick;
-        return t && t.cameras.north && t.cameras.north.tracks.some(k => k.map !== null); }""", timeout=90_000)
-    session_id = page.evaluate("window.spoton.sessionId")
-    try:
-        tracks = page.evaluate("window.spoton.lastTick.cameras.north.tracks")
-        placed = [t["map"] for t in tracks if t["map"] is not None]
-        assert all(-22 <= p["x"] <= 13 and -19 <= p["y"] <= 20 for p in placed), placed  # on the plan
-        shot("06_live_session")
+        assert pipeline.wait(timeout=300) == 0, run_log.read_text()
+        progress = [line for line in run_log.read_text().splitlines() if line.startswith("[")]
+        assert [line.split()[1] for line in progress] == ["plaza|01", "plaza|02", "plaza"], run_log.read_text()
+        mark("pipeline materialized")
+
+        # 7. the review app: its data path lists the site's identities, and its Identities page shows them
+        identities = review.identities(var)
+        assert len(identities) > 0 and set(identities["camera"]) == {"north"}
+        assert identities["global_id"].nunique() >= 2, "the clip has several people in view"
+        page.goto(f"{review.wait_ready()}/identities")
+        caption = page.get_by_text("tracklets on north")
+        caption.wait_for(timeout=60_000)
+        shown = re.match(r"G(\d+): (\d+) tracklets on north", caption.text_content())
+        assert shown, caption.text_content()  # the first identity of the site, as the data path counts it
+        first = int(shown[1])
+        assert first == identities["global_id"].min() and int(shown[2]) == (identities["global_id"] == first).sum()
+        shot("07_review_identities")
     finally:
-        page.click("#stop")
-    page.wait_for_function("window.spoton.sessionId === null", timeout=20_000)
-    with server.client("viewer") as client:
-        assert client.get(f"/api/v1/sessions/{session_id}").status_code == 404
-    assert len(list(artifacts.glob("*.png"))) == 6
+        if pipeline.poll() is None:
+            pipeline.kill()
+            pipeline.wait()
+        review.stop()
+    assert len(list(artifacts.glob("*.png"))) == 7
+
+
+class ReviewApp:
+    """``streamlit run apps/streamlit/app.py`` on a free port over the test's SPOTON_VAR."""
+
+    def __init__(self, env: dict):
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "apps" / "streamlit" / "app.py"),
+             "--server.headless", "true", "--server.port", self.url.rsplit(":", 1)[1],
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/_stcore/health", timeout=1).text == "ok":
+                    return self.url
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError(f"the review app did not answer /_stcore/health within {timeout_s} s")
+
+    @staticmethod
+    def identities(var: Path):
+        """What the Identities page queries (review_data.identities), read in this process."""
+        sys.path.insert(0, str(REPO_ROOT / "apps" / "streamlit"))
+        try:
+            import review_data
+        finally:
+            sys.path.remove(str(REPO_ROOT / "apps" / "streamlit"))
+        paths = review_data.ReviewPaths.from_var(var)
+        assert "plaza" in review_data.environments(paths)
+        return review_data.identities(paths, "plaza")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
 
 
 def test_viewers_see_the_pages_read_only_and_bad_input_shows_the_servers_reason(server, page, sample_video,

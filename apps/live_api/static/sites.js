@@ -269,7 +269,7 @@ function renderSite() {
   const site = state.site;
   $("site-name").textContent = site.name;
   $("site-version").textContent = `version ${site.version}, ${round(site.floor_plan.metres_per_pixel, 4)} m/px`;
-  $("cameras").tBodies[0].replaceChildren(...site.cameras.map((camera) => el("tr", { "data-camera": camera.name },
+  $("camera-table").tBodies[0].replaceChildren(...site.cameras.map((camera) => el("tr", { "data-camera": camera.name },
     el("td", {}, camera.name),
     el("td", {}, camera.source ? `${camera.source.kind}: ${camera.source.uri}` : "–"),
     el("td", {}, camera.enabled ? "yes" : "no"),

@@ -152,12 +152,12 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
     page.click("#upload-form button[type=submit]")
     page.wait_for_selector("#jobs li[data-state=done], #jobs li[data-state=failed]", timeout=60_000)
     assert page.get_attribute("#jobs li", "data-state") == "done", page.text_content("#jobs")
-    page.wait_for_selector("#cameras tr[data-camera=north]")
-    assert page.text_content("#cameras tr[data-camera=north] td:nth-child(5)") == "2"
+    page.wait_for_selector("#camera-table tr[data-camera=north]")
+    assert page.text_content("#camera-table tr[data-camera=north] td:nth-child(5)") == "2"
     shot("03_camera_uploaded")
 
     # 3. calibration: the PETS pairs clicked on the snapshot and on the plan; refused under 4 pairs
-    page.click("#cameras tr[data-camera=north] button.calibrate")
+    page.click("#camera-table tr[data-camera=north] button.calibrate")
     page.wait_for_function("window.spotonSites.calib && window.spotonSites.calib.snapshot "
                            "&& window.spotonSites.calib.plan", timeout=30_000)
     assert page.evaluate("document.getElementById('image-canvas').width") == 768

@@ -185,7 +185,8 @@ def test_scale_calibration_and_polygon_rules():
 
 
 def test_a_deleted_camera_keeps_its_videos_and_its_name_is_not_reused(site, mjpeg_clip):
-    from spoton.site.onboarding import add_video_camera, delete_camera, restore_site
+    from spoton.site.ingest import add_video_camera
+    from spoton.site.onboarding import delete_camera, restore_site
 
     assert delete_camera(site, ENV, CAMERA) == 3 and load_environment(site, ENV).camera_names == ()
     with pytest.raises(OnboardingError, match="keeps the videos of an earlier camera") as refused:

@@ -121,8 +121,6 @@ def _cuts(keyframes: tuple[int, ...], frame_count: int, segment_frames: int, tol
         if not near:
             return None
         cuts.append(min(near, key=lambda k: (abs(k - boundary), k)))
-    if cuts and frame_count - cuts[-1] <= tolerance and frame_count - cuts[-1] < segment_frames / 2:
-        cuts.pop()  # a last boundary just short of the end: keep those frames in the previous segment
     return tuple(cuts)
 
 

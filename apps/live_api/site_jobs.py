@@ -237,7 +237,8 @@ class SiteJobService:
         try:
             added = ingest.add_video_camera(self.store, record.site, record.camera,
                                             self.store.local_path(record.video_key), record.fps, progress,
-                                            max_duration_s=self.upload_config.max_duration_s)
+                                            max_duration_s=self.upload_config.max_duration_s,
+                                            shown_as="the uploaded file")
         except _Interrupted:
             log.info("site job %s interrupted by shutdown: queued again for the next start", job_id)
             self._save(replace(self._records[job_id], state="queued", stage="queued", progress=0.0))

@@ -167,11 +167,12 @@ def discard_orphan_videos(store: ObjectStore, environment: str, camera: str) -> 
 
 def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path, fps: float | None = None,
                      progress: Progress | None = None, max_duration_s: float | None = None,
-                     max_cut_shift_s: float = DEFAULT_MAX_CUT_SHIFT_S) -> AddedCamera:
+                     max_cut_shift_s: float = DEFAULT_MAX_CUT_SHIFT_S, shown_as: str | None = None) -> AddedCamera:
     """Check ``video``, cut it into sub-videos of the site's segment length (stream copy when it
-    allows, else H.264 transcoding), store them and save the site with the new camera."""
+    allows, else H.264 transcoding), store them and save the site with the new camera.
+    Messages name the video ``shown_as`` (default: its file name), never its path."""
     report = progress or (lambda stage, fraction: None)
-    shown = Path(video).name
+    shown = shown_as or Path(video).name
     report("checking", 0.0)
     env = load_site(store, environment)
     check_new_camera(store, env, camera)

@@ -28,7 +28,7 @@ from spoton.live.sources import SourceError, SourceSpec
 from spoton.storage.store import LocalStore
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
-from apps.live_api import errors, exposure, health, me, media, overlay, sites, uploads, webrtc, ws
+from apps.live_api import errors, exposure, health, me, media, overlay, site_jobs, sites, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
@@ -103,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.media.stop()
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
+        if getattr(app.state, "site_jobs", None) is not None:  # a running job goes back to queued
+            await asyncio.get_running_loop().run_in_executor(None, app.state.site_jobs.close)
         await app.state.fanout.stop()
 
     app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan,
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
         ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in sessions.sessions)
     app.include_router(sites.router)
+    app.include_router(site_jobs.router)
     app.include_router(me.router)
 
     sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),

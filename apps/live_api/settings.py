@@ -71,6 +71,7 @@ class Settings:
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
+    site_job_workers: int = 1  # site camera upload jobs (transcode, cut) run at once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -113,6 +114,7 @@ class Settings:
             webrtc_max_peers=_int(env, "SPOTON_WEBRTC_MAX_PEERS", 32),
             webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
             webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
+            site_job_workers=_int(env, "SPOTON_SITE_JOB_WORKERS", 1),
         )
 
     def perception(self) -> PerceptionConfig:
@@ -129,6 +131,8 @@ class Settings:
                              f"SPOTON_MAX_TICK_RATE ({self.max_tick_rate_hz})")
         if self.client_queue_size < 1:
             raise ValueError("SPOTON_CLIENT_QUEUE must be >= 1")
+        if self.site_job_workers < 1:
+            raise ValueError("SPOTON_SITE_JOB_WORKERS must be >= 1")
         if min(self.ws_max_clients, self.ws_max_clients_per_session, self.ws_max_message_bytes) < 1:
             raise ValueError("SPOTON_WS_MAX_CLIENTS, SPOTON_WS_MAX_CLIENTS_PER_SESSION and "
                              "SPOTON_WS_MAX_MESSAGE_BYTES must be >= 1")

@@ -5,8 +5,8 @@ themselves) and saves them as a new version (:mod:`spoton.site.storage`: atomic,
 grows), so bad input changes nothing. Errors are :class:`OnboardingError` with the HTTP status a
 client should get (the CLI exits 2 on any of them) and a message that names the problem and the fix.
 
-A camera added from a video is decoded once and re-encoded to H.264 sub-videos of the site's
-``segment_length_s`` at ``{env}/{camera}/sub_video_NN.mp4``, where the sensor finds them. A camera
+A camera added from a video is :mod:`spoton.site.ingest` (cut into sub-videos of the site's
+``segment_length_s``, re-encoded to H.264 only when needed). A camera
 added by URI keeps its source as given (a password included: sessions need it); what is shown back
 is :func:`shown_source`, password replaced by ``***``.
 """
@@ -17,7 +17,6 @@ import csv
 import io
 import math
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
@@ -27,7 +26,6 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from spoton.environment import sub_video_key
 from spoton.errors import VideoError
 from spoton.geometry import Zone, apply_homography
 from spoton.redact import hide_path, redact
@@ -39,7 +37,7 @@ from spoton.site.storage import (
     restore_version, save_environment,
 )
 from spoton.storage.store import ObjectStore
-from spoton.video import H264Writer, iter_frames, probe
+from spoton.video import iter_frames, probe
 
 CALIBRATION_COLUMNS = ("image_x", "image_y", "map_x", "map_y")
 FLOOR_PLAN_TYPES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"))
@@ -188,63 +186,17 @@ def restore_site(store: ObjectStore, name: str, version: int) -> int:
     return restore_version(store, name, version)
 
 
-def _new_camera_name(store: ObjectStore, env: Environment, camera: str) -> None:
+def check_new_camera(store: ObjectStore, env: Environment, camera: str, own_keys=()) -> None:
     """Refuse a name in use, or whose folder still holds a deleted camera's videos (kept for the
-    versions that had it; new sub-videos would mix with them)."""
+    versions that had it; new sub-videos would mix with them). ``own_keys``: videos the caller
+    just wrote there itself."""
     check_name("camera", camera)
     if camera in env.camera_names:
         raise OnboardingError(f"site {env.name!r} already has a camera {camera!r}: pick another name, "
                               "or delete that camera first", 409)
-    if any(key.endswith(".mp4") for key in store.list_keys(f"{env.name}/{camera}/")):
+    if any(key.endswith(".mp4") and key not in own_keys for key in store.list_keys(f"{env.name}/{camera}/")):
         raise OnboardingError(f"site {env.name!r} keeps the videos of an earlier camera {camera!r} (earlier "
                               "versions use them): pick another name", 409)
-
-
-def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path,
-                     fps: float | None = None, progress=None) -> tuple[int, list[str]]:
-    """Validate ``video``, cut it into H.264 sub-videos of the site's segment length and store them;
-    returns (version, the sub-video keys). ``fps`` overrides the container's frame rate."""
-    env = load_site(store, environment)
-    _new_camera_name(store, env, camera)
-    try:
-        info = probe(video)
-    except VideoError as exc:
-        raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, Path(video).name)}", 415) from None
-    rate = float(fps or info.fps)
-    if not (math.isfinite(rate) and rate > 0):
-        raise OnboardingError(f"camera {camera!r}: --fps must be > 0, got {fps!r}")
-    segment_frames = max(1, round((env.segment_length_s or DEFAULT_SEGMENT_LENGTH_S) * rate))
-    keys, writer = [], None
-    with tempfile.TemporaryDirectory(prefix="spoton-camera-") as work:
-        part = Path(work) / "segment.mp4"
-        try:
-            for frame in iter_frames(video):
-                if frame.index % segment_frames == 0:
-                    if writer is not None:
-                        keys.append(_store_segment(store, writer, part, environment, camera, len(keys) + 1, progress))
-                    writer = H264Writer(part, rate, (info.width, info.height))
-                writer.write(frame.image)
-            if writer is not None:
-                keys.append(_store_segment(store, writer, part, environment, camera, len(keys) + 1, progress))
-        except VideoError as exc:
-            if writer is not None:
-                writer.abort()
-            for key in keys:  # nothing half-added: the camera is not saved, its sub-videos go
-                store.delete(key)
-            raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, Path(video).name)}", 415) from None
-    new = Camera(camera, rate, (info.width, info.height), source=CameraSource("store", keys[0]))
-    env = replace(env, cameras=env.cameras + (new,), fps=env.fps if env.cameras else rate)
-    return save_environment(store, env), keys
-
-
-def _store_segment(store: ObjectStore, writer: H264Writer, part: Path, environment: str, camera: str,
-                   index: int, progress) -> str:
-    writer.close()
-    key = sub_video_key(environment, camera, f"{index:02d}")
-    store.upload_file(part, key)
-    if progress is not None:
-        progress(f"{key}: {writer.frames_written} frames")
-    return key
 
 
 def _reach(url: str, timeout_s: float) -> None:
@@ -316,7 +268,7 @@ def add_uri_camera(store: ObjectStore, environment: str, camera: str, kind: str,
     """Add a camera that streams from ``uri`` (``rtsp``, ``http`` or a ``file``) once a frame was read
     from it; returns the version."""
     env = load_site(store, environment)
-    _new_camera_name(store, env, camera)
+    check_new_camera(store, env, camera)
     source = CameraSource(kind, uri)
     shot = snapshot(uri, kind, timeout_s)
     rate = fps or shot.fps
@@ -338,7 +290,7 @@ def rename_camera(store: ObjectStore, environment: str, camera: str, new_name: s
     """Rename a camera that has no sub-videos (those live under its name, and so do its tables)."""
     env = load_site(store, environment)
     old = _camera(env, camera)
-    _new_camera_name(store, env, new_name)
+    check_new_camera(store, env, new_name)
     if store.list_keys(f"{environment}/{camera}/"):
         raise OnboardingError(f"camera {camera!r} has videos stored under its name: delete it and add it "
                               "again under the new name", 409)

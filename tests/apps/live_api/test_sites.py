@@ -5,6 +5,7 @@ nothing, and a camera's password never comes back."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from live_servers import ADMIN, API_KEYS, OPERATOR, VIEWER, free_port, mjpeg_server, sample_jpegs  # noqa: F401
 
-from apps.live_api import errors, media, sites, uploads
+from apps.live_api import errors, media, site_jobs, sites, uploads
 from apps.live_api.auth import AuthConfig, Role
 from spoton.site.storage import current_version, list_versions, load_environment
 from spoton.storage.store import LocalStore
@@ -36,10 +37,12 @@ def client(store):
     app.state.store = store
     app.state.auth = AuthConfig(api_keys={k: Role.parse(r) for k, r in API_KEYS.items()})
     app.state.uploads = uploads.UploadService(store, uploads.UploadConfig(max_duration_s=10.0))
-    for router in (sites.router, uploads.router, media.router):
+    for router in (sites.router, site_jobs.router, uploads.router, media.router):
         app.include_router(router)
     with TestClient(app) as client:
         yield client
+    if getattr(app.state, "site_jobs", None) is not None:
+        app.state.site_jobs.close()
     app.state.uploads.close()
 
 
@@ -48,6 +51,17 @@ def create(client, name="plaza", headers=OPERATOR, body=PLAN, **params):
               "segment_length_s": 1} | params
     params = {k: v for k, v in params.items() if v is not None}
     return client.post(SITES, params=params, content=body, headers={**headers, "Content-Type": "image/png"})
+
+
+def wait_for_job(client, url: str, timeout_s: float = 60.0) -> dict:
+    """Poll a site job until it is done or failed; returns its last record."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(url, headers=VIEWER)
+        assert job.status_code == 200, job.text
+        if job.json()["state"] in ("done", "failed") or time.monotonic() > deadline:
+            return job.json()
+        time.sleep(0.05)
 
 
 def error(response, status: int, *needles: str) -> dict:
@@ -70,8 +84,11 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
                            headers={**ADMIN, "Content-Type": "application/octet-stream"}).json()
     camera = client.post(f"{SITES}/plaza/cameras", json={"name": "north", "kind": "upload", "uri": uploaded["id"]},
                          headers=OPERATOR)
-    assert camera.status_code == 201, camera.text
-    videos = camera.json()["cameras"][0]["sub_videos"]
+    assert camera.status_code == 202, camera.text
+    assert camera.headers["location"] == camera.json()["url"]
+    job = wait_for_job(client, camera.json()["url"])
+    assert job["state"] == "done" and job["segments"] == 2 and job["path"] == "transcode", job
+    videos = client.get(f"{SITES}/plaza", headers=VIEWER).json()["cameras"][0]["sub_videos"]
     assert videos == ["plaza/north/sub_video_01.mp4", "plaza/north/sub_video_02.mp4"]
     assert [probe(store.local_path(k)).frame_count for k in videos] == [7, 7]
     snapshot = client.get(f"{SITES}/plaza/cameras/north/snapshot", headers=VIEWER)

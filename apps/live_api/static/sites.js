@@ -440,35 +440,17 @@ async function loadJobs() {
 async function uploadCamera(event) {
   event.preventDefault();
   const name = $("upload-name").value.trim(), file = $("upload-file").files[0], fps = $("upload-fps").value;
-  const local = { id: `sending-${name}`, camera: name, site: state.site.name, state: "queued", progress: 0,
+  const local = { id: `sending-${name}`, camera: name, site: state.site.name, state: "processing", progress: 0,
                   stage: "sending", reason: null };
-  const sending = (fraction) => showJob({ ...local, state: "processing", stage: "sending", progress: fraction });
+  const sending = (fraction) => showJob({ ...local, progress: fraction });
   sending(0);
   try {
     const query = new URLSearchParams({ name, ...(fps ? { fps } : {}) });
-    let answer = await sendFile(`${sitePath()}/cameras/upload?${query}`, file, sending);
-    if (answer.status === 404 && answer.body.detail === "Not Found" || answer.status === 405) {
-      // a server without site upload jobs: upload the video, then add the camera from its id
-      const uploaded = await sendFile("/videos", file, sending);
-      if (uploaded.status >= 300) throw new Error(errorText(uploaded.status, uploaded.body));
-      const body = { name, kind: "upload", uri: uploaded.body.id, ...(fps ? { fps: Number(fps) } : {}) };
-      answer = await api(`${sitePath()}/cameras`, { method: "POST", body: JSON.stringify(body) })
-        .then((site) => ({ status: site.state ? 202 : 201, body: site }));
-    }
+    const answer = await sendFile(`${sitePath()}/cameras/upload?${query}`, file, sending);
+    if (answer.status !== 202) throw new Error(errorText(answer.status, answer.body));
     jobRow(local.id).remove();
-    if (answer.status === 202) {
-      $("upload-form").reset();
-      await followJob(answer.body);
-    } else if (answer.status === 201) { // the synchronous answer: the site with its new camera
-      $("upload-form").reset();
-      showJob({ ...local, id: `done-${name}`, state: "done", progress: 1,
-                segments: answer.body.cameras.find((c) => c.name === name).sub_videos.length });
-      say(`camera ${name} added from the upload`);
-      await reloadSite();
-      await loadSites();
-    } else {
-      throw new Error(errorText(answer.status, answer.body));
-    }
+    $("upload-form").reset();
+    await followJob(answer.body);
   } catch (error) {
     showJob({ ...local, state: "failed", reason: error.message });
     say(`could not upload ${name}: ${error.message}`, true);

@@ -299,7 +299,7 @@ class ReviewApp:
         self.process.wait(timeout=20)
 
 
-def test_viewers_see_the_pages_read_only_and_bad_input_shows_the_servers_reason(server, page, sample_video,
+def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(server, page, sample_video,
                                                                                  tmp_path):
     with server.client("operator") as client:
         created = client.post("/api/v1/sites", params={"name": "lobby", "metres_per_pixel": 0.05,
@@ -341,3 +341,40 @@ def test_viewers_see_the_pages_read_only_and_bad_input_shows_the_servers_reason(
     wait_status(page, "could not create the site: 4")
     with server.client("viewer") as client:
         assert [s["name"] for s in client.get("/api/v1/sites").json()["sites"]] == ["lobby"]
+
+    # uploads: a file that is not a video fails in its job with the reason; a real clip becomes a camera
+    page.click("#sites tr[data-site=lobby] button.open")
+    page.fill("#upload-name", "junk")
+    page.set_input_files("#upload-file", files=[{"name": "junk.mp4", "mimeType": "video/mp4",
+                                                 "buffer": b"these bytes are no video " * 40}])
+    page.click("#upload-form button[type=submit]")
+    failed = page.wait_for_selector("#jobs li[data-state=failed]", timeout=60_000)
+    assert "junk: failed" in failed.text_content() and failed.query_selector(".job-reason").text_content()
+    clip = tmp_path / "door.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(sample_video), "-frames:v", "10", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(clip)], check=True)
+    page.fill("#upload-name", "door")
+    page.set_input_files("#upload-file", str(clip))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#jobs li[data-state=done]", timeout=60_000)
+    page.fill("#upload-name", "door")  # the same name again: refused before the upload is read
+    page.set_input_files("#upload-file", str(clip))
+    page.click("#upload-form button[type=submit]")
+    wait_status(page, "could not upload door: 409")
+
+    # collinear point pairs: the server's refusal is shown, nothing can be saved
+    page.click("#camera-table tr[data-camera=door] button.calibrate")
+    page.wait_for_function("window.spotonSites.calib && window.spotonSites.calib.plan", timeout=30_000)
+    for k in range(4):
+        click_canvas(page, "image-canvas", 100 + 150 * k, 300)
+        click_canvas(page, "plan-canvas", 100 + 100 * k, 200)
+    assert "on one line" in calib_message(page, "refused: 422")
+    assert page.text_content("#rms") == "refused" and page.is_disabled("#save-calibration")
+
+    # delete with confirmation (the dialog is accepted): gone from the list, its versions stay
+    page.click("#sites tr[data-site=lobby] button.delete")
+    wait_status(page, "site lobby deleted")
+    assert page.is_hidden("#site-section")
+    with server.client("viewer") as client:
+        assert client.get("/api/v1/sites").json()["sites"] == []
+        assert client.get("/api/v1/sites/lobby/versions").json()["versions"] == [1, 2]

@@ -8,12 +8,13 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from live_servers import ADMIN, API_KEYS, OPERATOR, VIEWER, free_port, mjpeg_server, sample_jpegs  # noqa: F401
 
-from apps.live_api import errors, media, site_jobs, sites, uploads
+from apps.live_api import errors, me, media, site_jobs, sites, uploads
 from apps.live_api.auth import AuthConfig, Role
 from spoton.site.storage import current_version, list_versions, load_environment
 from spoton.storage.store import LocalStore
@@ -37,7 +38,7 @@ def client(store):
     app.state.store = store
     app.state.auth = AuthConfig(api_keys={k: Role.parse(r) for k, r in API_KEYS.items()})
     app.state.uploads = uploads.UploadService(store, uploads.UploadConfig(max_duration_s=10.0))
-    for router in (sites.router, site_jobs.router, uploads.router, media.router):
+    for router in (sites.router, site_jobs.router, uploads.router, media.router, me.router):
         app.include_router(router)
     with TestClient(app) as client:
         yield client
@@ -102,6 +103,9 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
     error(client.put(f"{SITES}/plaza/cameras/north/calibration", json=few, headers=OPERATOR), 422, "at least 4")
     saved = client.put(f"{SITES}/plaza/cameras/north/calibration", json=pairs, headers=OPERATOR).json()
     assert saved["version"] == 3 and saved["rms_error_m"] == pytest.approx(checked["rms_error_m"])
+    shown = client.get(f"{SITES}/plaza", headers=VIEWER).json()["cameras"][0]["calibration"]  # the page's grid
+    assert shown["image_points"] == [list(p) for p in PAIRS["image_points"]]
+    assert np.allclose(shown["image_to_map"], saved["image_to_map"])
 
     region = {"polygon": [[0, 200], [767, 200], [767, 575], [0, 575]]}
     assert client.put(f"{SITES}/plaza/cameras/north/region", json=region, headers=OPERATOR).json()["version"] == 4
@@ -133,6 +137,14 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
     assert client.get(SITES, headers=VIEWER).json()["sites"] == []
     assert list_versions(store, "square") == [1], "a deleted site keeps its history"
     assert store.exists("square/north/sub_video_01.mp4")
+
+
+def test_me_tells_the_pages_the_callers_role_and_no_key(client):
+    assert client.get("/api/v1/me").status_code == 401
+    for headers, role in ((VIEWER, "viewer"), (OPERATOR, "operator"), (ADMIN, "admin")):
+        answer = client.get("/api/v1/me", headers=headers)
+        assert answer.json()["role"] == role
+        assert headers["Authorization"].split()[1] not in answer.text, "never the key itself"
 
 
 def test_refused_sites_answer_4xx_and_change_nothing(client, store):

@@ -196,6 +196,7 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
     calib_message(page, "zone crossing saved as version")
     page.wait_for_selector("#zones li[data-zone=crossing]")
     shot("05_region_and_zone_saved")
+    page.locator("#calib-section").screenshot(path=str(artifacts / "05_calibration_section.png"))
     with server.client("viewer") as client:
         site = client.get("/api/v1/sites/plaza").json()
     camera = site["cameras"][0]
@@ -258,7 +259,7 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
             pipeline.kill()
             pipeline.wait()
         review.stop()
-    assert len(list(artifacts.glob("*.png"))) == 7
+    assert len(list(artifacts.glob("*.png"))) == 8
 
 
 class ReviewApp:

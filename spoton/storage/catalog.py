@@ -3,6 +3,10 @@
 Each view and column carries its table contract's description as a comment (``spoton.storage.schemas``):
 ``select column_name, data_type, comment from duckdb_columns() where table_name = 'camera_tracks'``.
 
+A live table's view (camera_tracks, map_trajectories) is the union of its batch partitions and the
+live sessions' files (one glob, ``union_by_name``); filter on ``source`` ('batch' / 'live'). Batch
+files written before the lake added ``source`` read as 'batch'.
+
 A local lake is read in place. An S3 lake is mirrored into a local folder first
 (DuckDB's own S3 support is an extension it would download at run time).
 """
@@ -43,13 +47,26 @@ def build_catalog(lake: ParquetLake, database: Path, mirror_dir: Path | None = N
             pattern = (root / table).as_posix() + "/**/*.parquet"
             if not list((root / table).rglob("*.parquet")):
                 continue
-            connection.execute(
-                f"CREATE OR REPLACE VIEW {table} AS "
-                f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
+            scan = f"read_parquet('{pattern}', union_by_name = true)"
+            connection.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {scan}")
+            if table in TABLES and TABLES[table].live:
+                _backfill_source(connection, table, scan)
             if table in TABLES:
                 _comment(connection, table)
             views.append(table)
     return views
+
+
+def _backfill_source(connection: duckdb.DuckDBPyConnection, view: str, scan: str) -> None:
+    """A live table's view always has ``source`` and ``session_id``: files written before the lake
+    added them are batch rows."""
+    present = {row[0] for row in connection.execute(f"DESCRIBE {view}").fetchall()}
+    if "source" in present and "session_id" in present:
+        return
+    source = "coalesce(source, 'batch')" if "source" in present else "'batch'"
+    extra = [f"{source} AS source"] + ([] if "session_id" in present else ["CAST(NULL AS VARCHAR) AS session_id"])
+    exclude = " EXCLUDE (source)" if "source" in present else ""
+    connection.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT *{exclude}, {', '.join(extra)} FROM {scan}")
 
 
 def _comment(connection: duckdb.DuckDBPyConnection, view: str) -> None:

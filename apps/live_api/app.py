@@ -27,8 +27,9 @@ from spoton.site import storage as site_storage
 from spoton.live.sources import SourceError, SourceSpec
 from spoton.storage.store import LocalStore
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
+from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
-from apps.live_api import errors, exposure, health, media, overlay, sites, uploads, webrtc, ws
+from apps.live_api import errors, exposure, health, history, media, overlay, sites, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.media.stop()
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
+        if history_writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, history_writer.close)
         await app.state.fanout.stop()
 
     app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan,
@@ -135,12 +138,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in sessions.sessions)
     app.include_router(sites.router)
 
+    history_writer = None
+    if settings.live_history:
+        history_writer = LiveHistoryWriter(LocalStore(settings.lake), HistoryConfig(settings.history_flush_s),
+                                           on_failure=lambda _: metrics.history_write_failures.inc())
+        metrics.history_rows_dropped.set_function(lambda: history_writer.stats.rows_dropped)
+    app.state.lake = settings.lake
+    app.include_router(history.router, responses=error_responses(401, 403, 404, 406, 422))
     sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
                               instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
-                              allow=settings.source_allow_list(), frame_sink=app.state.media.put)
+                              allow=settings.source_allow_list(), frame_sink=app.state.media.put,
+                              history=history_writer)
     app.state.sessions = sessions
 
     async def _remote_command(session_id: str, data: dict) -> None:

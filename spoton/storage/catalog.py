@@ -44,29 +44,33 @@ def build_catalog(lake: ParquetLake, database: Path, mirror_dir: Path | None = N
     views = []
     with duckdb.connect(str(database)) as connection:
         for table in lake.tables():
-            pattern = (root / table).as_posix() + "/**/*.parquet"
-            if not list((root / table).rglob("*.parquet")):
+            select = table_select(connection, root, table)
+            if select is None:
                 continue
-            scan = f"read_parquet('{pattern}', union_by_name = true)"
-            connection.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {scan}")
-            if table in TABLES and TABLES[table].live:
-                _backfill_source(connection, table, scan)
+            connection.execute(f"CREATE OR REPLACE VIEW {table} AS {select}")
             if table in TABLES:
                 _comment(connection, table)
             views.append(table)
     return views
 
 
-def _backfill_source(connection: duckdb.DuckDBPyConnection, view: str, scan: str) -> None:
-    """A live table's view always has ``source`` and ``session_id``: files written before the lake
-    added them are batch rows."""
-    present = {row[0] for row in connection.execute(f"DESCRIBE {view}").fetchall()}
+def table_select(connection: duckdb.DuckDBPyConnection, root: Path, table: str) -> str | None:
+    """``SELECT ...`` of every Parquet file of ``table`` under the local lake folder ``root`` (batch
+    partitions and live files alike), or None when it has none. A live table's always has ``source``
+    and ``session_id``: files written before the lake added them read as batch rows."""
+    folder = Path(root) / table
+    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        return None
+    scan = f"read_parquet({_sql_string(folder.as_posix() + '/**/*.parquet')}, union_by_name = true)"
+    if table not in TABLES or not TABLES[table].live:
+        return f"SELECT * FROM {scan}"
+    present = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     if "source" in present and "session_id" in present:
-        return
+        return f"SELECT * FROM {scan}"
     source = "coalesce(source, 'batch')" if "source" in present else "'batch'"
     extra = [f"{source} AS source"] + ([] if "session_id" in present else ["CAST(NULL AS VARCHAR) AS session_id"])
     exclude = " EXCLUDE (source)" if "source" in present else ""
-    connection.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT *{exclude}, {', '.join(extra)} FROM {scan}")
+    return f"SELECT *{exclude}, {', '.join(extra)} FROM {scan}"
 
 
 def _comment(connection: duckdb.DuckDBPyConnection, view: str) -> None:

@@ -49,7 +49,7 @@ def _with_partition_columns(table: pa.Table, table_name: str, environment: str, 
     for position, (name, value) in enumerate(columns.items()):
         if name in table.column_names:
             table = table.drop_columns(name)
-        table = table.add_column(position, pa.field(name, pa.string(), nullable=value is not None),
+        table = table.add_column(position, pa.field(name, pa.string(), nullable=value is None),
                                  pa.array([value] * table.num_rows, pa.string()))
     return table
 

@@ -316,10 +316,20 @@ TRACKING_EVALUATION = TableContract(
                                                 "the fused trajectories); null for tracker rows"),
      Column("map_error_p90_m", pa.float64(), "90th percentile of that distance, metres"),
      Column("map_error_pairs", pa.int64(), "matched box pairs the map error is measured on")))
+RETENTION_LOG = TableContract(
+    "retention_log", "what retention deleted (live history, uploads), one row per object, one file per run "
+                     "(spoton.storage.retention); environment is empty for uploads (they belong to none)",
+    (Column("deleted_at", pa.timestamp("us", tz="UTC"), "when the retention run deleted it", nullable=False),
+     Column("retention_days", pa.float64(), "SPOTON_RETENTION_DAYS of that run", nullable=False),
+     Column("dated", pa.timestamp("us", tz="UTC"), "what made it expire: the end of the live file's day, or the "
+                                                   "upload's creation time", nullable=False),
+     Column("store", pa.string(), "lake or store", nullable=False),
+     Column("kind", pa.string(), "live_history (a live session's lake file), upload or thumbnail", nullable=False),
+     Column("key", pa.string(), "the object's key in that store", nullable=False)))
 
 TABLES: dict[str, TableContract] = {contract.name: contract for contract in (
     SUB_VIDEO_MANIFEST, FRAMES, DETECTIONS, TRACKLETS, TRACKLET_EMBEDDINGS, GLOBAL_IDENTITIES, CAMERA_TRACKS,
-    MAP_TRAJECTORIES, HEATMAPS, OCCUPANCY, DWELL, IDENTITY_OVERRIDES, TRACKING_EVALUATION)}
+    MAP_TRAJECTORIES, HEATMAPS, OCCUPANCY, DWELL, IDENTITY_OVERRIDES, TRACKING_EVALUATION, RETENTION_LOG)}
 
 
 def table_contract(name: str) -> TableContract:

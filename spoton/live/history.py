@@ -26,6 +26,7 @@ from typing import Callable, Mapping
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spoton.records import CameraFrameResult
@@ -226,28 +227,30 @@ class LiveHistoryWriter:
 def live_tables(session_id: str, environment: str, instants: list[_Instant]) -> dict[str, pa.Table]:
     """``camera_tracks`` and ``map_trajectories`` rows of a session's instants, as lake files (stored
     columns, ``source = 'live'``)."""
-    cameras, ts, gids, track_ids, boxes, conf, map_xy = [], [], [], [], [], [], []
+    names, times, counts, gids, track_ids, boxes, conf, map_xy = [], [], [], [], [], [], [], []
     for instant in instants:
         for camera, result in instant.results.items():
-            n = len(result.tracks)
-            if not n:
-                continue
-            cameras.append(np.full(n, camera, dtype=object))
-            ts.append(np.full(n, instant.captured_unix_s[camera], np.float64))
-            gids.append(np.asarray(instant.global_ids[camera], np.int64))
-            track_ids.append(result.tracks.track_id)
-            boxes.append(result.tracks.xyxy)
-            conf.append(result.tracks.confidence)
-            map_xy.append(result.map_xy)
-    camera = np.concatenate(cameras)
+            tracks = result.tracks
+            if len(tracks.track_id):
+                names.append(camera)
+                times.append(instant.captured_unix_s[camera])
+                counts.append(len(tracks.track_id))
+                gids.append(instant.global_ids[camera])
+                track_ids.append(tracks.track_id)
+                boxes.append(tracks.xyxy)
+                conf.append(tracks.confidence)
+                map_xy.append(result.map_xy)
+    camera = pa.array(np.repeat(np.array(names, dtype=object), counts), pa.string())
     xyxy = np.concatenate(boxes).astype(np.float32, copy=False)
     xy = np.concatenate(map_xy).astype(np.float64, copy=False)
     n = len(camera)
-    tracklet = [f"{c}/{session_id}/{int(t)}.0" for c, t in zip(camera, np.concatenate(track_ids))]
+    track_text = pc.cast(pa.array(np.concatenate(track_ids).astype(np.int64, copy=False)), pa.string())
+    tracklet = pc.binary_join_element_wise(camera, session_id, pc.binary_join_element_wise(track_text, "0", "."), "/")
     common = {"environment": pa.array([environment] * n, pa.string()), "source": pa.array(["live"] * n, pa.string()),
               "session_id": pa.array([session_id] * n, pa.string())}
-    tracks = {**common, "camera": pa.array(camera, pa.string()), "global_frame": pa.nulls(n, pa.int64()),
-              "ts": np.concatenate(ts), "global_id": np.concatenate(gids), "tracklet_id": pa.array(tracklet, pa.string()),
+    tracks = {**common, "camera": camera, "global_frame": pa.nulls(n, pa.int64()),
+              "ts": np.repeat(np.asarray(times, np.float64), counts),
+              "global_id": np.concatenate(gids).astype(np.int64, copy=False), "tracklet_id": tracklet,
               "x1": xyxy[:, 0], "y1": xyxy[:, 1], "x2": xyxy[:, 2], "y2": xyxy[:, 3],
               "conf": np.concatenate(conf).astype(np.float32, copy=False),
               "map_x": pa.array(xy[:, 0], from_pandas=True), "map_y": pa.array(xy[:, 1], from_pandas=True),

@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                            on_failure=lambda _: metrics.history_write_failures.inc())
         metrics.history_rows_dropped.set_function(lambda: history_writer.stats.rows_dropped)
     app.state.lake = settings.lake
-    app.include_router(history.router, responses=error_responses(401, 403, 404, 406, 422))
+    app.include_router(history.router, responses=error_responses(401, 403, 404, 422, 503))
     sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
                               instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,

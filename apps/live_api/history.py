@@ -111,13 +111,11 @@ def parse_time(value: str | None, name: str) -> float | None:
     if re.fullmatch(r"-?\d{1,16}", text):
         return int(text) / 1000.0
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith(("Z", "z")) else text)
-    except ValueError:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError):
         raise SessionError(422, f"{name}={value[:64]!r} is not a time: give ISO 8601 (e.g. 2026-12-03T10:00:00Z) "
-                                "or unix milliseconds (e.g. 1764756000000)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+                                "or unix milliseconds (e.g. 1796292000000)") from None
 
 
 def window(start: str | None, end: str | None) -> Window:

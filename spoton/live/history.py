@@ -100,6 +100,7 @@ class LiveHistoryWriter:
         self.clock = clock
         self.stats = HistoryStats()
         self._buffers: dict[str, _Buffer] = {}
+        self._buffered_rows = 0  # boxes in buffers, not yet built into files
         self._pending: deque[_File] = deque()  # built, not yet written (oldest first)
         self._lock = threading.Lock()  # buffers, pending and stats
         self._write_lock = threading.Lock()  # one writer of pending files at a time
@@ -120,15 +121,20 @@ class LiveHistoryWriter:
             buffer = self._buffers.setdefault(session_id, _Buffer(environment))
             buffer.instants.append(_Instant(dict(results), dict(global_ids), dict(captured_unix_s), rows))
             buffer.rows += rows
+            self._buffered_rows += rows
+            self._bound()
             full = buffer.rows >= self.config.max_rows_per_file
         self._start()
         if full:
             self._wake.set()
 
-    def end_session(self, session_id: str) -> None:
-        """Write what the session still buffers (and anything pending), now, in the caller's thread."""
+    def end_session(self, session_id: str, wait_s: float = 5.0) -> None:
+        """Write what the session still buffers (and anything pending) now, in the caller's thread;
+        if another write has hung for ``wait_s``, leave it to the background thread."""
         self._seal([session_id], forget=True)
-        self._write_pending()
+        if not self._write_pending(wait_s):
+            self._start()
+            self._wake.set()
 
     def flush(self) -> None:
         """Write every buffer and pending file now (the background thread does this periodically)."""
@@ -158,11 +164,14 @@ class LiveHistoryWriter:
             self._wake.clear()
             if self._closed.is_set():
                 return
-            if self.clock() - self._last_flush >= self.config.flush_interval_s:
-                self.flush()
-            else:  # woken by a full buffer
-                self._seal([s for s, b in list(self._buffers.items()) if b.rows >= self.config.max_rows_per_file])
-                self._write_pending()
+            try:
+                if self.clock() - self._last_flush >= self.config.flush_interval_s:
+                    self.flush()
+                else:  # woken by a full buffer
+                    self._seal([s for s, b in list(self._buffers.items()) if b.rows >= self.config.max_rows_per_file])
+                    self._write_pending()
+            except Exception:  # keep flushing later ones
+                log.exception("live history: flush failed")
 
     def _seal(self, session_ids: list[str], forget: bool = False) -> None:
         """Turn sessions' buffers into pending files (built outside the lock: appends never wait on
@@ -174,54 +183,78 @@ class LiveHistoryWriter:
                     continue
                 instants, rows = buffer.instants, buffer.rows
                 buffer.instants, buffer.rows = [], 0
+                self._buffered_rows -= rows
                 buffer.seq += 1
                 seq = buffer.seq
-            first = min(min(i.captured_unix_s.values()) for i in instants)
-            date = datetime.fromtimestamp(first, timezone.utc).strftime("%Y-%m-%d")
-            files = [_File(live_key(name, buffer.environment, date, session_id, seq), _parquet(table),
-                           rows if name == CAMERA_TRACKS.name else 0)
-                     for name, table in live_tables(session_id, buffer.environment, instants).items()]
+            try:
+                first = min(min(i.captured_unix_s.values()) for i in instants)
+                date = datetime.fromtimestamp(first, timezone.utc).strftime("%Y-%m-%d")
+                files = [_File(live_key(name, buffer.environment, date, session_id, seq), _parquet(table),
+                               rows if name == CAMERA_TRACKS.name else 0)
+                         for name, table in live_tables(session_id, buffer.environment, instants).items()]
+            except Exception:  # a bug here must not stop the session or the writer: lose these rows, say so
+                log.exception("live history: could not build the files of session %s; %d boxes dropped",
+                              session_id, rows)
+                with self._lock:
+                    self.stats.rows_dropped += rows
+                continue
             with self._lock:
                 self._pending.extend(files)
                 self.stats.pending_rows += rows
                 self._bound()
 
     def _bound(self) -> None:
-        """Drop the oldest pending files beyond ``max_pending_rows`` boxes (under the lock)."""
-        while self.stats.pending_rows > self.config.max_pending_rows and self._pending:
-            dropped = self._pending.popleft()
-            self.stats.pending_rows -= dropped.rows
-            self.stats.rows_dropped += dropped.rows
+        """Keep at most ``max_pending_rows`` boxes in memory (under the lock): drop the oldest pending
+        files first, then, while a write hangs (the file in flight stays), the oldest instants of the
+        biggest buffer."""
+        while self.stats.pending_rows + self._buffered_rows > self.config.max_pending_rows:
+            if self._pending:
+                dropped = self._pending.popleft().rows
+                self.stats.pending_rows -= dropped
+            else:
+                buffer = max(self._buffers.values(), key=lambda b: b.rows, default=None)
+                if buffer is None or not buffer.instants:
+                    return
+                dropped = buffer.instants.pop(0).rows
+                buffer.rows -= dropped
+                self._buffered_rows -= dropped
+            self.stats.rows_dropped += dropped
 
-    def _write_pending(self) -> None:
-        """Write pending files oldest first; on the first failure keep it and the rest for the next flush."""
-        with self._write_lock:
+    def _write_pending(self, wait_s: float = -1) -> bool:
+        """Write pending files oldest first; on the first failure keep it and the rest for the next flush.
+        The file in flight is off the queue (still counted in ``pending_rows``), so it is never dropped.
+        False when another write held the writing for ``wait_s`` (-1: wait as long as it takes)."""
+        if not self._write_lock.acquire(timeout=wait_s):
+            return False
+        try:
             while True:
                 with self._lock:
                     if not self._pending:
-                        break
-                    file = self._pending[0]
+                        return True
+                    file = self._pending.popleft()
                 try:
                     self.store.write_bytes(file.key, file.data)
                 except (StoreError, OSError) as exc:
                     with self._lock:
+                        self._pending.appendleft(file)
                         self.stats.write_failures += 1
+                        self._bound()
                     if not self._failing:
                         log.error("live history: could not write %s (%s); keeping up to %d boxes to retry",
                                   file.key, exc, self.config.max_pending_rows)
                     self._failing = True
                     if self.on_failure is not None:
                         self.on_failure(exc)
-                    return
+                    return True
                 with self._lock:
-                    if self._pending and self._pending[0] is file:  # not dropped by _bound meanwhile
-                        self._pending.popleft()
-                        self.stats.pending_rows -= file.rows
+                    self.stats.pending_rows -= file.rows
                     self.stats.files_written += 1
                     self.stats.rows_written += file.rows
                 if self._failing:
                     log.info("live history: writing again (%s)", file.key)
                     self._failing = False
+        finally:
+            self._write_lock.release()
 
 
 def live_tables(session_id: str, environment: str, instants: list[_Instant]) -> dict[str, pa.Table]:

@@ -149,3 +149,33 @@ def test_a_failed_local_write_is_kept_and_retried(tmp_path):
 def test_config_is_checked():
     with pytest.raises(ValueError, match="max_rows_per_file"):
         HistoryConfig(max_rows_per_file=10, max_pending_rows=5)
+
+
+class HangingStore(LocalStore):
+    """A store whose writes hang (an S3 server that stopped answering) until released."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.release, self.entered = threading.Event(), threading.Event()
+
+    def write_bytes(self, key, data):
+        self.entered.set()
+        self.release.wait(10)
+        super().write_bytes(key, data)
+
+
+def test_memory_stays_bounded_while_a_write_hangs(tmp_path):
+    store = HangingStore(tmp_path)
+    writer = LiveHistoryWriter(store, HistoryConfig(flush_interval_s=3600, max_rows_per_file=12, max_pending_rows=60))
+    instant(writer, ts=T0)
+    instant(writer, ts=T0 + 0.1)  # 12 boxes: the writer thread seals them and hangs in the write
+    assert store.entered.wait(5)
+    for k in range(2, 50):  # the session goes on: 96 instants' boxes more than the bound holds
+        instant(writer, ts=T0 + k / 10)
+        assert writer.stats.pending_rows + writer._buffered_rows <= 60
+    assert writer.stats.rows_dropped >= 200
+    store.release.set()
+    writer.close()
+    kept = sorted({t for table in tables(store, "camera_tracks") for t in table["ts"].to_pylist()})
+    assert kept[-1] == pytest.approx(T0 + 4.9)  # the newest instants are the ones kept
+    assert writer.stats.rows_written + writer.stats.rows_dropped == 50 * 6

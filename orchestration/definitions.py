@@ -9,7 +9,8 @@ import assets.evaluation
 import assets.identity
 import assets.ingest
 import assets.perception
-from orchestration.jobs import analyze_environment, process_segments
+import assets.retention
+from orchestration.jobs import analyze_environment, apply_retention, daily_retention, process_segments
 from orchestration.resources import deployment_name, resources_for
 from orchestration.sensors import sub_video_sensor
 from orchestration.workers import CelerySettings
@@ -25,8 +26,9 @@ def executor_for(deployment: str | None = None) -> ExecutorDefinition:
 
 defs = Definitions(
     assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.analytics,
-                                    assets.evaluation]),
-    jobs=[process_segments, analyze_environment],
+                                    assets.evaluation, assets.retention]),
+    jobs=[process_segments, analyze_environment, apply_retention],
+    schedules=[daily_retention],
     sensors=[sub_video_sensor],
     resources=resources_for(),
     executor=executor_for(),

@@ -27,8 +27,9 @@ from spoton.site import storage as site_storage
 from spoton.live.sources import SourceError, SourceSpec
 from spoton.storage.store import LocalStore
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
+from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
-from apps.live_api import errors, exposure, health, me, media, overlay, site_jobs, sites, uploads, webrtc, ws
+from apps.live_api import errors, exposure, health, history, me, media, overlay, site_jobs, sites, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
         if getattr(app.state, "site_jobs", None) is not None:  # a running job goes back to queued
             await asyncio.get_running_loop().run_in_executor(None, app.state.site_jobs.close)
+        if history_writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, history_writer.close)
         await app.state.fanout.stop()
 
     app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan,
@@ -139,12 +142,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(site_jobs.router)
     app.include_router(me.router)
 
+    history_writer = None
+    if settings.live_history:
+        history_writer = LiveHistoryWriter(LocalStore(settings.lake), HistoryConfig(settings.history_flush_s),
+                                           on_failure=lambda _: metrics.history_write_failures.inc())
+        metrics.history_rows_dropped.set_function(lambda: history_writer.stats.rows_dropped)
+    app.state.lake = settings.lake
+    app.include_router(history.router, responses=error_responses(401, 403, 404, 422, 503))
     sessions = SessionManager(store, shared_detector, fanout, metrics, perception=settings.perception(),
                               instance_id=settings.instance_id,
                               max_sessions=settings.max_sessions, max_tick_rate_hz=settings.max_tick_rate_hz,
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
-                              allow=settings.source_allow_list(), frame_sink=app.state.media.put)
+                              allow=settings.source_allow_list(), frame_sink=app.state.media.put,
+                              history=history_writer)
     app.state.sessions = sessions
 
     async def _remote_command(session_id: str, data: dict) -> None:

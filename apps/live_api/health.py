@@ -52,6 +52,11 @@ class LiveMetrics:
         self.inference = Histogram("spoton_live_inference_duration_seconds",
                                    "one model call in a live session (detector: one frame)", ["model"],
                                    buckets=INFERENCE_BUCKETS_S, registry=r)
+        self.history_write_failures = Counter("spoton_live_history_write_failures",
+                                              "live history files the lake refused (kept to retry, bounded)",
+                                              registry=r)
+        self.history_rows_dropped = Gauge("spoton_live_history_rows_dropped",
+                                          "live history boxes given up on after failed writes", registry=r)
         self.session_failures = Counter("spoton_live_session_failures", "sessions that ended failed", registry=r)
         self.sessions_by_state = Gauge("spoton_live_sessions", "this instance's sessions by state", ["state"],
                                        registry=r)

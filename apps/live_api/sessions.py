@@ -24,6 +24,7 @@ import structlog
 
 from spoton.errors import SpotOnError
 from spoton.follow.ptz import PtzError, check_preset_name, check_velocity
+from spoton.live.history import LiveHistoryWriter
 from spoton.live.identity import LiveIdentityGallery
 from spoton.models.base import Detector
 from spoton.perception.config import PerceptionConfig
@@ -143,7 +144,8 @@ class LiveSession:
 
     def __init__(self, session_id: str, environment: Environment, sources: Mapping[str, LiveSource],
                  processor: FrameProcessor, *, tick_rate_hz: float, fanout: Fanout, metrics: LiveMetrics,
-                 instance_id: str, status_interval_s: float = 1.0, frame_sink: FrameSink | None = None):
+                 instance_id: str, status_interval_s: float = 1.0, frame_sink: FrameSink | None = None,
+                 history: LiveHistoryWriter | None = None):
         self.id = session_id
         self.environment = environment
         self.sources = dict(sources)
@@ -154,6 +156,7 @@ class LiveSession:
         self.instance_id = instance_id
         self.status_interval_s = status_interval_s
         self.frame_sink = frame_sink  # the media plane: each processed frame, with its media timestamp
+        self.history = history  # the lake: each processed instant's tracks (spoton.live.history)
         self._media_epoch = time.monotonic()
         self._media_ts: dict[str, int] = {}
         self.gallery = LiveIdentityGallery()
@@ -326,6 +329,8 @@ class LiveSession:
         finally:
             for source in self.sources.values():
                 source.stop(timeout_s=2)
+            if self.history is not None:  # stopped or failed: what it saw goes to the lake now
+                self.history.end_session(self.id)
 
     def _process(self, frames: dict, arrivals: dict[str, float]) -> None:
         results = self.processor.process(frames)
@@ -340,6 +345,10 @@ class LiveSession:
             self._media_ts[name] = media_timestamp(arrivals[name] - self._media_epoch)
             if self.frame_sink is not None:
                 self.frame_sink(self.id, name, frames[name].image, self._media_ts[name])
+        if self.history is not None:  # capture times on the wall clock, from the frames' arrivals
+            wall = time.time() - (time.monotonic() - now)
+            self.history.append(self.id, self.environment.name, results, global_ids,
+                                {name: wall - (now - arrivals[name]) for name in results})
         self._processed_at.add(now)
         self.metrics.frames_processed.labels(self.id).inc(len(results))
         with self._lock:
@@ -400,7 +409,8 @@ class SessionManager:
                  metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
                  status_interval_s: float = 1.0, realtime_sources: bool = True,
                  resolve_upload: Callable[[str], str] | None = None, allow: SourceAllowList | None = None,
-                 perception: PerceptionConfig = PerceptionConfig(), frame_sink: FrameSink | None = None):
+                 perception: PerceptionConfig = PerceptionConfig(), frame_sink: FrameSink | None = None,
+                 history: LiveHistoryWriter | None = None):
         self.store = store
         self.detector_factory = detector_factory
         self.perception = perception
@@ -414,6 +424,7 @@ class SessionManager:
         self.resolve_upload = resolve_upload
         self.allow = allow  # what sources may open (None: anything)
         self.frame_sink = frame_sink
+        self.history = history
         self.sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
@@ -479,7 +490,8 @@ class SessionManager:
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
                                   fanout=self.fanout, metrics=self.metrics, instance_id=self.instance_id,
-                                  status_interval_s=self.status_interval_s, frame_sink=self.frame_sink)
+                                  status_interval_s=self.status_interval_s, frame_sink=self.frame_sink,
+                                  history=self.history)
             self.sessions[session_id] = session
         return session.start()
 

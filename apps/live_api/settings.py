@@ -68,6 +68,9 @@ class Settings:
     webrtc_max_peers: int = 32  # WebRTC peer connections on this instance (WHEP viewers and WHIP publishers)
     webrtc_max_peers_per_session: int = 8
     webrtc_ice_hosts: tuple[str, ...] | None = None  # addresses for ICE host candidates; None: all interfaces
+    lake_root: Path | None = None  # the Parquet lake (live history, history REST); None: beside the store
+    live_history: bool = True  # sessions append their tracks to the lake
+    history_flush_s: float = 5.0  # a session's tracks reach the lake within about this
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
@@ -115,7 +118,16 @@ class Settings:
             webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
             webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
             site_job_workers=_int(env, "SPOTON_SITE_JOB_WORKERS", 1),
+            lake_root=Path(env["SPOTON_LAKE"]) if env.get("SPOTON_LAKE") else None,
+            live_history=env.get("SPOTON_LIVE_HISTORY", "1") not in ("0", "false", "no"),
+            history_flush_s=_float(env, "SPOTON_HISTORY_FLUSH_S", 5.0),
         )
+
+    @property
+    def lake(self) -> Path:
+        """The lake folder: ``SPOTON_LAKE``, else ``lake/`` beside the store (``$SPOTON_VAR/lake``, where
+        the pipeline writes, for the default store)."""
+        return self.lake_root if self.lake_root is not None else self.store_root.parent / "lake"
 
     def perception(self) -> PerceptionConfig:
         """Live sessions on the one perception configuration: every frame, the configured tracker."""
@@ -129,6 +141,8 @@ class Settings:
         if not 0 < self.default_tick_rate_hz <= self.max_tick_rate_hz:
             raise ValueError(f"need 0 < SPOTON_TICK_RATE ({self.default_tick_rate_hz}) <= "
                              f"SPOTON_MAX_TICK_RATE ({self.max_tick_rate_hz})")
+        if self.history_flush_s <= 0:
+            raise ValueError(f"SPOTON_HISTORY_FLUSH_S must be > 0, got {self.history_flush_s}")
         if self.client_queue_size < 1:
             raise ValueError("SPOTON_CLIENT_QUEUE must be >= 1")
         if self.site_job_workers < 1:

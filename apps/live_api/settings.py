@@ -64,6 +64,7 @@ class Settings:
     source_hosts: tuple[str, ...] | None = None  # rtsp/http sources: names or CIDR networks; None = any
     status_interval_s: float = 1.0
     ort_threads: int = 1
+    camera_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # a session's cameras in parallel
     tracker: str = "bytetrack"
     webrtc_max_peers: int = 32  # WebRTC peer connections on this instance (WHEP viewers and WHIP publishers)
     webrtc_max_peers_per_session: int = 8
@@ -107,6 +108,7 @@ class Settings:
                          else tuple(Path(r) for r in roots)),
             source_hosts=_list(env, "SPOTON_SOURCE_HOSTS"),
             ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
+            camera_workers=_int(env, "SPOTON_CAMERA_WORKERS", os.cpu_count() or 1),
             expose_metrics=env.get("SPOTON_EXPOSE_METRICS", metrics_default),
             expose_docs=env.get("SPOTON_EXPOSE_DOCS", docs_default),
             tracker=env.get("SPOTON_TRACKER", "bytetrack"),
@@ -117,7 +119,7 @@ class Settings:
 
     def perception(self) -> PerceptionConfig:
         """Live sessions on the one perception configuration: every frame, the configured tracker."""
-        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads)
+        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads, camera_workers=self.camera_workers)
 
     def check(self) -> "Settings":
         """Refuse to start with no way in: an API with no keys and no JWT secret is useless."""
@@ -127,6 +129,8 @@ class Settings:
         if not 0 < self.default_tick_rate_hz <= self.max_tick_rate_hz:
             raise ValueError(f"need 0 < SPOTON_TICK_RATE ({self.default_tick_rate_hz}) <= "
                              f"SPOTON_MAX_TICK_RATE ({self.max_tick_rate_hz})")
+        if self.camera_workers < 1:
+            raise ValueError("SPOTON_CAMERA_WORKERS must be >= 1 (1: a session's cameras one after the other)")
         if self.client_queue_size < 1:
             raise ValueError("SPOTON_CLIENT_QUEUE must be >= 1")
         if min(self.ws_max_clients, self.ws_max_clients_per_session, self.ws_max_message_bytes) < 1:

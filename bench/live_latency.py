@@ -11,6 +11,10 @@ reads it for ``--seconds``:
 3. parallel, ``--clients`` clients that read everything plus ``--slow`` that never read: the
    fan-out's cost shows as the tick delay's p95 minus phase 2's.
 
+Before the APIs, an in-process A/B: the same 3-camera instants through a sequential and a parallel
+FrameProcessor (one shared detector), alternated instant by instant so a busy machine weighs on
+both sides alike: process() wall time p50/p95 and the ratio (``--processor-only``: just that).
+
 ``--rounds`` repeats phases 1-2 alternately (the machine is shared: alternating spreads its noise
 over both sides). The clients note a tick's receive time before anything else and read only its
 ``ts_unix_ms`` (no full JSON parse), so the bench process's own work weighs little in the delay.
@@ -20,6 +24,7 @@ over both sides). The clients note a tick's receive time before anything else an
 from __future__ import annotations
 
 import argparse
+import json
 import asyncio
 import os
 import socket
@@ -136,6 +141,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def send_buckets(metrics: str) -> list[tuple[float, float]]:
+    """(upper bound s, cumulative count) of the API's tick send delay histogram."""
+    prefix = 'spoton_live_tick_send_delay_seconds_bucket{le="'
+    return [(float(line[len(prefix):].split('"')[0]), float(line.split()[-1]))
+            for line in metrics.splitlines() if line.startswith(prefix)]
+
+
+def bucket_percentile(before: list, after: list, q: float) -> float:
+    """The q-th percentile (ms) of what a histogram counted between two reads, interpolated in its bucket."""
+    counts = [(le, b - a) for (le, b), (_, a) in zip(after, before)]
+    total = counts[-1][1] if counts else 0
+    if not total:
+        return float("nan")
+    target, lower, below = q / 100 * total, 0.0, 0.0
+    for le, cumulative in counts:
+        if cumulative >= target:
+            upper = le if le != float("inf") else lower * 2
+            share = (target - below) / max(cumulative - below, 1e-9)
+            return 1000 * (lower + share * (upper - lower))
+        lower, below = le, cumulative
+    return float("nan")
+
+
 async def phase(base: str, ws_base: str, clients: int, slow: int, seconds: float, tick_rate: float,
                 pid: int) -> dict:
     headers = {"Authorization": f"Bearer {KEY}"}
@@ -150,10 +178,12 @@ async def phase(base: str, ws_base: str, clients: int, slow: int, seconds: float
         tasks += [asyncio.create_task(slow_reader(url, stop)) for _ in range(slow)]
         await asyncio.sleep(2.0)  # connected and warm: the API's CPU per tick is counted from here
         cpu_start, ticks_start = cpu_seconds(pid), (await http.get(f"/api/v1/sessions/{sid}")).json()["ticks_published"]
+        sends_before = send_buckets((await http.get("/metrics")).text)
         await asyncio.sleep(seconds)
         cpu = cpu_seconds(pid) - cpu_start
         status = (await http.get(f"/api/v1/sessions/{sid}")).json()
         metrics = (await http.get("/metrics")).text
+        sends = send_buckets(metrics)
         stop.set()
         counts = await asyncio.gather(*tasks, return_exceptions=True)
         await http.delete(f"/api/v1/sessions/{sid}")
@@ -161,7 +191,8 @@ async def phase(base: str, ws_base: str, clients: int, slow: int, seconds: float
     client_drops = next((float(line.split()[-1]) for line in metrics.splitlines()
                          if line.startswith("spoton_live_client_ticks_dropped_total")), 0.0)
     cpu_per_tick = 1000 * cpu / max(status["ticks_published"] - ticks_start, 1)
-    return {"workers": None, "cpu_ms_per_tick": cpu_per_tick, "clients": clients, "slow": slow, "fps": status["fps"], "p50": status["latency_ms"]["p50"],
+    return {"workers": None, "cpu_ms_per_tick": cpu_per_tick, "send_p50": bucket_percentile(sends_before, sends, 50),
+            "send_p95": bucket_percentile(sends_before, sends, 95), "clients": clients, "slow": slow, "fps": status["fps"], "p50": status["latency_ms"]["p50"],
             "p95": status["latency_ms"]["p95"], "ticks": status["ticks_published"],
             "delay_p50": float(np.percentile(delays, 50)) if delays else float("nan"),
             "delay_p95": float(np.percentile(delays, 95)) if delays else float("nan"),
@@ -169,10 +200,79 @@ async def phase(base: str, ws_base: str, clients: int, slow: int, seconds: float
             "dropped_frames": status["dropped_frames"], "client_drops": client_drops}
 
 
+def processor_ab(store: Path, workers: int, threads: int, instants: int) -> dict:
+    """process() wall time of the sample's 3 cameras, sequential vs ``workers``, alternated per instant."""
+    import cv2
+
+    from spoton.perception.config import PerceptionConfig
+    from spoton.perception.processor import ClockFrame
+
+    cameras = ("cam1", "cam2", "cam3")
+    captures = {cam: cv2.VideoCapture(str(store / "pets_s2l1" / cam / "sub_video_01.mp4")) for cam in cameras}
+    frames = []
+    for index in range(instants):
+        images = {cam: capture.read()[1] for cam, capture in captures.items()}
+        if any(image is None for image in images.values()):
+            break
+        frames.append({cam: ClockFrame(index, index, index / 7, image) for cam, image in images.items()})
+    detector = PerceptionConfig(threads=threads).build_detector()
+    sequential = PerceptionConfig(threads=threads).build_processor(cameras, 7.0, detector=detector)
+    parallel = PerceptionConfig(threads=threads, camera_workers=workers).build_processor(cameras, 7.0,
+                                                                                        detector=detector)
+    times: dict[str, list[float]] = {"sequential": [], "parallel": []}
+    results = {}
+    for i, instant in enumerate(frames * 2):  # the clip twice: ~2 x instants samples per side
+        order = [("sequential", sequential), ("parallel", parallel)][:: 1 if i % 2 else -1]
+        for name, processor in order:
+            started = time.perf_counter()
+            results = processor.process(instant)
+            times[name].append(1000 * (time.perf_counter() - started))
+    parallel.close()
+    figures = {name: (float(np.percentile(t, 50)), float(np.percentile(t, 95)), len(t)) for name, t in times.items()}
+    return figures, sample_tick(results)
+
+
+def sample_tick(results: dict) -> str:
+    """A tick of real results, serialised as the session does."""
+    from spoton.live.tick import TickBuilder
+
+    tick = TickBuilder("s-bench").build(results, {cam: r.tracks.track_id for cam, r in results.items()},
+                                        selected_target_id=None, mode="auto", media_ts={cam: 0 for cam in results},
+                                        ts_unix_ms=int(time.time() * 1000), ts_mono_ms=0)
+    return json.dumps(tick, separators=(",", ":"))
+
+
+def framing_ab(text: str, clients: int, repeats: int = 30) -> dict[str, float]:
+    """CPU ms to frame one tick for ``clients`` WebSocket connections (the sans-io protocol uvicorn
+    uses, its permessage-deflate settings) with and without compression, alternated."""
+    from websockets.extensions.permessage_deflate import PerMessageDeflate
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+
+    def connection(deflate: bool) -> ServerProtocol:
+        protocol = ServerProtocol()
+        protocol.state = State.OPEN  # as after the handshake, with what it negotiated
+        if deflate:
+            protocol.extensions = [PerMessageDeflate(False, False, 12, 12, {"memLevel": 5})]
+        return protocol
+
+    sides = {"plain": [connection(False) for _ in range(clients)],
+             "deflate": [connection(True) for _ in range(clients)]}
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for i in range(repeats):
+        for name in (("plain", "deflate") if i % 2 else ("deflate", "plain")):
+            started = time.process_time()
+            for protocol in sides[name]:
+                protocol.send_text(text.encode())
+                b"".join(protocol.data_to_send())
+            times[name].append(1000 * (time.process_time() - started))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def pooled(rows: list[dict]) -> dict:
     """Rounds of one configuration as one row: mean of each figure, sums of counts."""
     row = dict(rows[0])
-    for key in ("fps", "p50", "p95", "delay_p50", "delay_p95", "cpu_ms_per_tick"):
+    for key in ("fps", "p50", "p95", "delay_p50", "delay_p95", "cpu_ms_per_tick", "send_p50", "send_p95"):
         row[key] = float(np.mean([r[key] for r in rows]))
     for key in ("ticks", "received", "errors", "dropped_frames", "client_drops"):
         row[key] = sum(r[key] for r in rows)
@@ -189,6 +289,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="camera workers (parallel side)")
     parser.add_argument("--rounds", type=int, default=1, help="sequential/parallel pairs, alternated")
     parser.add_argument("--source-frames", type=int, default=96, help="sample environment length")
+    parser.add_argument("--processor-only", action="store_true", help="only the in-process A/B")
+    parser.add_argument("--instants", type=int, default=48, help="3-camera instants of the in-process A/B")
     parser.add_argument("--compression", action="store_true",
                         help="also run the clients against an API with permessage-deflate on (the old default)")
     args = parser.parse_args()
@@ -199,6 +301,22 @@ def main() -> None:
         return {**row, "workers": f"{workers}{label}"}
 
     parallel_env = {"SPOTON_CAMERA_WORKERS": str(args.workers)}
+    with sample_store(args.source_frames, "spoton-live-bench-") as store:
+        ab, tick_text = processor_ab(store, args.workers, args.threads, args.instants)
+        print(f"\nin-process A/B, 3 cameras (640x480), ONNX threads {args.threads}, {os.cpu_count()} CPUs, "
+              f"alternated per instant:\n")
+        print(f"{'processor':>11} {'workers':>8} {'instants':>9} {'process p50 ms':>15} {'process p95 ms':>15}")
+        for name, workers in (("sequential", 1), ("parallel", args.workers)):
+            p50, p95, count = ab[name]
+            print(f"{name:>11} {workers:>8} {count:>9} {p50:>15.1f} {p95:>15.1f}")
+        print(f"parallel / sequential: p50 {ab['parallel'][0] / ab['sequential'][0]:.2f}, "
+              f"p95 {ab['parallel'][1] / ab['sequential'][1]:.2f}")
+        framing = framing_ab(tick_text, args.clients)
+        print(f"\nframing one {len(tick_text)}-byte tick for {args.clients} WebSocket clients (CPU ms, median): "
+              f"permessage-deflate {framing['deflate']:.2f}, without {framing['plain']:.2f} "
+              f"(x{framing['deflate'] / framing['plain']:.0f})", flush=True)
+        if args.processor_only:
+            return
     with sample_store(args.source_frames, "spoton-live-bench-") as store, \
             running_api(store, args.threads, {"SPOTON_CAMERA_WORKERS": "1"}) as (seq_api, seq_port), \
             running_api(store, args.threads, parallel_env) as (par_api, par_port):
@@ -217,7 +335,7 @@ def main() -> None:
           f"{args.seconds:g} s per phase, {args.rounds} round(s), ONNX threads {args.threads}, {os.cpu_count()} CPUs\n")
     header = (f"{'workers':>8} {'cpu ms/tick':>11} {'clients':>8} {'slow':>5} {'fps':>6} {'f->t p50 ms':>12} {'f->t p95 ms':>12} "
               f"{'ticks':>6} {'delay p50 ms':>13} {'delay p95 ms':>13} {'ticks recv':>11} {'errors':>7} "
-              f"{'client drops':>13}")
+              f"{'client drops':>13} {'send p50 ms':>12} {'send p95 ms':>12}")
     print(header)
     print("-" * len(header))
     for row in (seq, par, many, deflated):
@@ -225,17 +343,22 @@ def main() -> None:
             continue
         print(f"{row['workers']:>8} {row['cpu_ms_per_tick']:>11.1f} {row['clients']:>8} {row['slow']:>5} {row['fps']:>6.2f} {row['p50']:>12.1f} "
               f"{row['p95']:>12.1f} {row['ticks']:>6} {row['delay_p50']:>13.1f} {row['delay_p95']:>13.1f} "
-              f"{row['received']:>11} {row['errors']:>7} {row['client_drops']:>13.0f}")
+              f"{row['received']:>11} {row['errors']:>7} {row['client_drops']:>13.0f} {row['send_p50']:>12.1f} "
+              f"{row['send_p95']:>12.1f}")
     print(f"\nframe->tick p95, parallel ({args.workers} workers) / sequential: {par['p95'] / seq['p95']:.2f} "
           f"({par['p95']:.1f} vs {seq['p95']:.1f} ms; p50 {par['p50']:.1f} vs {seq['p50']:.1f} ms)")
     print(f"fps with {args.clients}+{args.slow} clients / fps with 1: {many['fps'] / par['fps']:.2f}")
     print(f"tick delay p95 added by the fan-out to {args.clients} clients: "
           f"{many['delay_p95'] - par['delay_p95']:+.1f} ms (p95 {many['delay_p95']:.1f} vs {par['delay_p95']:.1f} ms)")
+    print(f"server send delay p95 (tick published -> on each client's socket) with {args.clients} clients: "
+          f"{many['send_p95']:.1f} ms vs {par['send_p95']:.1f} ms with 1 ({many['send_p95'] - par['send_p95']:+.1f} ms)")
     if deflated is not None:
         print(f"with permessage-deflate (+zlib): delay p95 {deflated['delay_p95']:.1f} ms, API CPU "
               f"{deflated['cpu_ms_per_tick']:.1f} vs {many['cpu_ms_per_tick']:.1f} ms per tick without")
     print("f->t: frame available -> tick handed to the fan-out (server); delay: tick built -> client received;\n"
-          "cpu ms/tick: the API process's CPU time per published tick (robust to a busy machine)")
+          "cpu ms/tick: the API process's CPU time per published tick (robust to a busy machine);\n"
+          "send: the API's spoton_live_tick_send_delay_seconds over the phase (no bench client in it; "
+          "interpolated in its buckets)")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ def test_ticks_published_from_a_thread_reach_200_clients_once_serialised_past_st
         for texts in got.values():
             assert texts == published
             assert all(a is b for a, b in zip(texts, published))  # the same object: serialised once
+        assert readers[0].sent_published is not None  # stamped at publish, for the send-delay metric
         for client in stuck:
             assert len(client.ticks) == 4 and client.dropped == 50 - 1 - 4
             assert list(client.ticks) == published[-4:]

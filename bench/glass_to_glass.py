@@ -171,8 +171,8 @@ def run_phase(browser, base: str, kind: str, cameras: dict, seconds: float, tick
     page = context.new_page()
     try:
         if webcam_frames is not None:
-            page.add_init_script(script=f"({FAKE_WEBCAM_JS.replace('BITS', str(WEBCAM_BITS)).replace('BAND', str(STAMP_BAND))})"
-                                        f"({[webcam_frames, 7]!r})")
+            webcam = FAKE_WEBCAM_JS.replace("BITS", str(WEBCAM_BITS)).replace("BAND", str(STAMP_BAND))
+            page.add_init_script(script=f"({webcam})({[webcam_frames, 7]!r})")
         page.goto(f"{base}/?token={KEY}")
         page.wait_for_function("document.querySelectorAll('#sessions option').length > 1", timeout=30_000)
         page.evaluate(PROBE_JS.replace("WEBCAM_BITS", str(WEBCAM_BITS)).replace("FILE_BITS", str(FILE_BITS))

@@ -195,7 +195,8 @@ async def phase(base: str, ws_base: str, clients: int, slow: int, seconds: float
     ticks = max(status["ticks_published"] - ticks_start, 1)
     return {"workers": None, "cpu_ms_per_tick": 1000 * cpu / ticks, "loop_ms_per_tick": 1000 * loop_cpu / ticks,
             "send_p50": bucket_percentile(sends_before, sends, 50),
-            "send_p95": bucket_percentile(sends_before, sends, 95), "clients": clients, "slow": slow, "fps": status["fps"], "p50": status["latency_ms"]["p50"],
+            "send_p95": bucket_percentile(sends_before, sends, 95), "clients": clients, "slow": slow,
+            "fps": status["fps"], "p50": status["latency_ms"]["p50"],
             "p95": status["latency_ms"]["p95"], "ticks": status["ticks_published"],
             "delay_p50": float(np.percentile(delays, 50)) if delays else float("nan"),
             "delay_p95": float(np.percentile(delays, 95)) if delays else float("nan"),

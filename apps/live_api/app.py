@@ -283,4 +283,5 @@ def main() -> None:
               f"  {key}\n  overlay page: http://{settings.host}:{settings.port}/?token={key}", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None,
                 ws_ping_interval=20, ws_ping_timeout=20, ws_max_size=16 * settings.ws_max_message_bytes,
+                ws_per_message_deflate=settings.ws_compression,
                 timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S)

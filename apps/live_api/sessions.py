@@ -327,6 +327,7 @@ class LiveSession:
             self.metrics.session_failures.inc()
             self._set_state("failed", exc.detail if isinstance(exc, SessionError) else f"{type(exc).__name__}: {exc}")
         finally:
+            self.processor.close()  # its camera pool
             for source in self.sources.values():
                 source.stop(timeout_s=2)
             if self.history is not None:  # stopped or failed: what it saw goes to the lake now

@@ -3,11 +3,13 @@
 A browser ``<video>`` seeks by asking for byte ranges, so single ranges get ``206 Partial
 Content`` with ``Content-Range``; an unsatisfiable or malformed range gets ``416`` with
 ``Content-Range: bytes */size``; a request for several ranges gets the whole object (``200``),
-which RFC 9110 allows. Bodies are streamed from the file in chunks.
+which RFC 9110 allows. Bodies are streamed in chunks from the file, or on an S3 store from one
+ranged GET for exactly the bytes asked (no local copy); ``ETag`` and ``Last-Modified`` are the
+object's (S3's own, passed through), so browsers and proxies revalidate and ``If-Range`` works.
 
 Keys are checked by :func:`spoton.storage.store.check_key`: ``..``, absolute paths, hidden parts
 (temporary ``.part`` files) and unknown keys are all ``404``, so nothing outside the store is
-ever served. An S3 store's object is served from its local cache copy (downloaded once).
+ever served.
 
 Reading needs the viewer role. A ``<video src>`` cannot send an ``Authorization`` header, so
 the token may also come as ``?token=`` (as on the WebSocket).
@@ -16,8 +18,8 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from email.utils import format_datetime
 from pathlib import Path
-from typing import Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
@@ -25,9 +27,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from apps.live_api.auth import AuthError, Principal, Role, auth_config, authenticate_token, authorize
 from apps.live_api.errors import error_json
-from spoton.storage.store import ObjectStore, StoreError, check_key
+from spoton.storage.store import ObjectInfo, ObjectStore, StoreError, check_key
 
-CHUNK_BYTES = 256 * 1024
 MEDIA_PREFIX = "/api/v1/media/"
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 _CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".avi": "video/x-msvideo",
@@ -94,38 +95,38 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK_BYTES, remaining))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            yield chunk
-
-
-def resolve_media(store: ObjectStore, key: str) -> Path:
-    """The local file of a servable key; HTTP 404 for anything else (never a path outside)."""
+def resolve_media(store: ObjectStore, key: str) -> ObjectInfo:
+    """The size and validators of a servable key; HTTP 404 for anything else (never a path outside)."""
     try:
         check_key(key)
         if any(part.startswith(".") for part in key.split("/")):
             raise StoreError(f"hidden object {key!r}")
-        return store.local_path(key)
+        return store.info(key)
     except StoreError:
         raise HTTPException(404, f"no media {key!r} in the store: list the store or check the "
                                  "key (e.g. pets_s2l1/cam1/sub_video_01.mp4)") from None
 
 
+def _if_range_matches(header: str | None, info: ObjectInfo) -> bool:
+    """``If-Range`` absent, or naming this very version (its ETag or its Last-Modified date)."""
+    if header is None:
+        return True
+    header = header.strip()
+    return header == info.etag or header == format_datetime(info.last_modified, usegmt=True)
+
+
 @router.api_route("/media/{key:path}", methods=["GET", "HEAD"])
 def get_media(key: str, request: Request, _: Principal = Depends(viewer_by_header_or_query)):
     """Serve one store object, whole or one byte range of it."""
-    path = resolve_media(app_store(request), key)
-    size = path.stat().st_size
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=60"}
+    store = app_store(request)
+    info = resolve_media(store, key)
+    size = info.size
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=60", "ETag": info.etag,
+               "Last-Modified": format_datetime(info.last_modified, usegmt=True)}
     media_type = content_type(key)
     header = request.headers.get("range")
+    if header is not None and not _if_range_matches(request.headers.get("if-range"), info):
+        header = None  # the client's copy is stale: send the whole current object
     span = None
     if header is not None:
         try:
@@ -139,7 +140,10 @@ def get_media(key: str, request: Request, _: Principal = Depends(viewer_by_heade
     if span is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    if request.method == "HEAD":
+    if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(_read(path, start, length), status_code=status, headers=headers,
-                             media_type=media_type)
+    try:  # the read starts here, so a vanished or replaced object is a 404, not a broken stream
+        chunks = store.read_range(key, start, length, etag=info.etag)
+    except StoreError:
+        raise HTTPException(404, f"media {key!r} changed or vanished while it was read: retry") from None
+    return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)

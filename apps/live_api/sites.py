@@ -229,7 +229,7 @@ def add_camera(site: SiteName, body: CameraBody, request: Request, _: Principal 
     store = app_store(request)
     if body.kind == "upload":
         key = resolve_upload(body.uri, store)
-        onboarding.add_video_camera(store, site, body.name, store.local_path(key), body.fps)
+        onboarding.add_video_camera(store, site, body.name, store.video_source(key), body.fps, name=body.uri)
     else:
         _check_source(request, body.kind, body.uri)
         onboarding.add_uri_camera(store, site, body.name, body.kind, body.uri, body.fps)
@@ -255,9 +255,11 @@ def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Pri
     """A frame of the camera's source: what its calibration and region are drawn on."""
     store = app_store(request)
     source = onboarding.camera_source(store, site, camera)
-    uri = str(store.local_path(source.uri)) if source.kind == "store" else source.uri
-    return Response(onboarding.snapshot(uri, "file" if source.kind == "store" else source.kind).jpeg,
-                    media_type="image/jpeg")
+    if source.kind == "store":  # a file, or a presigned URL on S3 (errors name the key)
+        shot = onboarding.snapshot(store.video_source(source.uri), "file", name=source.uri)
+    else:
+        shot = onboarding.snapshot(source.uri, source.kind)
+    return Response(shot.jpeg, media_type="image/jpeg")
 
 
 @router.post("/{site}/cameras/{camera}/rename", response_model=Site,

@@ -167,7 +167,7 @@ def rename_site(store: ObjectStore, name: str, new_name: str) -> int:
     history = f"{name}/environment/"
     for key in store.list_keys(f"{name}/"):
         if not key.startswith(history):
-            store.upload_file(store.local_path(key), f"{new_name}/{key[len(name) + 1:]}")
+            store.copy(key, f"{new_name}/{key[len(name) + 1:]}")
 
     def moved(camera: Camera) -> Camera:
         source = camera.source
@@ -200,16 +200,18 @@ def _new_camera_name(store: ObjectStore, env: Environment, camera: str) -> None:
                               "versions use them): pick another name", 409)
 
 
-def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path,
-                     fps: float | None = None, progress=None) -> tuple[int, list[str]]:
-    """Validate ``video``, cut it into H.264 sub-videos of the site's segment length and store them;
-    returns (version, the sub-video keys). ``fps`` overrides the container's frame rate."""
+def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path | str,
+                     fps: float | None = None, progress=None, name: str | None = None) -> tuple[int, list[str]]:
+    """Validate ``video`` (a file or a URL, e.g. an S3 store's presigned one), cut it into H.264
+    sub-videos of the site's segment length and store them; returns (version, the sub-video keys).
+    ``fps`` overrides the container's frame rate; errors call the video ``name`` (default: its file name)."""
     env = load_site(store, environment)
     _new_camera_name(store, env, camera)
+    shown = name or Path(str(video)).name
     try:
         info = probe(video)
     except VideoError as exc:
-        raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, Path(video).name)}", 415) from None
+        raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, shown)}", 415) from None
     rate = float(fps or info.fps)
     if not (math.isfinite(rate) and rate > 0):
         raise OnboardingError(f"camera {camera!r}: --fps must be > 0, got {fps!r}")
@@ -231,7 +233,7 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
                 writer.abort()
             for key in keys:  # nothing half-added: the camera is not saved, its sub-videos go
                 store.delete(key)
-            raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, Path(video).name)}", 415) from None
+            raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, shown)}", 415) from None
     new = Camera(camera, rate, (info.width, info.height), source=CameraSource("store", keys[0]))
     env = replace(env, cameras=env.cameras + (new,), fps=env.fps if env.cameras else rate)
     return save_environment(store, env), keys
@@ -282,10 +284,11 @@ def _reach(url: str, timeout_s: float) -> None:
                                   "(multipart/x-mixed-replace) URL", 422)
 
 
-def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
+def snapshot(uri: str, kind: str, timeout_s: float = 5.0, name: str | None = None) -> Snapshot:
     """Open a camera source and read one frame, or say why not (unreachable, refused, authentication
-    failed, not a video, unsupported codec) within about ``timeout_s``."""
-    shown = redact(uri)
+    failed, not a video, unsupported codec) within about ``timeout_s``; errors show ``name`` when given
+    (a store key instead of its presigned URL), else the URI without its password."""
+    shown = name or redact(uri)
     if kind in ("rtsp", "http"):
         _reach(uri, timeout_s)
         timeout_ms = int(timeout_s * 1000)
@@ -305,7 +308,7 @@ def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
             info = probe(uri)
             image = next(iter_frames(uri)).image
         except VideoError as exc:
-            raise OnboardingError(f"{shown}: {hide_path(str(exc), uri, Path(uri).name)}", 415) from None
+            raise OnboardingError(f"{shown}: {hide_path(str(exc), uri, name or Path(uri).name)}", 415) from None
         fps = info.fps
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return Snapshot(jpeg.tobytes(), (image.shape[1], image.shape[0]), fps)

@@ -120,6 +120,16 @@ def test_two_instances_share_one_s3_and_one_redis(two_instances, s3_store):
         bad = client.get(url, headers={"Range": f"bytes={len(data)}-"})
         assert bad.status_code == 416 and bad.headers["content-range"] == f"bytes */{len(data)}"
         assert client.get(f"/api/v1/media/{ENV_NAME}/cam1/nope.mp4").status_code == 404
+
+        blob = "uploads/replaced/blob.bin"  # B caches an object's size and ETag a few seconds:
+        store.write_bytes(blob, b"a" * 5000)  # a replaced object is re-read, never mixed or refused
+        assert client.get(f"/api/v1/media/{blob}", headers={"Range": "bytes=0-9"}).content == b"a" * 10
+        store.write_bytes(blob, b"b" * 3000)
+        again = client.get(f"/api/v1/media/{blob}", headers={"Range": "bytes=10-19"})
+        assert again.status_code == 206 and again.content == b"b" * 10
+        assert again.headers["content-range"] == "bytes 10-19/3000"
+        store.delete(blob)
+        assert client.get(f"/api/v1/media/{blob}", headers={"Range": "bytes=0-9"}).status_code == 404
         assert client.get("/readyz").json()["checks"]["store"] == "store reachable (S3)"
 
     for instance, session_id in ((first, sid), (second, own)):

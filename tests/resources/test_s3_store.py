@@ -14,6 +14,7 @@ from resources.perception import PerceptionResource
 from resources.store import S3StoreResource
 from spoton.storage.lake import ParquetLake
 from spoton.storage.schemas import DWELL
+from spoton.live.sources import SourceError, SourceSpec, open_source
 from spoton.redact import redact
 from spoton.storage.store import StoreError
 from spoton.video import H264Writer, iter_frames, probe
@@ -88,6 +89,16 @@ def test_s3_store_serves_ranges_validators_copies_and_presigned_videos(s3_endpoi
     assert probe(url).frame_count == 5 and len(list(iter_frames(url))) == 5
     with pytest.raises(StoreError, match="no object"):
         store.video_source("env/cam/missing.mp4")
+
+    source = open_source(SourceSpec("store", "env/cam/clip.mp4"), store=store, realtime=False, loop=False).start()
+    frames = [source.wait_latest(20.0) for _ in range(5)]
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4] and source.spec.shown_uri == "env/cam/clip.mp4"
+    source.stop()
+    store.write_bytes("env/cam/not_a_video.mp4", b"no video here")
+    for key, words in (("env/cam/not_a_video.mp4", "not a readable video"), ("env/cam/gone.mp4", "no object")):
+        with pytest.raises(SourceError, match=words) as error:
+            open_source(SourceSpec("store", key), store=store)
+        assert key in str(error.value) and "Signature" not in str(error.value) and s3_endpoint not in str(error.value)
     assert not (store.cache_dir / "ranges").exists()  # nothing above made a local copy
 
 

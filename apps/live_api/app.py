@@ -12,8 +12,10 @@ import dataclasses
 import logging
 import os
 import secrets
+import tempfile
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -25,7 +27,7 @@ from spoton.redact import install_log_redaction
 from spoton.environment import scan_sub_videos
 from spoton.site import storage as site_storage
 from spoton.live.sources import SourceError, SourceSpec
-from spoton.storage.store import LocalStore
+from spoton.storage.store import LocalStore, ObjectStore
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
@@ -56,29 +58,58 @@ class SessionBody(BaseModel):
     tick_rate_hz: StrictFloat | None = Field(None, description="ticks per second at most (default SPOTON_TICK_RATE)")
 
 
+def _build_sample(store: ObjectStore, name: str, max_source_frames: int | None) -> None:
+    """Build the sample environment into ``store``; an S3 store gets it through a temporary folder."""
+    from spoton.artifacts import fetch_sample_video
+    from spoton.sample.builder import build_sample_environment
+
+    if isinstance(store, LocalStore):
+        build_sample_environment(fetch_sample_video(), store.root, name, max_source_frames=max_source_frames)
+        return
+    with tempfile.TemporaryDirectory(prefix="spoton-sample-") as work:
+        root = Path(work)
+        build_sample_environment(fetch_sample_video(), root, name, max_source_frames=max_source_frames)
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                store.upload_file(path, path.relative_to(root).as_posix())
+
+
+def _store_check(store: ObjectStore):
+    """The store part of ``/readyz``: a writable folder, or a reachable bucket (never its path)."""
+    if isinstance(store, LocalStore):
+        def check() -> tuple[bool, str]:
+            ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
+            return ok, f"store {'reachable' if ok else 'missing or not writable'}"
+        return check
+
+    def check_bucket() -> tuple[bool, str]:
+        try:
+            store.client.head_bucket(Bucket=store.bucket)
+            return True, "store reachable (S3)"
+        except Exception as exc:  # any client or connection error: not ready, said without secrets
+            return False, f"store (S3) not reachable: {type(exc).__name__}"
+    return check_bucket
+
+
 def _warm_up(app: FastAPI) -> None:
     """Build what is missing, load and exercise the detector, then mark the app ready."""
     settings: Settings = app.state.settings
     readiness: Readiness = app.state.readiness
-    store: LocalStore = app.state.store
+    store: ObjectStore = app.state.store
     try:
         if settings.build_sample_environment:  # a startup convenience: sessions never import the sample
             from spoton.sample import ENV_NAME
 
             if ENV_NAME not in site_storage.list_environments(store):
-                from spoton.artifacts import fetch_sample_video
-                from spoton.sample.builder import build_sample_environment
-
                 readiness.detail = f"building the sample environment {ENV_NAME!r} into the store"
-                build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
-                                         max_source_frames=settings.sample_max_source_frames)
+                _build_sample(store, ENV_NAME, settings.sample_max_source_frames)
         readiness.checks["environments"] = site_storage.list_environments(store)
         readiness.detail = "loading and warming up the detector"
         from spoton.video import iter_frames
 
         detector = settings.perception().build_detector()
         videos = [k for k in store.list_keys() if k.endswith(".mp4")]
-        frame = (next(iter_frames(store.local_path(videos[0]))).image if videos
+        frame = (next(iter_frames(store.video_source(videos[0]))).image if videos
                  else np.zeros((480, 640, 3), np.uint8))
         for _ in range(2):
             detector.detect(frame)
@@ -86,7 +117,7 @@ def _warm_up(app: FastAPI) -> None:
         readiness.checks["detector"] = f"nanodet warmed up on a {frame.shape[1]}x{frame.shape[0]} frame"
         readiness.ready = True
         readiness.detail = "ready"
-        log.info("live API ready (store %s)", store.root)
+        log.info("live API ready (store %s)", store.uri)
     except Exception as exc:  # /readyz shows it; /healthz stays up so it can be read
         log.exception("live API startup failed")
         readiness.detail = f"startup failed: {type(exc).__name__}: {exc}"
@@ -113,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)  # exposure.add_docs: per setting
     errors.install(app)
-    store = LocalStore(settings.store_root)
+    store = settings.open_store()
     hub = Hub(settings.client_queue_size)
     fanout = Fanout(hub, settings.instance_id, settings.redis_url, settings.redis_prefix)
     metrics = LiveMetrics()
@@ -121,11 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics, app.state.readiness, app.state.auth = metrics, Readiness(), settings.auth
     app.state.detector = None
 
-    def check_store() -> tuple[bool, str]:
-        ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
-        return ok, f"store {'reachable' if ok else 'missing or not writable'}"  # never its path
-
-    app.state.check_store = check_store
+    app.state.check_store = _store_check(store)
 
     def shared_detector():
         if app.state.detector is None:

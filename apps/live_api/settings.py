@@ -11,6 +11,7 @@ from spoton.perception.config import PerceptionConfig
 
 from apps.live_api.auth import AuthConfig
 from spoton.live.sources import SourceAllowList
+from spoton.storage.store import LocalStore, ObjectStore, S3Store, parse_s3_uri, s3_client
 from apps.live_api.exposure import EXPOSURES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class Settings:
     """Everything the app factory needs; ``from_env`` documents the variable of each field."""
 
-    store_root: Path
+    store_root: Path  # a local store; with store_s3 set, only the folder of the S3 store's cache
+    store_s3: str | None = None  # s3://bucket/prefix: the store is there (sessions and media read it, no copy)
+    s3_endpoint: str | None = None  # None: AWS; SeaweedFS etc.: http://host:8333 (keys: boto3's usual chain)
+    s3_region: str = "us-east-1"
     auth: AuthConfig = field(default_factory=AuthConfig)
     redis_url: str | None = None
     redis_prefix: str = "spoton"
@@ -89,8 +93,13 @@ class Settings:
         if deployment not in DEPLOYMENT_EXPOSURE:
             raise ValueError(f"SPOTON_DEPLOYMENT={deployment!r}: use one of {', '.join(DEPLOYMENT_EXPOSURE)}")
         metrics_default, docs_default = DEPLOYMENT_EXPOSURE[deployment]
+        store = env.get("SPOTON_STORE", str(var / "store"))
+        s3 = store if store.startswith("s3://") else None
         return cls(
-            store_root=Path(env.get("SPOTON_STORE", var / "store")),
+            store_root=var / "s3-cache" if s3 else Path(store),
+            store_s3=s3,
+            s3_endpoint=env.get("SPOTON_S3_ENDPOINT") or None,
+            s3_region=env.get("AWS_REGION", "us-east-1"),
             auth=AuthConfig(api_keys=AuthConfig.parse_api_keys(env.get("SPOTON_API_KEYS", "")),
                             jwt_secret=env.get("SPOTON_JWT_SECRET") or None,
                             jwt_max_lifetime_s=_float(env, "SPOTON_JWT_MAX_LIFETIME_S", 86400.0),
@@ -159,16 +168,30 @@ class Settings:
             raise ValueError("SPOTON_WS_MAX_CLIENTS, SPOTON_WS_MAX_CLIENTS_PER_SESSION and "
                              "SPOTON_WS_MAX_MESSAGE_BYTES must be >= 1")
         self.auth.check()
+        if self.store_s3 is not None:
+            try:
+                parse_s3_uri(self.store_s3)
+            except ValueError as exc:
+                raise ValueError(f"SPOTON_STORE: {exc}") from None
         self.source_allow_list()  # a malformed SPOTON_SOURCE_HOSTS entry fails here, at startup
         for name, value in (("SPOTON_EXPOSE_METRICS", self.expose_metrics), ("SPOTON_EXPOSE_DOCS", self.expose_docs)):
             if value not in EXPOSURES:
                 raise ValueError(f"{name}={value!r}: use one of {', '.join(EXPOSURES)}")
         return self
 
+    def open_store(self) -> ObjectStore:
+        """The store of ``SPOTON_STORE``: a folder, or ``s3://bucket/prefix`` at ``SPOTON_S3_ENDPOINT``."""
+        if self.store_s3 is None:
+            return LocalStore(self.store_root)
+        bucket, prefix = parse_s3_uri(self.store_s3)
+        client = s3_client(endpoint_url=self.s3_endpoint, region_name=self.s3_region)
+        return S3Store(client, bucket, prefix, cache_dir=self.store_root)
+
     def source_allow_list(self) -> SourceAllowList:
         """What session sources may open: files under the media roots (default: the store and the
         project's ``data/``), streams on ``source_hosts`` (default: any host)."""
-        roots = self.media_roots if self.media_roots is not None else (self.store_root, REPO_ROOT / "data")
+        local = (self.store_root,) if self.store_s3 is None else ()
+        roots = self.media_roots if self.media_roots is not None else (*local, REPO_ROOT / "data")
         try:
             return SourceAllowList(media_roots=tuple(roots), hosts=self.source_hosts)
         except ValueError as exc:

@@ -6,6 +6,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class Me(BaseModel):
+    role: Literal["viewer", "operator", "admin"] = Field(description="what the token may do: viewers watch, "
+                                                                     "operators also send commands")
+
+
 class Environment(BaseModel):
     name: str
     fps: float

@@ -29,7 +29,7 @@ from spoton.storage.store import LocalStore
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 
 from apps.live_api import errors, exposure, health, media, overlay, sites, uploads, webrtc, ws
-from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
+from apps.live_api.api_models import Cameras, Environments, Me, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
 from apps.live_api.fanout import Fanout, Hub
@@ -165,6 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def tick_schema() -> dict:
         """The JSON Schema every tick validates against (stable URL)."""
         return TICK_JSON_SCHEMA
+
+    @app.get(f"{API}/me", tags=["live"], response_model=Me, responses=error_responses(401))
+    def me(principal: Principal = Depends(require_role(Role.viewer))) -> dict:
+        """The caller's role (the overlay page offers commands to operators and admins only)."""
+        return {"role": principal.role.name}
 
     @app.get(f"{API}/environments", tags=["live"], response_model=Environments,
              responses=error_responses(401, 403))

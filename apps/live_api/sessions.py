@@ -41,7 +41,8 @@ from apps.live_api.health import LiveMetrics
 
 log = logging.getLogger(__name__)
 
-FrameSink = Callable[[str, str, np.ndarray, int], None]  # (session, camera, image, media_ts): must not block
+# (session, camera, image, media_ts, ptz=render of the virtual PTZ's viewport or None): must not block
+FrameSink = Callable[..., None]
 
 STATES = ("starting", "running", "reconnecting", "stopped", "failed")
 FINAL_STATES = ("stopped", "failed")
@@ -338,12 +339,14 @@ class LiveSession:
             self._pending.setdefault(name, arrivals[name])
             self._last_frame_unix_ms[name] = unix_ms
             self._media_ts[name] = media_timestamp(arrivals[name] - self._media_epoch)
-            if self.frame_sink is not None:
-                self.frame_sink(self.id, name, frames[name].image, self._media_ts[name])
         self._processed_at.add(now)
         self.metrics.frames_processed.labels(self.id).inc(len(results))
         with self._lock:
             self._follow(results, now)
+            renderers = {name: self.follow.renderer(name, frames[name].image) for name in results}
+        if self.frame_sink is not None:  # after framing: the PTZ picture uses this frame's viewport
+            for name in results:
+                self.frame_sink(self.id, name, frames[name].image, self._media_ts[name], ptz=renderers[name])
 
     def _follow(self, results: dict[str, CameraFrameResult], now: float) -> None:
         """The target's phase and the virtual PTZs after a processed instant (under the lock)."""

@@ -24,7 +24,7 @@ import structlog
 
 from spoton.errors import SpotOnError
 from spoton.follow.ptz import PtzError, check_preset_name, check_velocity
-from spoton.live.identity import LiveIdentityGallery
+from spoton.live.identity import AppearanceSampler, IdentityShare, LiveIdentityGallery
 from spoton.models.base import Detector
 from spoton.perception.config import PerceptionConfig
 from spoton.perception.processor import CameraSpec, FrameProcessor
@@ -144,7 +144,8 @@ class LiveSession:
 
     def __init__(self, session_id: str, environment: Environment, sources: Mapping[str, LiveSource],
                  processor: FrameProcessor, *, tick_rate_hz: float, fanout: Fanout, metrics: LiveMetrics,
-                 instance_id: str, status_interval_s: float = 1.0, frame_sink: FrameSink | None = None):
+                 instance_id: str, status_interval_s: float = 1.0, frame_sink: FrameSink | None = None,
+                 appearance: AppearanceSampler | None = None, identity_share: IdentityShare | None = None):
         self.id = session_id
         self.environment = environment
         self.sources = dict(sources)
@@ -157,7 +158,8 @@ class LiveSession:
         self.frame_sink = frame_sink  # the media plane: each processed frame, with its media timestamp
         self._media_epoch = time.monotonic()
         self._media_ts: dict[str, int] = {}
-        self.gallery = LiveIdentityGallery()
+        self.gallery = LiveIdentityGallery(share=identity_share)
+        self.appearance = appearance  # embeds track crops for the gallery (None: floor position only)
         self.ticks = TickBuilder(session_id)
         self.state = "starting"
         self.reason: str | None = None
@@ -262,6 +264,7 @@ class LiveSession:
                            "p95": None if p95 is None else round(p95 * 1000, 1)},
             "dropped_frames": sum(s.dropped for s in self.sources.values()),
             "ticks_published": self.ticks_published, "global_ids": len(self.gallery),
+            "reacquired_by_appearance": self.gallery.reacquired,
             "cameras": cameras, "created_unix_ms": self.created_unix_ms, "instance": self.instance_id,
             "ws_path": f"/ws/sessions/{self.id}",
         }
@@ -331,7 +334,10 @@ class LiveSession:
     def _process(self, frames: dict, arrivals: dict[str, float]) -> None:
         results = self.processor.process(frames)
         now = time.monotonic()
-        global_ids = self.gallery.update(results, now)
+        embeddings = None
+        if self.appearance is not None:
+            embeddings = self.appearance.sample(results, {name: frames[name].image for name in results})
+        global_ids = self.gallery.update(results, now, embeddings)
         unix_ms = int(time.time() * 1000)
         for name in results:
             self._latest[name] = results[name]
@@ -403,7 +409,9 @@ class SessionManager:
                  metrics: LiveMetrics, *, instance_id: str, max_sessions: int, max_tick_rate_hz: float,
                  status_interval_s: float = 1.0, realtime_sources: bool = True,
                  resolve_upload: Callable[[str], str] | None = None, allow: SourceAllowList | None = None,
-                 perception: PerceptionConfig = PerceptionConfig(), frame_sink: FrameSink | None = None):
+                 perception: PerceptionConfig = PerceptionConfig(), frame_sink: FrameSink | None = None,
+                 appearance: Callable[[], AppearanceSampler | None] | None = None,
+                 identity_share: Callable[[str], IdentityShare] | None = None):
         self.store = store
         self.detector_factory = detector_factory
         self.perception = perception
@@ -417,6 +425,8 @@ class SessionManager:
         self.resolve_upload = resolve_upload
         self.allow = allow  # what sources may open (None: anything)
         self.frame_sink = frame_sink
+        self.appearance = appearance  # a sampler per session (on the shared embedder), or None
+        self.identity_share = identity_share  # per environment (Redis), or None: ids per session
         self.sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
@@ -482,7 +492,9 @@ class SessionManager:
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
                                   fanout=self.fanout, metrics=self.metrics, instance_id=self.instance_id,
-                                  status_interval_s=self.status_interval_s, frame_sink=self.frame_sink)
+                                  status_interval_s=self.status_interval_s, frame_sink=self.frame_sink,
+                                  appearance=self.appearance() if self.appearance else None,
+                                  identity_share=self.identity_share(environment) if self.identity_share else None)
             self.sessions[session_id] = session
         return session.start()
 

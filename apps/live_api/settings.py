@@ -68,6 +68,7 @@ class Settings:
     webrtc_max_peers: int = 32  # WebRTC peer connections on this instance (WHEP viewers and WHIP publishers)
     webrtc_max_peers_per_session: int = 8
     webrtc_ice_hosts: tuple[str, ...] | None = None  # addresses for ICE host candidates; None: all interfaces
+    appearance_every_frames: int = 5  # live global ids: a crop per track every N frames (0: position only)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
@@ -113,6 +114,7 @@ class Settings:
             webrtc_max_peers=_int(env, "SPOTON_WEBRTC_MAX_PEERS", 32),
             webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
             webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
+            appearance_every_frames=_int(env, "SPOTON_APPEARANCE_EVERY", 5),
         )
 
     def perception(self) -> PerceptionConfig:

@@ -6,9 +6,9 @@ and appearance plus motion (a MobileNetV2 crop per track every ``--every`` frame
 sessions do). Time is the video's (frame k at k / fps), so runs are deterministic.
 
 Printed per gallery: its cost per frame (embedding crops included), the global ids handed out,
-mean global ids per ground-truth person (1.0 is ideal: every re-appearance got the old id back),
-the person's track changes (a new tracker id after an occlusion or an id switch) that kept the
-person's global id, and the global ids given to two or more people (wrong merges).
+mean global ids per ground-truth person (1.0 is ideal), the person's *re-entries* (a tracker track
+new to that person after an earlier one: back from an occlusion, or an id switch) that got one of
+the person's earlier global ids back, and the global ids given to two or more people (wrong merges).
 
     PYTHONPATH=. .venv/bin/python bench/live_identity.py            # frames 0..399, a crop every 5 frames
     PYTHONPATH=. .venv/bin/python bench/live_identity.py --every 3
@@ -53,10 +53,13 @@ class Score:
         per_person = [len({g for _, g in seen}) for seen in self.person_ids.values()]
         kept = changed = 0
         for seen in self.person_ids.values():
-            for (track_a, global_a), (track_b, global_b) in zip(seen, seen[1:]):
-                if track_a != track_b:
+            tracks, globals_before = set(), set()
+            for track, global_id in seen:
+                if tracks and track not in tracks:
                     changed += 1
-                    kept += global_a == global_b
+                    kept += global_id in globals_before
+                tracks.add(track)
+                globals_before.add(global_id)
         owners: dict[int, Counter] = defaultdict(Counter)
         for person, seen in self.person_ids.items():
             for _, global_id in seen:
@@ -100,7 +103,7 @@ def main() -> None:
     print(f"frames 0..{frames - 1} of the sample's view 1 at {FPS:g} fps; detection + tracking "
           f"{1000 * processing / frames:.1f} ms per frame; appearance: a crop per track every {args.every} frames "
           f"({sampler.crops / frames:.2f} crops per frame)")
-    print("| gallery | ms per frame | global ids | ids per person | track changes that kept the person's id "
+    print("| gallery | ms per frame | global ids | ids per person | re-entries that got an earlier id back "
           "| ids given to 2+ people |")
     print("|---|---|---|---|---|---|")
     for name, score in scores.items():

@@ -31,6 +31,8 @@ from spoton.storage.store import LocalStore, ObjectStore
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
+from spoton.live.identity import AppearanceSampler, RedisIdentityShare
+
 from apps.live_api import errors, exposure, health, history, me, media, overlay, site_jobs, sites, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
@@ -115,6 +117,17 @@ def _warm_up(app: FastAPI) -> None:
             detector.detect(frame)
         app.state.detector = detector
         readiness.checks["detector"] = f"nanodet warmed up on a {frame.shape[1]}x{frame.shape[0]} frame"
+        if settings.appearance_every_frames > 0:
+            readiness.detail = "loading the appearance embedder"
+            try:
+                embedder = settings.perception().build_embedder()
+                embedder.embed(frame, np.array([[0, 0, 64, 128]], np.float32))
+                app.state.embedder = embedder
+                readiness.checks["appearance"] = f"a crop per track every {settings.appearance_every_frames} frames"
+            except Exception as exc:  # live ids fall back to floor position only
+                log.warning("appearance embedder unavailable (%s: %s): live global ids use position only",
+                            type(exc).__name__, exc)
+                readiness.checks["appearance"] = "unavailable: live global ids use floor position only"
         readiness.ready = True
         readiness.detail = "ready"
         log.info("live API ready (store %s)", store.uri)
@@ -150,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = LiveMetrics()
     app.state.settings, app.state.store, app.state.hub, app.state.fanout = settings, store, hub, fanout
     app.state.metrics, app.state.readiness, app.state.auth = metrics, Readiness(), settings.auth
-    app.state.detector = None
+    app.state.detector = app.state.embedder = None
 
     app.state.check_store = _store_check(store)
 
@@ -158,6 +171,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.state.detector is None:
             raise SessionError(503, "not ready: the detector is still loading (see /readyz)")
         return TimedDetector(app.state.detector, metrics)
+
+    def appearance_sampler() -> AppearanceSampler | None:
+        embedder = app.state.embedder
+        return None if embedder is None else AppearanceSampler(embedder, settings.appearance_every_frames)
+
+    identity_share = None
+    if settings.redis_url:  # live global ids and appearances shared by the instances, per environment
+        import redis
+
+        identity_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+        def identity_share(environment: str) -> RedisIdentityShare:
+            return RedisIdentityShare(identity_redis, environment, settings.redis_prefix)
 
     app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
     app.include_router(media.router, responses=error_responses(401, 403, 404, 416, 422))
@@ -182,7 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
                               allow=settings.source_allow_list(), frame_sink=app.state.media.put,
-                              history=history_writer)
+                              history=history_writer, appearance=appearance_sampler, identity_share=identity_share)
     app.state.sessions = sessions
 
     async def _remote_command(session_id: str, data: dict) -> None:

@@ -1,13 +1,5 @@
-"""The per-environment appearance adaptation (spoton.identity.adaptation).
-
-``tests/fixtures/sample_tracklets_adaptation.npz`` holds the sample environment's real tracklets
-of its first two segments (400-frame build, ``python -m orchestration.demo --max-source-frames 400``,
-frames 0..199, three cameras): each box's tracklet, frame and map position, each tracklet's
-MobileNetV2 embedding (float16) and the ground-truth person its boxes mostly match (IoU 0.5;
--1 where none), which only the scoring here reads.
-"""
-from pathlib import Path
-
+"""The per-environment appearance adaptation (spoton.identity.adaptation), on the sample
+environment's real tracklets (tests/support/adaptation_sample.py) and small hand-made cases."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,22 +7,12 @@ import pytest
 from spoton.identity.adaptation import (AdaptationParams, ProjectionHead, adapt_environment, auc, separation,
                                         split_held_out, tracklet_pairs)
 from spoton.identity.resolver import IdentityConfig, resolve_global_identities
-
-FIXTURE = Path(__file__).parents[2] / "fixtures" / "sample_tracklets_adaptation.npz"
+from support.adaptation_sample import load_adaptation_sample
 
 
 @pytest.fixture(scope="module")
 def sample():
-    with np.load(FIXTURE) as npz:
-        data = {k: npz[k] for k in npz.files}
-    parts = pd.Series(data["box_tracklet"]).str.split("/", expand=True)
-    boxes = pd.DataFrame({"tracklet_id": data["box_tracklet"], "camera": parts[0], "segment": parts[1],
-                          "track_id": parts[2].str.split(".").str[0].astype(int), "global_frame": data["box_frame"],
-                          "map_x": data["box_map"][:, 0], "map_y": data["box_map"][:, 1]})
-    embeddings = pd.DataFrame({"tracklet_id": data["tracklet_ids"],
-                               "embedding": list(data["embeddings"].astype(np.float32))})
-    person = dict(zip(data["tracklet_ids"], data["person"]))
-    return boxes, embeddings, person
+    return load_adaptation_sample()
 
 
 def _labelled_separation(features: np.ndarray, people: np.ndarray):

@@ -236,7 +236,7 @@ class SiteJobService:
 
         try:
             added = ingest.add_video_camera(self.store, record.site, record.camera,
-                                            self.store.local_path(record.video_key), record.fps, progress,
+                                            self.store.video_source(record.video_key), record.fps, progress,
                                             max_duration_s=self.upload_config.max_duration_s,
                                             shown_as="the uploaded file")
         except _Interrupted:

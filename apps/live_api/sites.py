@@ -256,7 +256,7 @@ def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Pri
     store = app_store(request)
     source = onboarding.camera_source(store, site, camera)
     if source.kind == "store":  # a file, or a presigned URL on S3 (errors name the key)
-        shot = onboarding.snapshot(store.video_source(source.uri), "file", name=source.uri)
+        shot = onboarding.snapshot(store.video_source(source.uri), "store", name=source.uri)
     else:
         shot = onboarding.snapshot(source.uri, source.kind)
     return Response(shot.jpeg, media_type="image/jpeg")

@@ -303,10 +303,11 @@ def snapshot(uri: str, kind: str, timeout_s: float = 5.0, name: str | None = Non
             raise OnboardingError(f"{shown}: the camera answers but no frame could be decoded: authentication "
                                   "failed, a wrong stream path, or an unsupported codec (use H.264 or MJPEG)", 422)
         fps = fps if math.isfinite(fps) and 0 < fps < 1000 else None
-    else:
+    else:  # a "file" is a path (never fetched as a URL); a "store" object may be a presigned URL
+        video = Path(uri) if kind == "file" else uri
         try:
-            info = probe(uri)
-            image = next(iter_frames(uri)).image
+            info = probe(video)
+            image = next(iter_frames(video)).image
         except VideoError as exc:
             raise OnboardingError(f"{shown}: {hide_path(str(exc), uri, name or Path(uri).name)}", 415) from None
         fps = info.fps

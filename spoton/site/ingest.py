@@ -144,7 +144,7 @@ def plan_cut(video: Path, info: VideoInfo, fps: float | None, segment_length_s: 
     facts = stream_facts(video)
     if facts is None:
         return transcode("its packets could not be read without decoding")
-    if facts.pix_fmt != "yuv420p":
+    if facts.pix_fmt not in ("yuv420p", "yuvj420p"):  # yuvj420p: the same, full range (from JPEG sources)
         return transcode(f"its pixel format is {facts.pix_fmt}, not yuv420p")
     if facts.width % 2 or facts.height % 2 or (facts.width, facts.height) != (info.width, info.height):
         return transcode(f"its size {facts.width}x{facts.height} is odd or differs from the decoded frames")

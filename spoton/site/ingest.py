@@ -17,7 +17,8 @@ Two ways to cut, chosen by :func:`plan_cut` and recorded in the result (``path``
 
 Progress goes to a callback ``progress(stage, fraction)`` with the stage (``checking``,
 ``transcoding`` or ``cutting``, ``registering``) and the whole job's fraction done (0..1). The
-callback may raise to cancel: what was stored is removed and the site is left unchanged.
+callback may raise to cancel until ``registering`` starts: what was stored is removed and the site
+is left unchanged (a raise at ``registering`` 1.0 comes after the camera was saved).
 """
 from __future__ import annotations
 

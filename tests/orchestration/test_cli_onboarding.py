@@ -1,6 +1,7 @@
 """Bring your own site with the CLI alone, from an empty store: `spoton env create` from the sample's
-floor-plan picture and scale, `add-camera` with a clip of the sample video (H.264: stream copy; MJPEG: transcoded), `calibrate` with the
-real PETS point pairs, `region`, `zone`, `spoton run` through Dagster, then `spoton sql`."""
+floor-plan picture and scale, `add-camera` with a clip of the sample video (H.264: stream copy;
+MJPEG: transcoded), `calibrate` with the real PETS point pairs, `region`, `zone`, `spoton run`
+through Dagster, then `spoton sql`."""
 import json
 import subprocess
 import sys

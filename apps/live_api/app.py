@@ -27,7 +27,7 @@ from spoton.redact import install_log_redaction
 from spoton.environment import scan_sub_videos
 from spoton.site import storage as site_storage
 from spoton.live.sources import SourceError, SourceSpec
-from spoton.storage.store import LocalStore, ObjectStore
+from spoton.storage.store import LocalStore, ObjectStore, S3Retry
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
@@ -76,8 +76,10 @@ def _build_sample(store: ObjectStore, name: str, max_source_frames: int | None) 
                 store.upload_file(path, path.relative_to(root).as_posix())
 
 
-def _store_check(store: ObjectStore):
-    """The store part of ``/readyz``: a writable folder, or a reachable bucket (never its path)."""
+def _store_check(settings: Settings):
+    """The store part of ``/readyz``: a writable folder, or a reachable bucket (never its path), asked
+    once with short timeouts (a probe must not wait out the store client's retries)."""
+    store = settings.open_store(S3Retry(max_attempts=1, connect_timeout_s=2.0, read_timeout_s=2.0))
     if isinstance(store, LocalStore):
         def check() -> tuple[bool, str]:
             ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
@@ -165,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics, app.state.readiness, app.state.auth = metrics, Readiness(), settings.auth
     app.state.detector = app.state.embedder = None
 
-    app.state.check_store = _store_check(store)
+    app.state.check_store = _store_check(settings)
 
     def shared_detector():
         if app.state.detector is None:

@@ -11,7 +11,7 @@ from spoton.perception.config import PerceptionConfig
 
 from apps.live_api.auth import AuthConfig
 from spoton.live.sources import SourceAllowList
-from spoton.storage.store import LocalStore, ObjectStore, S3Store, parse_s3_uri, s3_client
+from spoton.storage.store import LocalStore, ObjectStore, S3Retry, S3Store, parse_s3_uri, s3_client
 from apps.live_api.exposure import EXPOSURES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -181,12 +181,13 @@ class Settings:
                 raise ValueError(f"{name}={value!r}: use one of {', '.join(EXPOSURES)}")
         return self
 
-    def open_store(self) -> ObjectStore:
-        """The store of ``SPOTON_STORE``: a folder, or ``s3://bucket/prefix`` at ``SPOTON_S3_ENDPOINT``."""
+    def open_store(self, retry: S3Retry = S3Retry()) -> ObjectStore:
+        """The store of ``SPOTON_STORE``: a folder, or ``s3://bucket/prefix`` at ``SPOTON_S3_ENDPOINT``
+        (its client retrying per ``retry``)."""
         if self.store_s3 is None:
             return LocalStore(self.store_root)
         bucket, prefix = parse_s3_uri(self.store_s3)
-        client = s3_client(endpoint_url=self.s3_endpoint, region_name=self.s3_region)
+        client = s3_client(retry, endpoint_url=self.s3_endpoint, region_name=self.s3_region)
         return S3Store(client, bucket, prefix, cache_dir=self.store_root)
 
     def source_allow_list(self) -> SourceAllowList:

@@ -224,7 +224,7 @@ class SiteJobService:
         last = {"stage": record.stage, "at": time.monotonic()}
 
         def progress(stage: str, fraction: float) -> None:
-            if self._closing.is_set():
+            if self._closing.is_set() and stage != "registering":  # once registering, the camera may be saved
                 raise _Interrupted
             now = time.monotonic()
             persist = stage != last["stage"] or now - last["at"] >= _PERSIST_EVERY_S

@@ -306,11 +306,12 @@ class LiveSource:
             self.state = "stopped"
 
 
-def _video_locator(spec: SourceSpec, store: ObjectStore | None) -> Callable[[], str]:
+def _video_locator(spec: SourceSpec, store: ObjectStore | None) -> Callable[[], str | Path]:
     """What the decoder opens for a file or store source, asked anew for each pass over the video: a
-    path, or on S3 a fresh presigned URL (FFmpeg reads it with ranged GETs; no local copy)."""
+    path, or on S3 a fresh presigned URL (FFmpeg reads it with ranged GETs; no local copy). A ``file``
+    source is always a Path, so an ``http://`` "file" is a missing file, never a fetched URL."""
     if spec.kind == "file":
-        return lambda: spec.uri
+        return lambda: Path(spec.uri)
     if store is None:
         raise SourceError(f"{spec.kind} source {spec.uri!r} is a store key but no store was given: "
                           "pass store=LocalStore(...) or S3Store(...)")
@@ -324,7 +325,7 @@ def _video_locator(spec: SourceSpec, store: ObjectStore | None) -> Callable[[], 
     return locate
 
 
-def _file_reader(locate: Callable[[], str], name: str, info: VideoInfo, realtime: bool, loop: bool):
+def _file_reader(locate: Callable[[], str | Path], name: str, info: VideoInfo, realtime: bool, loop: bool):
     """Reads the video ``locate()`` names; its errors call it ``name`` (what the client gave), never the
     server path or URL."""
     period = 1.0 / info.fps

@@ -10,13 +10,15 @@ Two ways to cut, chosen by :func:`plan_cut` and recorded in the result (``path``
   the camera gets) and has a closed-GOP keyframe within ``max_cut_shift_s`` of every segment
   boundary. ffmpeg's segment muxer cuts it there with stream copy: no decoding, no re-encoding,
   the frames bit-exact. Segments are then up to ``max_cut_shift_s`` longer or shorter than the
-  site's length; together they hold every frame of the video, in order.
+  site's length; together they hold every frame of the video, in order (the pipeline places each
+  sub-video on the environment clock by the frames of the ones before it, so uneven lengths are fine).
 - ``transcode``: anything else (MJPEG, VP8, MPEG-4, H.264 with keyframes too far apart, a rate
   override) is decoded and re-encoded to H.264 segments of exactly the segment length.
 
 Progress goes to a callback ``progress(stage, fraction)`` with the stage (``checking``,
 ``transcoding`` or ``cutting``, ``registering``) and the whole job's fraction done (0..1). The
-callback may raise to cancel: what was stored is removed and the site is left unchanged.
+callback may raise to cancel until ``registering`` starts: what was stored is removed and the site
+is left unchanged (a raise at ``registering`` 1.0 comes after the camera was saved).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import logging
 import math
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -43,6 +46,7 @@ Progress = Callable[[str, float], None]
 DEFAULT_MAX_CUT_SHIFT_S = 1.0
 # share of the job's progress each stage ends at
 _CHECKED, _CUT = 0.05, 0.95
+_REGISTERING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def plan_cut(video: Path | str, info: VideoInfo, fps: float | None, segment_leng
     facts = stream_facts(video)
     if facts is None:
         return transcode("its packets could not be read without decoding")
-    if facts.pix_fmt != "yuv420p":
+    if facts.pix_fmt not in ("yuv420p", "yuvj420p"):  # yuvj420p: the same, full range (from JPEG sources)
         return transcode(f"its pixel format is {facts.pix_fmt}, not yuv420p")
     if facts.width % 2 or facts.height % 2 or (facts.width, facts.height) != (info.width, info.height):
         return transcode(f"its size {facts.width}x{facts.height} is odd or differs from the decoded frames")
@@ -207,11 +211,12 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
             if plan.path == "transcode":
                 counts = _transcode_cut(video, plan, Path(work), store, environment, camera, keys, report)
         report("registering", _CUT)
-        env = load_site(store, environment)  # again: the site may have changed while this job ran
-        check_new_camera(store, env, camera, own_keys=keys)
-        new = Camera(camera, plan.fps, (info.width, info.height), source=CameraSource("store", keys[0]))
-        version = save_environment(store, replace(env, cameras=env.cameras + (new,),
-                                                  fps=env.fps if env.cameras else plan.fps))
+        with _REGISTERING:  # jobs on parallel workers save one at a time, each on the latest version
+            env = load_site(store, environment)  # again: the site may have changed while this job ran
+            check_new_camera(store, env, camera, own_keys=keys)
+            new = Camera(camera, plan.fps, (info.width, info.height), source=CameraSource("store", keys[0]))
+            version = save_environment(store, replace(env, cameras=env.cameras + (new,),
+                                                      fps=env.fps if env.cameras else plan.fps))
     except BaseException as exc:
         for key in keys:  # nothing half-added: the camera is not saved, its sub-videos go
             store.delete(key)

@@ -99,6 +99,8 @@ def test_s3_store_serves_ranges_validators_copies_and_presigned_videos(s3_endpoi
         with pytest.raises(SourceError, match=words) as error:
             open_source(SourceSpec("store", key), store=store)
         assert key in str(error.value) and "Signature" not in str(error.value) and s3_endpoint not in str(error.value)
+    with pytest.raises(SourceError, match="no such file"):  # a URL given as a "file" is never fetched
+        open_source(SourceSpec("file", url), store=store)
     assert not (store.cache_dir / "ranges").exists()  # nothing above made a local copy
 
 

@@ -34,9 +34,6 @@ KNOWN_FAILURES = {
     ("POST /api/v1/sites", "positive_data_acceptance"):
         "POST /api/v1/sites (sites.py) reads the floor-plan image as a raw body its OpenAPI entry does not "
         "declare, and needs metres_per_pixel or scale_points with distance_m: a schema cannot say either-or",
-    ("POST /api/v1/sites/{site}/cameras/upload", "positive_data_acceptance"):
-        "POST /api/v1/sites/{site}/cameras/upload (site_jobs.py) answers 404 to schema-valid site names "
-        "that name no site, and 409 to a camera name in use: a schema cannot list the store's sites",
     ("POST /api/v1/sites/{site}/cameras", "positive_data_acceptance"):
         "POST /api/v1/sites/{site}/cameras answers 422 to schema-valid bodies whose uri does not fit its "
         "kind (an rtsp:// URL for kind rtsp) or names a camera that does not answer",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def full_log(server: LiveApiServer) -> str:
 
 def test_two_instances_share_one_s3_and_one_redis(two_instances, s3_store):
     first, second = two_instances
-    _, store = s3_store
+    seaweed, store = s3_store
     key = f"{ENV_NAME}/cam1/sub_video_01.mp4"
     data = store.read_bytes(key)
     etag = store.info(key).etag
@@ -140,3 +141,10 @@ def test_two_instances_share_one_s3_and_one_redis(two_instances, s3_store):
         log = full_log(instance)
         assert SECRET not in log
         assert not re.search(r"(?:Signature|X-Amz-Credential|AWSAccessKeyId)=(?!\*\*\*)", log)
+
+    seaweed.stop()  # S3 gone: not ready, said at once (one short try, not the client's retries)
+    with second.client("viewer") as client:
+        began = time.monotonic()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "store (S3) not reachable" in ready.json()["checks"]["store"]
+        assert time.monotonic() - began < 10

@@ -50,7 +50,7 @@ from spoton.perception.tracking import Tracker, TrackerConfig  # noqa: E402
 from support.ptz_simulator import ManualClock, PtzCameraSimulator, WorldVideo  # noqa: E402
 from spoton.follow.controller import FramingController  # noqa: E402
 from spoton.follow.phase import PhaseMachine  # noqa: E402
-from spoton.live.identity import AppearanceSampler, LiveIdentityGallery  # noqa: E402
+from spoton.live.identity import LIVE_CROP_SIZE, AppearanceSampler, LiveIdentityGallery  # noqa: E402
 from spoton.perception.config import PerceptionConfig  # noqa: E402
 from spoton.perception.processor import CameraSpec  # noqa: E402
 from spoton.video import VideoFrame  # noqa: E402
@@ -149,7 +149,7 @@ def run_live_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: i
     ptz, framing, phase = VirtualPtz(geometry, clock=clock), FramingController(geometry), PhaseMachine()
     perception = PerceptionConfig(threads=1)
     processor = perception.build_processor([CameraSpec.from_calibration("view", CALIBRATION)], world.fps)
-    sampler = AppearanceSampler(perception.build_embedder()) if appearance else None
+    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE)) if appearance else None
     gallery = LiveIdentityGallery()
     result, started, target, command, last = FollowRun(), time.perf_counter(), None, (0.0, 0.0, 0.0), None
     try:

@@ -25,7 +25,8 @@ import numpy as np
 
 from spoton.evaluation.mot import MotBoxes
 from spoton.follow.follower import iou_matrix
-from spoton.live.identity import AppearanceSampler, LiveIdentityGallery
+from spoton.live.identity import LIVE_CROP_SIZE, AppearanceSampler, LiveIdentityGallery
+from spoton.models.embedder import build_embedder
 from spoton.perception.config import PerceptionConfig
 from spoton.perception.processor import CameraSpec
 from spoton.video import iter_frames
@@ -80,7 +81,7 @@ def main() -> None:
     gt = MotBoxes.read_mot(args.gt or Path(os.environ.get("SPOTON_SHARED", REPO_ROOT.parent / "shared")) / DEFAULT_GT)
     perception = PerceptionConfig(threads=1)
     processor = perception.build_processor([CameraSpec.from_calibration(CAMERA, CALIBRATION)], FPS)
-    sampler = AppearanceSampler(perception.build_embedder(), every_n_frames=args.every)
+    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE), every_n_frames=args.every)
     galleries = {"position only": LiveIdentityGallery(), "appearance + motion": LiveIdentityGallery()}
     scores = {name: Score() for name in galleries}
     processing = 0.0

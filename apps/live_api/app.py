@@ -31,7 +31,7 @@ from spoton.storage.store import LocalStore, ObjectStore, S3Retry
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
-from spoton.live.identity import AppearanceSampler, RedisIdentityShare
+from spoton.live.identity import LIVE_CROP_SIZE, AppearanceSampler, RedisIdentityShare
 
 from apps.live_api import errors, exposure, health, history, me, media, overlay, site_jobs, sites, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
@@ -122,7 +122,11 @@ def _warm_up(app: FastAPI) -> None:
         if settings.appearance_every_frames > 0:
             readiness.detail = "loading the appearance embedder"
             try:
-                embedder = settings.perception().build_embedder()
+                from spoton.models.embedder import build_embedder
+
+                perception = settings.perception()
+                embedder = build_embedder(perception.embedder, perception.embedder_weights, crop_size=LIVE_CROP_SIZE,
+                                          threads=perception.threads, device=perception.device)
                 embedder.embed(frame, np.array([[0, 0, 64, 128]], np.float32))
                 app.state.embedder = embedder
                 readiness.checks["appearance"] = f"a crop per track every {settings.appearance_every_frames} frames"

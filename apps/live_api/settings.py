@@ -79,7 +79,8 @@ class Settings:
     lake_root: Path | None = None  # the Parquet lake (live history, history REST); None: beside the store
     live_history: bool = True  # sessions append their tracks to the lake
     history_flush_s: float = 5.0  # a session's tracks reach the lake within about this
-    appearance_every_frames: int = 5  # live global ids: a crop per track every N frames (0: position only)
+    appearance_every_frames: int = 0  # live global ids: a crop per track every N frames (0: position only;
+    # off by default: +28 ms a frame on 2 cores and wrong re-acquisitions in bench/follow.py --live)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
@@ -137,7 +138,7 @@ class Settings:
             lake_root=Path(env["SPOTON_LAKE"]) if env.get("SPOTON_LAKE") else None,
             live_history=env.get("SPOTON_LIVE_HISTORY", "1") not in ("0", "false", "no"),
             history_flush_s=_float(env, "SPOTON_HISTORY_FLUSH_S", 5.0),
-            appearance_every_frames=_int(env, "SPOTON_APPEARANCE_EVERY", 5),
+            appearance_every_frames=_int(env, "SPOTON_APPEARANCE_EVERY", 0),
         )
 
     @property

@@ -80,8 +80,8 @@ def test_follow_a_target_and_drive_the_virtual_ptz(live_server):
             def zoomed_on_target(camera: dict, target: int | None) -> bool:
                 ptz = camera.get("ptz", {})
                 return ptz.get("zoom", 0) > 0.2 and any(t["global_id"] == target for t in ptz["view"]["tracks"])
-            zoomed = await next_message(ws, "tick", timeout_s=60, where=lambda m: any(
-                zoomed_on_target(c, m["selected_target_id"]) for c in m["cameras"].values()))
+            zoomed = await next_message(ws, "tick", timeout_s=60, where=lambda m: m["tracking_phase"] in (
+                "TRACKING", "REACQUIRED") and any(zoomed_on_target(c, m["selected_target_id"]) for c in m["cameras"].values()))
             camera, entry = next((n, c) for n, c in zoomed["cameras"].items()
                                  if zoomed_on_target(c, zoomed["selected_target_id"]))
             assert entry["ptz"]["kind"] == "virtual" and entry["ptz"]["view"]["space"] == "processed"

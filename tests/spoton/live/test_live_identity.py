@@ -104,3 +104,19 @@ def test_a_young_track_whose_later_crop_matches_moves_to_the_old_identity():
                            embeddings={"cam1": {1: ALICE}})["cam1"][1]
     assert later == other
 
+
+
+def test_position_decides_short_gaps_and_look_alikes_leave_a_long_gap_open():
+    gallery = LiveIdentityGallery(LiveIdentityConfig(max_gap_s=2.0, reacquire_gap_s=10.0, min_margin=0.05))
+    a, b = gallery.update({"cam1": result("cam1", [1, 2], [(0.0, 0.0), (4.0, 0.0)])}, now=0.0,
+                          embeddings={"cam1": {0: ALICE, 1: BOB}})["cam1"].tolist()
+    # 1 s later a new track right where Alice was, looking like Bob: position decides (a tracker id switch)
+    ids = gallery.update({"cam1": result("cam1", [3, 2], [(0.3, 0.0), (4.0, 0.0)])}, now=1.0,
+                         embeddings={"cam1": {0: BOB}})["cam1"].tolist()
+    assert ids == [a, b]
+    # two people who look alike both vanish; 6 s later one of them is back: too close to call, a new id
+    twins = LiveIdentityGallery(LiveIdentityConfig(max_gap_s=2.0, reacquire_gap_s=10.0, min_margin=0.05))
+    first = twins.update({"cam1": result("cam1", [1, 2], [(0.0, 0.0), (2.0, 0.0)])}, now=0.0,
+                         embeddings={"cam1": {0: ALICE, 1: unit(1, 0.21)}})["cam1"].tolist()
+    back = twins.update({"cam1": result("cam1", [5], [(1.0, 0.0)])}, now=6.0, embeddings={"cam1": {0: ALICE}})["cam1"][0]
+    assert back not in first and twins.reacquired == 0

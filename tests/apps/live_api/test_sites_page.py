@@ -230,6 +230,8 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
             tracks = page.evaluate("window.spoton.lastTick.cameras.north.tracks")
             placed = [t["map"] for t in tracks if t["map"] is not None]
             assert all(-22 <= p["x"] <= 13 and -19 <= p["y"] <= 20 for p in placed), placed  # on the plan
+            # and the camera's video plays under its boxes, as the sample's cameras do
+            page.wait_for_function("(window.spotonStats.cameras.north || {}).framesDrawn >= 3", timeout=60_000)
             shot("06_live_session")
         finally:
             page.click("#stop")
@@ -253,6 +255,9 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
         assert shown, caption.text_content()  # the first identity of the site, as the data path counts it
         first = int(shown[1])
         assert first == identities["global_id"].min() and int(shown[2]) == (identities["global_id"] == first).sum()
+        page.wait_for_function("""() => document.querySelectorAll('[data-testid="stImage"] img').length >= 2
+            && [...document.querySelectorAll('[data-testid="stImage"] img')].every(i => i.complete)
+            && !document.querySelector('[data-testid="stSkeleton"]')""", timeout=60_000)  # the gallery's crops
         shot("07_review_identities")
     finally:
         if pipeline.poll() is None:

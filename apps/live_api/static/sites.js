@@ -118,7 +118,8 @@ function canvasPoint(canvas, event) {
 const round = (v, digits = 1) => Number(v.toFixed(digits));
 
 // --- sites --------------------------------------------------------------------------------------
-async function loadSites() {
+// The list of sites (and the caller's role); ``announce``: say how many (on start, not after an edit).
+async function loadSites(announce = false) {
   try {
     const [{ role }, { sites }] = await Promise.all([api("/me"), api("/sites")]);
     state.role = role;
@@ -126,7 +127,7 @@ async function loadSites() {
     document.body.classList.toggle("can-edit", canEdit());
     $("role").textContent = `role: ${role}${canEdit() ? "" : " (read-only)"}`;
     renderSites();
-    say(`${sites.length} site${sites.length === 1 ? "" : "s"}`);
+    if (announce) say(`${sites.length} site${sites.length === 1 ? "" : "s"}`);
   } catch (error) {
     say(`could not list the sites: ${error.message}`, true);
   }
@@ -147,9 +148,9 @@ async function renameSite(name) {
   if (!to || to === name) return;
   try {
     await api(`${sitePath(name)}/rename`, { method: "POST", body: JSON.stringify({ name: to }) });
-    say(`site ${name} renamed to ${to}`);
     if (state.site && state.site.name === name) await openSite(to);
     await loadSites();
+    say(`site ${name} renamed to ${to}`);
   } catch (error) {
     say(`could not rename ${name}: ${error.message}`, true);
   }
@@ -159,9 +160,9 @@ async function deleteSite(name) {
   if (!confirm(`Delete site ${name}? Its versions, videos and tables are kept; restore a version to undo.`)) return;
   try {
     await api(sitePath(name), { method: "DELETE" });
-    say(`site ${name} deleted (its history is kept)`);
     if (state.site && state.site.name === name) closeSite();
     await loadSites();
+    say(`site ${name} deleted (its history is kept)`);
   } catch (error) {
     say(`could not delete ${name}: ${error.message}`, true);
   }
@@ -287,45 +288,47 @@ function renderSite() {
   if (state.calib) drawCalibration();
 }
 
-async function edit(what, request) {
+// One edit of the open site: say what happened, or why it was refused (the server's words).
+async function edit(attempt, done, request) {
   try {
     await request();
-    say(what);
     await reloadSite();
     await loadSites();
+    say(done);
   } catch (error) {
-    say(`${what.split(" ")[0]} failed: ${error.message}`, true);
+    say(`could not ${attempt}: ${error.message}`, true);
   }
 }
 
 function renameCamera(name) {
   const to = prompt(`New name for camera ${name}`, name);
   if (!to || to === name) return;
-  edit(`renamed camera ${name} to ${to}`, async () => {
+  edit(`rename camera ${name}`, `renamed camera ${name} to ${to}`, async () => {
     await api(`${cameraPath(name)}/rename`, { method: "POST", body: JSON.stringify({ name: to }) });
     if (state.camera === name) closeCalibration();
   });
 }
 
 function enableCamera(name, enabled) {
-  edit(`${enabled ? "enabled" : "disabled"} camera ${name}`, () =>
+  const verb = enabled ? "enable" : "disable";
+  edit(`${verb} camera ${name}`, `${verb}d camera ${name}`, () =>
     api(`${cameraPath(name)}/enabled`, { method: "PUT", body: JSON.stringify({ enabled }) }));
 }
 
 function deleteCamera(name) {
   if (!confirm(`Delete camera ${name} from ${state.site.name}? (earlier versions keep it)`)) return;
-  edit(`deleted camera ${name}`, async () => {
+  edit(`delete camera ${name}`, `deleted camera ${name}`, async () => {
     await api(cameraPath(name), { method: "DELETE" });
     if (state.camera === name) closeCalibration();
   });
 }
 
 function deleteZone(name) {
-  edit(`deleted zone ${name}`, () => api(`${sitePath()}/zones/${encodeURIComponent(name)}`, { method: "DELETE" }));
+  edit(`delete zone ${name}`, `deleted zone ${name}`, () => api(`${sitePath()}/zones/${encodeURIComponent(name)}`, { method: "DELETE" }));
 }
 
 function restoreVersion(version) {
-  edit(`restored version ${version} (as a new version)`, () =>
+  edit(`restore version ${version}`, `restored version ${version} (as a new version)`, () =>
     api(`${sitePath()}/versions/${version}/restore`, { method: "POST" }));
 }
 
@@ -355,7 +358,7 @@ async function addUriCamera(event) {
   event.preventDefault();
   const body = { name: $("uri-name").value.trim(), ...uriBody() };
   if ($("uri-fps").value) body.fps = Number($("uri-fps").value);
-  await edit(`added camera ${body.name}`, async () => {
+  await edit(`add camera ${body.name}`, `added camera ${body.name}`, async () => {
     await api(`${sitePath()}/cameras`, { method: "POST", body: JSON.stringify(body) });
     $("uri-form").reset();
     $("test-snapshot").hidden = true;
@@ -418,9 +421,9 @@ async function followJob(job) {
     showJob(job);
   }
   if (job.state === "done") {
-    say(`camera ${job.camera} added from the upload${job.segments ? ` (${job.segments} sub-videos)` : ""}`);
     if (state.site && state.site.name === job.site) await reloadSite();
     await loadSites();
+    say(`camera ${job.camera} added from the upload${job.segments ? ` (${job.segments} sub-videos)` : ""}`);
   } else {
     say(`the upload of ${job.camera} failed: ${job.reason}`, true);
   }
@@ -756,7 +759,7 @@ async function init() {
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem(TOKEN_KEY, $("token").value.trim());
-    loadSites();
+    loadSites(true);
   });
   $("create-plan").addEventListener("change", choosePlan);
   $("create-canvas").addEventListener("click", clickCreateCanvas);
@@ -774,7 +777,7 @@ async function init() {
   $("save-region").addEventListener("click", saveRegion);
   $("save-zone").addEventListener("click", saveZone);
   if (!token()) return;
-  await loadSites();
+  await loadSites(true);
   const site = params.get("site"), camera = params.get("camera");
   if (site && state.sites.some((s) => s.name === site)) {
     await openSite(site);

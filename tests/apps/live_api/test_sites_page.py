@@ -57,7 +57,9 @@ def page(browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("dialog", lambda dialog: dialog.accept())
+    answers: list[str] = []  # what the next prompts answer (confirmations are accepted)
+    page.on("dialog", lambda dialog: dialog.accept(answers.pop(0) if dialog.type == "prompt" and answers else None))
+    page.prompt_answers = answers
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -92,8 +94,13 @@ def click_canvas(page, canvas: str, x: float, y: float) -> None:
 
 
 def wait_status(page, text: str, timeout: int = 30_000) -> None:
-    page.wait_for_function("(t) => document.getElementById('status').textContent.includes(t)", arg=text,
-                           timeout=timeout)
+    from playwright.sync_api import TimeoutError
+
+    try:
+        page.wait_for_function("(t) => document.getElementById('status').textContent.includes(t)", arg=text,
+                               timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"the status line never said {text!r}: {page.text_content('#status')!r}") from None
 
 
 def calib_message(page, text: str, timeout: int = 20_000) -> str:
@@ -377,10 +384,27 @@ def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(se
     assert "on one line" in calib_message(page, "refused: 422")
     assert page.text_content("#rms") == "refused" and page.is_disabled("#save-calibration")
 
+    # a camera with stored videos keeps its name (the server says why); disable it; rename the site
+    page.prompt_answers.append("gate")
+    page.click("#camera-table tr[data-camera=door] button.rename")
+    wait_status(page, "could not rename camera door: 409")
+    page.click("#camera-table tr[data-camera=door] button.enable")
+    wait_status(page, "disabled camera door")
+    assert page.text_content("#camera-table tr[data-camera=door] td:nth-child(3)") == "no"
+    assert page.text_content("#camera-table tr[data-camera=door] button.enable") == "Enable"
+    page.prompt_answers.append("foyer")
+    page.click("#sites tr[data-site=lobby] button.rename")
+    wait_status(page, "site lobby renamed to foyer")
+    page.wait_for_function("document.getElementById('site-name').textContent === 'foyer'")
+    assert "site=foyer" in page.url
+
     # delete with confirmation (the dialog is accepted): gone from the list, its versions stay
-    page.click("#sites tr[data-site=lobby] button.delete")
-    wait_status(page, "site lobby deleted")
+    page.click("#sites tr[data-site=foyer] button.delete")
+    wait_status(page, "site foyer deleted")
     assert page.is_hidden("#site-section")
     with server.client("viewer") as client:
         assert client.get("/api/v1/sites").json()["sites"] == []
-        assert client.get("/api/v1/sites/lobby/versions").json()["versions"] == [1, 2]
+        foyer = client.get("/api/v1/sites/foyer/versions").json()
+        lobby = client.get("/api/v1/sites/lobby/versions").json()
+    assert foyer["current"] is None and foyer["versions"] == [1], foyer
+    assert len(lobby["versions"]) >= 3, "the name it had before keeps its history too"

@@ -168,6 +168,30 @@ async function deleteSite(name) {
   }
 }
 
+// A site's versions by name, deleted sites included: restoring one brings the site back.
+async function showHistory(event) {
+  event.preventDefault();
+  const name = $("history-name").value.trim();
+  try {
+    const { current, versions } = await api(`${sitePath(name)}/versions`);
+    $("history").replaceChildren(...[...versions].reverse().map((version) => el("li", { "data-version": version },
+      `${name} version ${version}`, version === current ? " (current)" : button("Restore", async () => {
+        try {
+          await api(`${sitePath(name)}/versions/${version}/restore`, { method: "POST" });
+          $("history").replaceChildren();
+          await loadSites();
+          await openSite(name);
+          say(`site ${name} restored from version ${version}`);
+        } catch (error) {
+          say(`could not restore ${name}: ${error.message}`, true);
+        }
+      }, "restore"))));
+    if (!versions.length) say(`site ${name} has no versions`, true);
+  } catch (error) {
+    say(`could not read the history of ${name}: ${error.message}`, true);
+  }
+}
+
 // The new-site form: the chosen plan is drawn so two clicks on it give the scale.
 async function choosePlan() {
   const file = $("create-plan").files[0];
@@ -761,6 +785,7 @@ async function init() {
     localStorage.setItem(TOKEN_KEY, $("token").value.trim());
     loadSites(true);
   });
+  $("history-form").addEventListener("submit", showHistory);
   $("create-plan").addEventListener("change", choosePlan);
   $("create-canvas").addEventListener("click", clickCreateCanvas);
   $("create-form").addEventListener("submit", createSite);

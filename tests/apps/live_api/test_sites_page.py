@@ -392,6 +392,10 @@ def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(se
     wait_status(page, "disabled camera door")
     assert page.text_content("#camera-table tr[data-camera=door] td:nth-child(3)") == "no"
     assert page.text_content("#camera-table tr[data-camera=door] button.enable") == "Enable"
+    before = page.evaluate("window.spotonSites.site.version") - 1
+    page.click(f"#versions li[data-version='{before}'] button.restore")
+    wait_status(page, f"restored version {before}")
+    assert page.text_content("#camera-table tr[data-camera=door] td:nth-child(3)") == "yes"
     page.prompt_answers.append("foyer")
     page.click("#sites tr[data-site=lobby] button.rename")
     wait_status(page, "site lobby renamed to foyer")
@@ -408,3 +412,8 @@ def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(se
         lobby = client.get("/api/v1/sites/lobby/versions").json()
     assert foyer["current"] is None and foyer["versions"] == [1], foyer
     assert len(lobby["versions"]) >= 3, "the name it had before keeps its history too"
+    page.fill("#history-name", "foyer")  # and the page brings it back from its history
+    page.click("#history-form button[type=submit]")
+    page.click("#history li[data-version='1'] button.restore")
+    wait_status(page, "site foyer restored from version 1")
+    assert page.is_visible("#sites tr[data-site=foyer]") and page.is_visible("#camera-table tr[data-camera=door]")

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from live_api_server import KEYS, LiveApiServer, free_port
+from live_servers import mjpeg_server, sample_jpegs  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -313,7 +314,7 @@ class ReviewApp:
 
 
 def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(server, page, sample_video,
-                                                                                 tmp_path):
+                                                                                 tmp_path, mjpeg_server):
     with server.client("operator") as client:
         created = client.post("/api/v1/sites", params={"name": "lobby", "metres_per_pixel": 0.05,
                                                        "origin_m": "-22,20", "y_axis": "up"},
@@ -339,6 +340,18 @@ def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(se
     page.click("#uri-test")
     page.wait_for_function("document.getElementById('test-result').className === 'error'", timeout=20_000)
     assert page.text_content("#test-result").startswith("no connection: 4")
+    # a live MJPEG stream with a password: its snapshot shows, the camera is added, the password never shows
+    secret = mjpeg_server.url.replace("http://", "http://admin:s3cret@")
+    page.fill("#uri-name", "street")
+    page.select_option("#uri-kind", "http")
+    page.fill("#uri-uri", secret)
+    page.click("#uri-test")
+    page.wait_for_function("document.getElementById('test-result').className === 'ok'", timeout=20_000)
+    assert page.evaluate("document.getElementById('test-snapshot').naturalWidth") == 384
+    page.click("#uri-form button[type=submit]")
+    wait_status(page, "added camera street")
+    assert "admin:***@" in page.text_content("#camera-table tr[data-camera=street]")
+    assert "s3cret" not in page.content() and "s3cret" not in page.evaluate("document.body.innerText")
     # a name the API refuses, and a plan that is not an image: 4xx shown, nothing created
     page.click("#create summary")
     page.fill("#create-name", "lobby")

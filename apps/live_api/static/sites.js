@@ -14,7 +14,7 @@ const GRID_SAMPLES = 40; // points per grid line mapped through the homography (
 const $ = (id) => document.getElementById(id);
 // What the page holds, for people (drawn) and for tests (window.spotonSites).
 const state = window.spotonSites = {
-  role: null, sites: [], site: null, camera: null, busy: 0, jobs: {},
+  role: null, sites: [], site: null, camera: null,
   calib: null, // {imagePoints, mapPoints, pending, report, region, zone, snapshot, plan}
   scalePoints: [], planFile: null, planImage: null,
 };
@@ -32,24 +32,16 @@ function errorText(status, body) {
   return `${status}: ${detail}`;
 }
 
+// JSON answers parsed, images as blobs; a refusal throws "status: the server's detail".
 async function api(path, options = {}) {
-  state.busy += 1;
-  try {
-    const response = await fetch(API + path, {
-      ...options, headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json",
-                             ...(options.headers || {}) },
-    });
-    const type = response.headers.get("content-type") || "";
-    const body = type.includes("json") ? await response.json() : (response.ok ? await response.blob() : {});
-    if (!response.ok) {
-      const error = new Error(errorText(response.status, body));
-      error.status = response.status;
-      throw error;
-    }
-    return body;
-  } finally {
-    state.busy -= 1;
-  }
+  const response = await fetch(API + path, {
+    ...options, headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json",
+                           ...(options.headers || {}) },
+  });
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("json") ? await response.json() : (response.ok ? await response.blob() : {});
+  if (!response.ok) throw new Error(errorText(response.status, body));
+  return body;
 }
 
 const sitePath = (site = state.site.name) => `/sites/${encodeURIComponent(site)}`;
@@ -420,7 +412,6 @@ function jobRow(id) {
 }
 
 function showJob(job) {
-  state.jobs[job.id] = job;
   const row = jobRow(job.id);
   row.dataset.state = job.state;
   const stage = job.state === "processing" && job.stage ? ` (${job.stage})` : "";
@@ -730,7 +721,6 @@ function drawGrid(ctx, h, width, height) {
     }
     ctx.stroke();
   }
-  state.calib.gridLines = lines.length;
 }
 
 function drawCalibration() {

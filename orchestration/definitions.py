@@ -4,12 +4,14 @@ from __future__ import annotations
 from dagster import Definitions, ExecutorDefinition, load_assets_from_modules, multiprocess_executor
 from dagster_celery import celery_executor
 
+import assets.adaptation
 import assets.analytics
 import assets.evaluation
 import assets.identity
 import assets.ingest
 import assets.perception
-from orchestration.jobs import analyze_environment, process_segments
+import assets.retention
+from orchestration.jobs import analyze_environment, apply_retention, daily_retention, process_segments
 from orchestration.resources import deployment_name, resources_for
 from orchestration.sensors import sub_video_sensor
 from orchestration.workers import CelerySettings
@@ -24,9 +26,10 @@ def executor_for(deployment: str | None = None) -> ExecutorDefinition:
 
 
 defs = Definitions(
-    assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.analytics,
-                                    assets.evaluation]),
-    jobs=[process_segments, analyze_environment],
+    assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.adaptation,
+                                     assets.analytics, assets.evaluation, assets.retention]),
+    jobs=[process_segments, analyze_environment, apply_retention],
+    schedules=[daily_retention],
     sensors=[sub_video_sensor],
     resources=resources_for(),
     executor=executor_for(),

@@ -1,7 +1,7 @@
-"""Jobs: per-segment processing (what the sensor requests) and per-environment analysis."""
+"""Jobs: per-segment processing (what the sensor requests), per-environment analysis and daily retention."""
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, ScheduleDefinition, define_asset_job
 
 from assets.partitions import ENV_SEGMENT, ENVIRONMENTS
 
@@ -15,3 +15,10 @@ process_segments = define_asset_job(
 analyze_environment = define_asset_job(
     "analyze_environment", selection=AssetSelection.groups(*ENVIRONMENT_GROUPS), partitions_def=ENVIRONMENTS,
     description="Global identities, map trajectories, heatmaps, occupancy, dwell and accuracy for one environment.")
+
+apply_retention = define_asset_job(
+    "apply_retention", selection=AssetSelection.groups("maintenance"),
+    description="Delete live history and uploads older than SPOTON_RETENTION_DAYS; record them in retention_log.")
+
+daily_retention = ScheduleDefinition(job=apply_retention, cron_schedule="30 3 * * *", execution_timezone="UTC",
+                                     description="retention once a day, at 03:30 UTC")

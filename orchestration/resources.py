@@ -14,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
+from resources.retention import RetentionResource
 from resources.store import LocalStoreResource, S3StoreResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,9 +42,23 @@ def shared_dir() -> Path:
 
 def perception_from_env() -> PerceptionResource:
     fps = os.environ.get("SPOTON_PROCESSING_FPS")
+    score = os.environ.get("SPOTON_SCORE_THRESHOLD")
     return PerceptionResource(processing_fps=float(fps) if fps else None,
+                              **({"score_threshold": float(score)} if score else {}),
                               tracker=os.environ.get("SPOTON_TRACKER", "bytetrack"),
                               ort_threads=int(os.environ.get("SPOTON_ORT_THREADS", "1")))
+
+
+def retention_from_env() -> RetentionResource:
+    """``SPOTON_RETENTION_DAYS``: days live history and uploads are kept; unset or 0: forever."""
+    text = os.environ.get("SPOTON_RETENTION_DAYS", "").strip() or "0"
+    try:
+        days = float(text)
+    except ValueError:
+        raise ValueError(f"SPOTON_RETENTION_DAYS={text!r} is not a number of days (0: keep forever)") from None
+    if days < 0:
+        raise ValueError(f"SPOTON_RETENTION_DAYS={text!r}: use a number of days >= 0 (0: keep forever)")
+    return RetentionResource(days=days)
 
 
 def local_resources() -> dict:
@@ -52,6 +67,7 @@ def local_resources() -> dict:
         "store": LocalStoreResource(root=os.environ.get("SPOTON_STORE", str(var_dir() / "store"))),
         "lake_io_manager": ParquetLakeIOManager(store=lake),
         "perception": perception_from_env(),
+        "retention": retention_from_env(),
     }
 
 
@@ -63,6 +79,7 @@ def prod_resources() -> dict:
         "store": S3StoreResource(s3=s3, bucket=bucket, prefix="store"),
         "lake_io_manager": ParquetLakeIOManager(store=S3StoreResource(s3=s3, bucket=bucket, prefix="lake")),
         "perception": perception_from_env(),
+        "retention": retention_from_env(),
     }
 
 

@@ -70,8 +70,13 @@ def _print_rows(columns: list[str], rows: list[tuple], limit: int = 200) -> None
 def _cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from spoton.storage.catalog import query
+    from spoton.storage.catalog import build_catalog, query
 
+    if args.refresh:  # new tables (a first live session's history, retention_log) need a view
+        from spoton.storage.lake import ParquetLake
+        from spoton.storage.store import LocalStore
+
+        build_catalog(ParquetLake(LocalStore(args.lake or _var_dir() / "lake")), args.catalog)
     if args.query:
         try:
             columns, rows = query(args.catalog, args.query)
@@ -352,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     sql = commands.add_parser("sql", help="query the pipeline's tables (DuckDB); no query: interactive shell")
     sql.add_argument("query", nargs="?", help='e.g. "select count(distinct global_id) from global_identities"')
     sql.add_argument("--catalog", type=Path, default=default_catalog(), help="DuckDB catalog file")
+    sql.add_argument("--refresh", action="store_true",
+                     help="(re)build the catalog's views over the lake first (live files already show without it)")
+    sql.add_argument("--lake", type=Path, help="lake folder for --refresh (default $SPOTON_VAR/lake)")
     sql.set_defaults(func=_cmd_sql)
 
     evaluate = commands.add_parser(

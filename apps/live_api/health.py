@@ -20,6 +20,7 @@ from apps.live_api.errors import current_request_id
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 HTTP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 INFERENCE_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0)
+SEND_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class LiveMetrics:
@@ -39,6 +40,10 @@ class LiveMetrics:
         self.dropped_frames = Counter("spoton_live_dropped_frames", "stale frames dropped at ingest",
                                       ["session", "camera"], registry=r)
         self.ticks = Counter("spoton_live_ticks_published", "ticks published", ["session"], registry=r)
+        self.tick_send_delay = Histogram("spoton_live_tick_send_delay_seconds",
+                                         "from a session publishing a tick to its hand-over to one client's "
+                                         "socket (the fan-out's own delay, per client)",
+                                         buckets=SEND_BUCKETS_S, registry=r)
         self.client_ticks_dropped = Counter("spoton_live_client_ticks_dropped",
                                             "ticks dropped from slow clients' queues", registry=r)
         self.commands = Counter("spoton_live_commands", "client commands by outcome", ["outcome"], registry=r)
@@ -52,6 +57,11 @@ class LiveMetrics:
         self.inference = Histogram("spoton_live_inference_duration_seconds",
                                    "one model call in a live session (detector: one frame)", ["model"],
                                    buckets=INFERENCE_BUCKETS_S, registry=r)
+        self.history_write_failures = Counter("spoton_live_history_write_failures",
+                                              "live history files the lake refused (kept to retry, bounded)",
+                                              registry=r)
+        self.history_rows_dropped = Gauge("spoton_live_history_rows_dropped",
+                                          "live history boxes given up on after failed writes", registry=r)
         self.session_failures = Counter("spoton_live_session_failures", "sessions that ended failed", registry=r)
         self.sessions_by_state = Gauge("spoton_live_sessions", "this instance's sessions by state", ["state"],
                                        registry=r)

@@ -224,7 +224,7 @@ class SiteJobService:
         last = {"stage": record.stage, "at": time.monotonic()}
 
         def progress(stage: str, fraction: float) -> None:
-            if self._closing.is_set():
+            if self._closing.is_set() and stage != "registering":  # once registering, the camera may be saved
                 raise _Interrupted
             now = time.monotonic()
             persist = stage != last["stage"] or now - last["at"] >= _PERSIST_EVERY_S
@@ -236,7 +236,7 @@ class SiteJobService:
 
         try:
             added = ingest.add_video_camera(self.store, record.site, record.camera,
-                                            self.store.local_path(record.video_key), record.fps, progress,
+                                            self.store.video_source(record.video_key), record.fps, progress,
                                             max_duration_s=self.upload_config.max_duration_s,
                                             shown_as="the uploaded file")
         except _Interrupted:

@@ -267,9 +267,11 @@ def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Pri
     """A frame of the camera's source: what its calibration and region are drawn on."""
     store = app_store(request)
     source = onboarding.camera_source(store, site, camera)
-    uri = str(store.local_path(source.uri)) if source.kind == "store" else source.uri
-    return Response(onboarding.snapshot(uri, "file" if source.kind == "store" else source.kind).jpeg,
-                    media_type="image/jpeg")
+    if source.kind == "store":  # a file, or a presigned URL on S3 (errors name the key)
+        shot = onboarding.snapshot(store.video_source(source.uri), "store", name=source.uri)
+    else:
+        shot = onboarding.snapshot(source.uri, source.kind)
+    return Response(shot.jpeg, media_type="image/jpeg")
 
 
 @router.post("/{site}/cameras/{camera}/rename", response_model=Site,

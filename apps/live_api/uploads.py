@@ -331,7 +331,7 @@ class UploadService:
                 self._records.pop(upload_id, None)
 
     def _extract(self, record: UploadRecord) -> UploadRecord:
-        path = self.store.local_path(record.video_key)
+        path = self.store.video_source(record.video_key)  # a file, or a presigned URL on S3 (no copy)
         info = probe(path)
         keep = set(sample_indices(info.frame_count, info.fps, 1.0 / self.config.frame_interval_s).tolist())
         quality = [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]

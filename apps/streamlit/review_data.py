@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from spoton.analytics import colour_scale_max
+from spoton.analytics import colour_scale_max, heatmap
 from spoton.annotate import draw_tracks, track_color
 from spoton.storage.catalog import build_catalog
 from spoton.environment import sub_video_key
@@ -156,9 +156,30 @@ def annotated_frame(image: np.ndarray, boxes: pd.DataFrame) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- map
-def trajectories(paths: ReviewPaths, environment: str) -> pd.DataFrame:
+def trajectories(paths: ReviewPaths, environment: str, source: str = "batch",
+                 session_id: str | None = None) -> pd.DataFrame:
+    """Map trajectories of the batch pipeline, or (``source="live"``) of live sessions (one, or all):
+    global ids and clocks are per source (live ids per session, live ts in unix seconds)."""
     return sql(paths, "select global_id, ts, map_x, map_y from map_trajectories where environment = ? "
-                      "order by global_id, ts", [environment])
+                      "and source = ? and (? is null or session_id = ?) order by global_id, ts",
+               [environment, source, session_id, session_id])
+
+
+def live_sessions(paths: ReviewPaths, environment: str) -> pd.DataFrame:
+    """The live sessions that left history in the lake: when (UTC), boxes and identities, newest first."""
+    columns = ["session_id", "started", "ended", "boxes", "identities", "cameras"]
+    if "camera_tracks" not in views(paths):
+        return pd.DataFrame(columns=columns)
+    return sql(paths, "select session_id, to_timestamp(min(ts)) as started, to_timestamp(max(ts)) as ended, "
+                      "count(*) as boxes, count(distinct global_id) as identities, count(distinct camera) as cameras "
+                      "from camera_tracks where environment = ? and source = 'live' group by session_id "
+                      "order by started desc", [environment])
+
+
+def live_heatmap_cells(paths: ReviewPaths, env: "SiteMap", session_id: str, cell_m: float = 0.5) -> pd.DataFrame:
+    """The heatmap of one live session (the batch one is the ``heatmaps`` table)."""
+    return heatmap(trajectories(paths, env.environment.name, "live", session_id),
+                   extent_m=env.floor_plan.bounds_m, cell_m=cell_m)
 
 
 def heatmap_cells(paths: ReviewPaths, environment: str) -> pd.DataFrame:

@@ -10,13 +10,15 @@ Two ways to cut, chosen by :func:`plan_cut` and recorded in the result (``path``
   the camera gets) and has a closed-GOP keyframe within ``max_cut_shift_s`` of every segment
   boundary. ffmpeg's segment muxer cuts it there with stream copy: no decoding, no re-encoding,
   the frames bit-exact. Segments are then up to ``max_cut_shift_s`` longer or shorter than the
-  site's length; together they hold every frame of the video, in order.
+  site's length; together they hold every frame of the video, in order (the pipeline places each
+  sub-video on the environment clock by the frames of the ones before it, so uneven lengths are fine).
 - ``transcode``: anything else (MJPEG, VP8, MPEG-4, H.264 with keyframes too far apart, a rate
   override) is decoded and re-encoded to H.264 segments of exactly the segment length.
 
 Progress goes to a callback ``progress(stage, fraction)`` with the stage (``checking``,
 ``transcoding`` or ``cutting``, ``registering``) and the whole job's fraction done (0..1). The
-callback may raise to cancel: what was stored is removed and the site is left unchanged.
+callback may raise to cancel until ``registering`` starts: what was stored is removed and the site
+is left unchanged (a raise at ``registering`` 1.0 comes after the camera was saved).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import logging
 import math
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -43,6 +46,7 @@ Progress = Callable[[str, float], None]
 DEFAULT_MAX_CUT_SHIFT_S = 1.0
 # share of the job's progress each stage ends at
 _CHECKED, _CUT = 0.05, 0.95
+_REGISTERING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class AddedCamera:
     frame_counts: tuple[int, ...]
 
 
-def stream_facts(path: Path) -> StreamFacts | None:
+def stream_facts(path: Path | str) -> StreamFacts | None:
     """Codec, pixel format, rate and closed-GOP keyframes of the first video stream; None when
     PyAV cannot demux it (then the video is transcoded)."""
     import av
@@ -124,7 +128,7 @@ def _cuts(keyframes: tuple[int, ...], frame_count: int, segment_frames: int, tol
     return tuple(cuts)
 
 
-def plan_cut(video: Path, info: VideoInfo, fps: float | None, segment_length_s: float,
+def plan_cut(video: Path | str, info: VideoInfo, fps: float | None, segment_length_s: float,
              max_cut_shift_s: float = DEFAULT_MAX_CUT_SHIFT_S) -> CutPlan:
     """Copy when the stream is already what the pipeline takes and its keyframes allow cuts within
     ``max_cut_shift_s`` of the segment boundaries; otherwise transcode. ``why`` says which rule decided."""
@@ -141,7 +145,7 @@ def plan_cut(video: Path, info: VideoInfo, fps: float | None, segment_length_s: 
     facts = stream_facts(video)
     if facts is None:
         return transcode("its packets could not be read without decoding")
-    if facts.pix_fmt != "yuv420p":
+    if facts.pix_fmt not in ("yuv420p", "yuvj420p"):  # yuvj420p: the same, full range (from JPEG sources)
         return transcode(f"its pixel format is {facts.pix_fmt}, not yuv420p")
     if facts.width % 2 or facts.height % 2 or (facts.width, facts.height) != (info.width, info.height):
         return transcode(f"its size {facts.width}x{facts.height} is odd or differs from the decoded frames")
@@ -165,11 +169,12 @@ def discard_orphan_videos(store: ObjectStore, environment: str, camera: str) -> 
     return keys
 
 
-def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path, fps: float | None = None,
+def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path | str, fps: float | None = None,
                      progress: Progress | None = None, max_duration_s: float | None = None,
                      max_cut_shift_s: float = DEFAULT_MAX_CUT_SHIFT_S, shown_as: str | None = None) -> AddedCamera:
-    """Check ``video``, cut it into sub-videos of the site's segment length (stream copy when it
-    allows, else H.264 transcoding), store them and save the site with the new camera.
+    """Check ``video`` (a file, or a URL such as an S3 store's presigned one), cut it into sub-videos of
+    the site's segment length (stream copy when it allows, else H.264 transcoding), store them and save
+    the site with the new camera.
     Messages name the video ``shown_as`` (default: its file name), never its path."""
     report = progress or (lambda stage, fraction: None)
     shown = shown_as or Path(video).name
@@ -185,7 +190,7 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
     if max_duration_s is not None and info.duration_s > max_duration_s:
         raise OnboardingError(f"camera {camera!r}: the video is {info.duration_s:.1f} s long, over the "
                               f"{max_duration_s:g} s limit: cut it shorter")
-    plan = plan_cut(Path(video), info, fps, env.segment_length_s or DEFAULT_SEGMENT_LENGTH_S, max_cut_shift_s)
+    plan = plan_cut(video, info, fps, env.segment_length_s or DEFAULT_SEGMENT_LENGTH_S, max_cut_shift_s)
     log.info("camera %s/%s from %s: %s path (%s)", environment, camera, shown, plan.path, plan.why)
     report("cutting" if plan.path == "copy" else "transcoding", _CHECKED)
     keys: list[str] = []
@@ -193,7 +198,7 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
         with tempfile.TemporaryDirectory(prefix="spoton-camera-") as work:
             if plan.path == "copy":
                 try:
-                    counts = _copy_cut(Path(video), plan, Path(work), store, environment, camera, keys, report)
+                    counts = _copy_cut(video, plan, Path(work), store, environment, camera, keys, report)
                 except VideoError as exc:  # a stream the checks missed: the slow path always works
                     reason = hide_path(str(exc), video, shown)
                     log.warning("camera %s/%s: stream copy failed (%s): transcoding instead", environment, camera,
@@ -204,13 +209,14 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
                     plan = replace(plan, path="transcode", why=f"the stream copy failed: {reason}"[:300])
                     report("transcoding", _CHECKED)
             if plan.path == "transcode":
-                counts = _transcode_cut(Path(video), plan, Path(work), store, environment, camera, keys, report)
+                counts = _transcode_cut(video, plan, Path(work), store, environment, camera, keys, report)
         report("registering", _CUT)
-        env = load_site(store, environment)  # again: the site may have changed while this job ran
-        check_new_camera(store, env, camera, own_keys=keys)
-        new = Camera(camera, plan.fps, (info.width, info.height), source=CameraSource("store", keys[0]))
-        version = save_environment(store, replace(env, cameras=env.cameras + (new,),
-                                                  fps=env.fps if env.cameras else plan.fps))
+        with _REGISTERING:  # jobs on parallel workers save one at a time, each on the latest version
+            env = load_site(store, environment)  # again: the site may have changed while this job ran
+            check_new_camera(store, env, camera, own_keys=keys)
+            new = Camera(camera, plan.fps, (info.width, info.height), source=CameraSource("store", keys[0]))
+            version = save_environment(store, replace(env, cameras=env.cameras + (new,),
+                                                      fps=env.fps if env.cameras else plan.fps))
     except BaseException as exc:
         for key in keys:  # nothing half-added: the camera is not saved, its sub-videos go
             store.delete(key)
@@ -221,7 +227,7 @@ def add_video_camera(store: ObjectStore, environment: str, camera: str, video: P
     return AddedCamera(version, tuple(keys), plan.path, plan.why, tuple(counts))
 
 
-def _transcode_cut(video: Path, plan: CutPlan, work: Path, store: ObjectStore, environment: str, camera: str,
+def _transcode_cut(video: Path | str, plan: CutPlan, work: Path, store: ObjectStore, environment: str, camera: str,
                    keys: list[str], report: Progress) -> list[int]:
     """Decode every frame and encode H.264 segments of exactly ``segment_frames``."""
     counts: list[int] = []
@@ -253,7 +259,7 @@ def _transcode_cut(video: Path, plan: CutPlan, work: Path, store: ObjectStore, e
     return counts
 
 
-def _copy_cut(video: Path, plan: CutPlan, work: Path, store: ObjectStore, environment: str, camera: str,
+def _copy_cut(video: Path | str, plan: CutPlan, work: Path, store: ObjectStore, environment: str, camera: str,
               keys: list[str], report: Progress) -> list[int]:
     """Stream-copy the video into segments starting at the planned keyframes (ffmpeg's segment muxer)."""
     pattern = work / "sub_video_%02d.mp4"

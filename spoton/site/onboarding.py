@@ -165,7 +165,7 @@ def rename_site(store: ObjectStore, name: str, new_name: str) -> int:
     history = f"{name}/environment/"
     for key in store.list_keys(f"{name}/"):
         if not key.startswith(history):
-            store.upload_file(store.local_path(key), f"{new_name}/{key[len(name) + 1:]}")
+            store.copy(key, f"{new_name}/{key[len(name) + 1:]}")
 
     def moved(camera: Camera) -> Camera:
         source = camera.source
@@ -234,10 +234,11 @@ def _reach(url: str, timeout_s: float) -> None:
                                   "(multipart/x-mixed-replace) URL", 422)
 
 
-def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
+def snapshot(uri: str, kind: str, timeout_s: float = 5.0, name: str | None = None) -> Snapshot:
     """Open a camera source and read one frame, or say why not (unreachable, refused, authentication
-    failed, not a video, unsupported codec) within about ``timeout_s``."""
-    shown = redact(uri)
+    failed, not a video, unsupported codec) within about ``timeout_s``; errors show ``name`` when given
+    (a store key instead of its presigned URL), else the URI without its password."""
+    shown = name or redact(uri)
     if kind in ("rtsp", "http"):
         _reach(uri, timeout_s)
         timeout_ms = int(timeout_s * 1000)
@@ -252,12 +253,13 @@ def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
             raise OnboardingError(f"{shown}: the camera answers but no frame could be decoded: authentication "
                                   "failed, a wrong stream path, or an unsupported codec (use H.264 or MJPEG)", 422)
         fps = fps if math.isfinite(fps) and 0 < fps < 1000 else None
-    else:
+    else:  # a "file" is a path (never fetched as a URL); a "store" object may be a presigned URL
+        video = Path(uri) if kind == "file" else uri
         try:
-            info = probe(uri)
-            image = next(iter_frames(uri)).image
+            info = probe(video)
+            image = next(iter_frames(video)).image
         except VideoError as exc:
-            raise OnboardingError(f"{shown}: {hide_path(str(exc), uri, Path(uri).name)}", 415) from None
+            raise OnboardingError(f"{shown}: {hide_path(str(exc), uri, name or Path(uri).name)}", 415) from None
         fps = info.fps
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return Snapshot(jpeg.tobytes(), (image.shape[1], image.shape[0]), fps)

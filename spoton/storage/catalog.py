@@ -3,6 +3,10 @@
 Each view and column carries its table contract's description as a comment (``spoton.storage.schemas``):
 ``select column_name, data_type, comment from duckdb_columns() where table_name = 'camera_tracks'``.
 
+A live table's view (camera_tracks, map_trajectories) is the union of its batch partitions and the
+live sessions' files (one glob, ``union_by_name``); filter on ``source`` ('batch' / 'live'). Batch
+files written before the lake added ``source`` read as 'batch'.
+
 A local lake is read in place. An S3 lake is mirrored into a local folder first
 (DuckDB's own S3 support is an extension it would download at run time).
 """
@@ -40,16 +44,33 @@ def build_catalog(lake: ParquetLake, database: Path, mirror_dir: Path | None = N
     views = []
     with duckdb.connect(str(database)) as connection:
         for table in lake.tables():
-            pattern = (root / table).as_posix() + "/**/*.parquet"
-            if not list((root / table).rglob("*.parquet")):
+            select = table_select(connection, root, table)
+            if select is None:
                 continue
-            connection.execute(
-                f"CREATE OR REPLACE VIEW {table} AS "
-                f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
+            connection.execute(f"CREATE OR REPLACE VIEW {table} AS {select}")
             if table in TABLES:
                 _comment(connection, table)
             views.append(table)
     return views
+
+
+def table_select(connection: duckdb.DuckDBPyConnection, root: Path, table: str) -> str | None:
+    """``SELECT ...`` of every Parquet file of ``table`` under the local lake folder ``root`` (batch
+    partitions and live files alike), or None when it has none. A live table's always has ``source``
+    and ``session_id``: files written before the lake added them read as batch rows."""
+    folder = Path(root) / table
+    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        return None
+    scan = f"read_parquet({_sql_string(folder.as_posix() + '/**/*.parquet')}, union_by_name = true)"
+    if table not in TABLES or not TABLES[table].live:
+        return f"SELECT * FROM {scan}"
+    present = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    if "source" in present and "session_id" in present:
+        return f"SELECT * FROM {scan}"
+    source = "coalesce(source, 'batch')" if "source" in present else "'batch'"
+    extra = [f"{source} AS source"] + ([] if "session_id" in present else ["CAST(NULL AS VARCHAR) AS session_id"])
+    exclude = " EXCLUDE (source)" if "source" in present else ""
+    return f"SELECT *{exclude}, {', '.join(extra)} FROM {scan}"
 
 
 def _comment(connection: duckdb.DuckDBPyConnection, view: str) -> None:

@@ -5,6 +5,11 @@ Layout: ``{table}/{environment}/{segment}.parquet`` for per-segment tables and
 ``environment`` (and ``segment``) columns, so a glob over a table is the whole
 table. Re-writing a partition replaces its file atomically: no duplicates, no
 partial file visible.
+
+Tables that live sessions append to (``TableContract.live``: camera_tracks, map_trajectories) also
+get small append-only files ``{table}/live/{environment}/{YYYY-MM-DD}/{session}-{seq}.parquet``
+(:func:`live_key`, written by ``spoton.live.history``); their rows say ``source = 'live'``, the
+batch partition's rows ``'batch'``. A glob over ``{table}/**/*.parquet`` reads both.
 """
 from __future__ import annotations
 
@@ -14,19 +19,37 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spoton.storage.schemas import TABLES
 from spoton.storage.store import ObjectStore, StoreError
+
+LIVE = "live"  # the folder of live files inside a live table's folder
 
 
 def partition_key(table: str, environment: str, segment: str | None = None) -> str:
     return f"{table}/{environment}/{segment}.parquet" if segment else f"{table}/{environment}.parquet"
 
 
-def _with_partition_columns(table: pa.Table, environment: str, segment: str | None) -> pa.Table:
+def live_key(table: str, environment: str, date: str, session_id: str, seq: int) -> str:
+    """Key of a live session's ``seq``-th file of ``table``; ``date`` (YYYY-MM-DD, UTC) of its first row."""
+    return f"{table}/{LIVE}/{environment}/{date}/{session_id}-{seq:06d}.parquet"
+
+
+def is_live_key(key: str) -> bool:
+    parts = key.split("/")
+    return len(parts) == 5 and parts[1] == LIVE and parts[0] in TABLES and TABLES[parts[0]].live
+
+
+def _with_partition_columns(table: pa.Table, table_name: str, environment: str, segment: str | None) -> pa.Table:
+    """``environment`` (and ``segment``) in front; a live table's ``source``/``session_id`` after them
+    (a batch write: ``batch`` and null)."""
     columns = {"environment": environment} | ({"segment": segment} if segment else {})
+    contract = TABLES.get(table_name)
+    if contract is not None and contract.live:
+        columns |= {"source": "batch", "session_id": None}
     for position, (name, value) in enumerate(columns.items()):
         if name in table.column_names:
             table = table.drop_columns(name)
-        table = table.add_column(position, pa.field(name, pa.string(), nullable=False),
+        table = table.add_column(position, pa.field(name, pa.string(), nullable=value is None),
                                  pa.array([value] * table.num_rows, pa.string()))
     return table
 
@@ -38,7 +61,7 @@ class ParquetLake:
     def write(self, table_name: str, table: pa.Table, environment: str, segment: str | None = None) -> str:
         key = partition_key(table_name, environment, segment)
         buffer = io.BytesIO()
-        pq.write_table(_with_partition_columns(table, environment, segment), buffer, compression="zstd")
+        pq.write_table(_with_partition_columns(table, table_name, environment, segment), buffer, compression="zstd")
         try:
             self.store.write_bytes(key, buffer.getvalue())
         except StoreError as exc:
@@ -62,10 +85,16 @@ class ParquetLake:
     def keys(self, table_name: str) -> list[str]:
         return [k for k in self.store.list_keys(table_name + "/") if k.endswith(".parquet")]
 
+    def live_keys(self, table_name: str, environment: str | None = None) -> list[str]:
+        """The live sessions' files of ``table_name`` (of one environment, or all)."""
+        prefix = f"{table_name}/{LIVE}/" + (f"{environment}/" if environment else "")
+        return [k for k in self.store.list_keys(prefix) if k.endswith(".parquet") and is_live_key(k)]
+
     def segments(self, table_name: str, environment: str) -> list[str]:
         """The segments of ``environment`` that per-segment table ``table_name`` has files for."""
         prefix = f"{table_name}/{environment}/"
-        return sorted(k[len(prefix):-len(".parquet")] for k in self.keys(table_name) if k.startswith(prefix))
+        return sorted(k[len(prefix):-len(".parquet")] for k in self.keys(table_name)
+                      if k.startswith(prefix) and "/" not in k[len(prefix):])
 
     def tables(self) -> list[str]:
         return sorted({k.split("/", 1)[0] for k in self.store.list_keys() if k.endswith(".parquet")})

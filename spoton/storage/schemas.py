@@ -54,6 +54,10 @@ class Column:
 ENVIRONMENT = Column("environment", pa.string(), "environment (site) name; added by the lake from the partition",
                      nullable=False)
 SEGMENT = Column("segment", pa.string(), "segment (sub-video index, e.g. 01) the row comes from", nullable=False)
+SOURCE = Column("source", pa.string(), "batch (the Dagster pipeline over stored sub-videos) or live (a live "
+                                       "session); added by the lake", nullable=False)
+SESSION_ID = Column("session_id", pa.string(), "the live session the row comes from; null for batch rows")
+SOURCES = ("batch", "live")
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,15 @@ class TableContract:
 
     ``per_segment`` tables are stored per (environment, segment) partition, the others per
     environment; the lake adds the partition columns (``environment``, ``segment``) in front.
+    ``live`` tables are also appended to by live sessions (``spoton.live.history``): their files
+    carry ``source`` and ``session_id`` after the partition columns (the lake fills them for batch).
     """
 
     name: str
     description: str
     columns: tuple[Column, ...]
     per_segment: bool = False
+    live: bool = False
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -86,6 +93,7 @@ class TableContract:
     def stored_columns(self) -> tuple[Column, ...]:
         """The columns of a lake file: the partition columns the lake adds, then the table's own."""
         partition = (ENVIRONMENT, SEGMENT) if self.per_segment else (ENVIRONMENT,)
+        partition += (SOURCE, SESSION_ID) if self.live else ()
         return tuple(c for c in partition if c.name not in self.names) + self.columns
 
     def table(self, data) -> pa.Table:
@@ -226,18 +234,24 @@ GLOBAL_IDENTITIES = TableContract(
 CAMERA_TRACKS = TableContract(
     "camera_tracks", "each camera's final tracks: boxes with their global id, short holes interpolated, "
                      "fleeting identities dropped",
-    (CAMERA, GLOBAL_FRAME, TS.described("seconds on the environment clock"), GLOBAL_ID, TRACKLET_ID.described(
-        "the tracklet the box comes from (for an interpolated box: the one before the hole)"),
+    (CAMERA, GLOBAL_FRAME.described("frame on the environment clock; null for live rows"),
+     TS.described("seconds on the environment clock; for live rows unix time (s) of the frame's capture"),
+     GLOBAL_ID.described("one id per real person across cameras and segments (live: within its session)"),
+     TRACKLET_ID.described("the tracklet the box comes from (for an interpolated box: the one before the hole); "
+                           "live: camera/session/track_id.0"),
      *BOX, CONF, MAP_X, MAP_Y,
      Column("interpolated", pa.bool_(), "true for a box filled in across a hole of up to 1.5 s, "
-                                        "not seen by the detector")))
+                                        "not seen by the detector")), live=True)
 MAP_TRAJECTORIES = TableContract(
     "map_trajectories", "each identity's path on the floor: cameras fused per instant, then smoothed",
-    (GLOBAL_ID, Column("ts", pa.float64(), "seconds on the environment clock (mean of the fused boxes' ts)"),
-     Column("map_x", pa.float64(), "smoothed floor-plan x, metres"),
-     Column("map_y", pa.float64(), "smoothed floor-plan y, metres"),
+    (GLOBAL_ID.described("one id per real person across cameras and segments (live: within its session)"),
+     Column("ts", pa.float64(), "seconds on the environment clock (mean of the fused boxes' ts); for live rows "
+                                "unix time (s) of the processed instant"),
+     Column("map_x", pa.float64(), "smoothed floor-plan x, metres (live: median of the cameras, unsmoothed)"),
+     Column("map_y", pa.float64(), "smoothed floor-plan y, metres (live: median of the cameras, unsmoothed)"),
      Column("n_cameras", pa.int64(), "cameras that saw the identity at this instant"),
-     Column("speed_mps", pa.float64(), "walking speed from the smoothing fit, m/s; null for a lone sample")))
+     Column("speed_mps", pa.float64(), "walking speed from the smoothing fit, m/s; null for a lone sample "
+                                       "and for live rows")), live=True)
 HEATMAPS = TableContract(
     "heatmaps", "person-seconds and distinct people per visited floor cell (0.5 m grid)",
     (Column("cell_ix", pa.int64(), "cell column, from the floor plan's minimum x"),
@@ -302,10 +316,39 @@ TRACKING_EVALUATION = TableContract(
                                                 "the fused trajectories); null for tracker rows"),
      Column("map_error_p90_m", pa.float64(), "90th percentile of that distance, metres"),
      Column("map_error_pairs", pa.int64(), "matched box pairs the map error is measured on")))
+RETENTION_LOG = TableContract(
+    "retention_log", "what retention deleted (live history, uploads), one row per object, one file per run "
+                     "(spoton.storage.retention); environment is empty for uploads (they belong to none)",
+    (Column("deleted_at", pa.timestamp("us", tz="UTC"), "when the retention run deleted it", nullable=False),
+     Column("retention_days", pa.float64(), "SPOTON_RETENTION_DAYS of that run", nullable=False),
+     Column("dated", pa.timestamp("us", tz="UTC"), "what made it expire: the end of the live file's day, or the "
+                                                   "upload's creation time", nullable=False),
+     Column("store", pa.string(), "lake or store", nullable=False),
+     Column("kind", pa.string(), "live_history (a live session's lake file), upload or thumbnail", nullable=False),
+     Column("key", pa.string(), "the object's key in that store", nullable=False)))
+
+APPEARANCE_ADAPTATION = TableContract(
+    "appearance_adaptation", "the environment's appearance projection head (spoton.identity.adaptation): one row "
+                             "per training, the model itself in the store at model_key",
+    (Column("version", pa.string(), "model version: hash of the training data and parameters", nullable=False),
+     Column("model_key", pa.string(), "store key of the model file (.npz: mean, weight, metadata)", nullable=False),
+     Column("data_sha256", pa.string(), "hash of the tracklet ids, embeddings and pairs trained on", nullable=False),
+     Column("params", pa.string(), "training parameters, JSON"),
+     Column("tracklets", pa.int64(), "tracklets with an embedding"),
+     Column("train_positives", pa.int64(), "same-person pairs trained on (pieces of one track, sure cross-camera joins)"),
+     Column("train_negatives", pa.int64(), "different-person pairs trained on (co-visible, or far apart at one instant)"),
+     Column("held_out_positives", pa.int64(), "same-person pairs of the held-out tracks"),
+     Column("held_out_negatives", pa.int64(), "different-person pairs of the held-out tracks"),
+     Column("auc_before", pa.float64(), "held-out same-vs-different AUC of the raw embeddings' cosine"),
+     Column("auc_after", pa.float64(), "held-out same-vs-different AUC of the adapted embeddings' cosine"),
+     Column("gap_before", pa.float64(), "held-out mean same cosine minus mean different cosine, raw"),
+     Column("gap_after", pa.float64(), "the same, adapted"),
+     Column("train_s", pa.float64(), "seconds the training took")))
 
 TABLES: dict[str, TableContract] = {contract.name: contract for contract in (
     SUB_VIDEO_MANIFEST, FRAMES, DETECTIONS, TRACKLETS, TRACKLET_EMBEDDINGS, GLOBAL_IDENTITIES, CAMERA_TRACKS,
-    MAP_TRAJECTORIES, HEATMAPS, OCCUPANCY, DWELL, IDENTITY_OVERRIDES, TRACKING_EVALUATION)}
+    MAP_TRAJECTORIES, HEATMAPS, OCCUPANCY, DWELL, IDENTITY_OVERRIDES, TRACKING_EVALUATION, RETENTION_LOG,
+    APPEARANCE_ADAPTATION)}
 
 
 def table_contract(name: str) -> TableContract:

@@ -1,4 +1,5 @@
-"""The floor plan: each identity's trajectory in its colour, and the heatmap of time spent."""
+"""The floor plan: each identity's trajectory in its colour, and the heatmap of time spent, from the
+batch pipeline or from one live session's history."""
 import streamlit as st
 
 from spoton.analytics import colour_scale_max
@@ -8,8 +9,15 @@ import ui
 
 sel = ui.selection()
 env = rd.load_environment(sel.paths, sel.environment)
-paths_m = ui.query(sel.paths, "trajectories", sel.environment, sel.stamp)
-cells = ui.query(sel.paths, "heatmap_cells", sel.environment, sel.stamp)
+sessions = rd.live_sessions(sel.paths, sel.environment)
+shown = st.radio("Data", ["batch", *sessions["session_id"]], horizontal=True, key="map_source",
+                 format_func=lambda s: "batch pipeline" if s == "batch" else f"live {s}")
+if shown == "batch":
+    paths_m = ui.query(sel.paths, "trajectories", sel.environment, sel.stamp)
+    cells = ui.query(sel.paths, "heatmap_cells", sel.environment, sel.stamp)
+else:
+    paths_m = rd.trajectories(sel.paths, sel.environment, "live", shown)
+    cells = rd.live_heatmap_cells(sel.paths, env, shown)
 all_ids = sorted(paths_m["global_id"].unique().tolist())
 chosen = st.multiselect("Identities", all_ids, default=all_ids, key="map_ids")
 left, right = st.columns(2)

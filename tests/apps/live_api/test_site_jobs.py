@@ -177,3 +177,39 @@ def test_jobs_interrupted_by_a_stop_or_a_kill_resume_at_the_next_start(store, sa
     finally:
         service.close()
     assert [probe(store.local_path(k)).frame_count for k in store.list_keys("plaza/south/")] == [10, 10, 5]
+
+
+@pytest.mark.integration
+def test_a_real_server_runs_the_job_through_a_restart_and_counts_it(tmp_path, sample_clip):
+    """uvicorn and the app factory: a job stopped with the server (SIGTERM) is left queued, never
+    processing, and the next server on the store finishes it."""
+    from live_api_server import LiveApiServer
+
+    store_root = tmp_path / "store"
+    create_site(LocalStore(store_root), "plaza", PLAN, 0.05, segment_length_s=1.0)
+    clip = sample_clip("mjpeg100.avi", "-c:v", "mjpeg", frames=100)
+    server = LiveApiServer(store_root).wait_ready()
+    try:
+        with server.client("operator") as operator:
+            answer = operator.post(f"{SITES}/plaza/cameras/upload", params={"name": "north"},
+                                   content=clip.read_bytes(), headers={"Content-Type": "application/octet-stream"})
+        assert answer.status_code == 202, answer.text
+    finally:
+        server.stop()
+    job_id = answer.json()["id"]
+    stopped = json.loads(LocalStore(store_root).read_bytes(site_jobs.job_key(job_id)))
+    assert stopped["state"] in ("queued", "done"), stopped
+
+    server = LiveApiServer(store_root).wait_ready()
+    try:
+        with server.client("viewer") as viewer:
+            deadline = time.monotonic() + 60
+            while (job := viewer.get(answer.json()["url"]).json())["state"] not in ("done", "failed"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.1)
+            assert job["state"] == "done" and job["segments"] == 10 and job["path"] == "transcode", job
+            assert [c["name"] for c in viewer.get(f"{SITES}/plaza").json()["cameras"]] == ["north"]
+        with server.client("admin") as admin:
+            assert 'spoton_live_site_jobs{state="done"} 1.0' in admin.get("/metrics").text
+    finally:
+        server.stop()

@@ -17,7 +17,8 @@ from live_servers import ADMIN, API_KEYS, OPERATOR, VIEWER, free_port, mjpeg_ser
 from apps.live_api import errors, me, media, site_jobs, sites, uploads
 from apps.live_api.auth import AuthConfig, Role
 from spoton.site.storage import current_version, list_versions, load_environment
-from spoton.storage.store import LocalStore
+from orchestration.services import SeaweedServer, ServiceError
+from spoton.storage.store import LocalStore, S3Store, s3_client
 from spoton.video import encode_h264, iter_frames, probe
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -26,9 +27,28 @@ PAIRS = json.loads((REPO_ROOT / "data" / "calibration" / "pets_s2l1_view_001.jso
 SITES = "/api/v1/sites"
 
 
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    """A SeaweedFS of the module's own (started only for the tests run on S3)."""
+    try:
+        server = SeaweedServer(tmp_path_factory.mktemp("seaweed"), "sites-test", "sites-test-secret").start()
+    except ServiceError as error:
+        pytest.skip(str(error))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def store(tmp_path):
-    return LocalStore(tmp_path / "store")
+def store(request, tmp_path):
+    """A store folder, or (parametrized ``"s3"``) a bucket whose local cache folder must stay empty."""
+    if getattr(request, "param", "local") == "local":
+        return LocalStore(tmp_path / "store")
+    server = request.getfixturevalue("seaweed")
+    client = s3_client(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=server.access,
+                       aws_secret_access_key=server.secret)
+    s3 = S3Store(client, "sites-test", tmp_path.name, cache_dir=tmp_path / "s3-cache")
+    s3.ensure_bucket()
+    return s3
 
 
 @pytest.fixture
@@ -73,7 +93,9 @@ def error(response, status: int, *needles: str) -> dict:
     return body
 
 
+@pytest.mark.parametrize("store", ["local", "s3"], indirect=True)
 def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client, store, sample_video, tmp_path):
+    """On a folder and on S3 alike (uploads decoded, cut, snapshotted and copied with no local copy)."""
     assert create(client, headers=VIEWER).status_code == 403, "viewers look, operators edit"
     site = create(client)
     assert site.status_code == 201, site.text
@@ -91,7 +113,7 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
     assert job["state"] == "done" and job["segments"] == 2 and job["path"] == "transcode", job
     videos = client.get(f"{SITES}/plaza", headers=VIEWER).json()["cameras"][0]["sub_videos"]
     assert videos == ["plaza/north/sub_video_01.mp4", "plaza/north/sub_video_02.mp4"]
-    assert [probe(store.local_path(k)).frame_count for k in videos] == [7, 7]
+    assert [probe(store.video_source(k)).frame_count for k in videos] == [7, 7]
     snapshot = client.get(f"{SITES}/plaza/cameras/north/snapshot", headers=VIEWER)
     assert snapshot.headers["content-type"] == "image/jpeg" and snapshot.content[:3] == b"\xff\xd8\xff"
 
@@ -137,6 +159,7 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
     assert client.get(SITES, headers=VIEWER).json()["sites"] == []
     assert list_versions(store, "square") == [1], "a deleted site keeps its history"
     assert store.exists("square/north/sub_video_01.mp4")
+    assert not (tmp_path / "s3-cache").exists()  # on S3: nothing was copied to local disk
 
 
 def test_me_tells_the_pages_the_callers_role_and_no_key(client):

@@ -61,7 +61,7 @@ def test_other_videos_are_transcoded_into_segments_of_exactly_the_segment_length
     assert sum(len(frames(store.local_path(k))) for k in added.keys) == len(frames(clip))
 
 
-def test_a_rate_override_or_a_sparse_keyframe_stream_is_planned_as_transcode(sample_clip):
+def test_a_rate_override_sparse_keyframes_or_another_pixel_format_is_planned_as_transcode(sample_clip):
     clip = sample_clip("gop10.mp4", *H264, "-g", "10")
     info = probe(clip)
     assert plan_cut(clip, info, None, 1.0).path == "copy"
@@ -69,6 +69,8 @@ def test_a_rate_override_or_a_sparse_keyframe_stream_is_planned_as_transcode(sam
     assert plan_cut(clip, info, None, 0.5, max_cut_shift_s=0.0).path == "transcode", "5 and 15 are no keyframes"
     assert plan_cut(clip, info, None, 2.0, max_cut_shift_s=0.0).cuts == (20,)
     assert plan_cut(clip, info, None, 60.0).cuts == (), "shorter than a segment: one sub-video"
+    yuv444 = sample_clip("yuv444.mp4", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv444p", "-g", "10")
+    assert plan_cut(yuv444, probe(yuv444), None, 1.0).why == "its pixel format is yuv444p, not yuv420p"
 
 
 def test_a_cancelled_or_refused_add_leaves_the_site_and_the_store_as_they_were(store, sample_clip, tmp_path):

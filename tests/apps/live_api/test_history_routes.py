@@ -1,0 +1,124 @@
+"""History REST (trajectories, heatmap, occupancy) over a lake with batch and live rows: filters by
+source, session, identity and time window; JSON and PNG heatmaps; bad input answers 4xx naming the
+problem; viewers may read, anonymous clients may not."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from live_api_server import live_store  # noqa: F401
+from live_servers import API_KEYS, VIEWER
+
+from apps.live_api import errors, history
+from apps.live_api.auth import AuthConfig, Role
+from spoton.live.history import HistoryConfig, LiveHistoryWriter
+from spoton.records import CameraFrameResult, Detections, Tracks
+from spoton.sample import ENV_NAME
+from spoton.storage.lake import ParquetLake
+from spoton.storage.schemas import MAP_TRAJECTORIES
+from spoton.storage.store import LocalStore
+
+BASE = f"/api/v1/environments/{ENV_NAME}"
+LIVE_T0 = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc).timestamp()
+CROSSING = (-8.0, -7.0)  # inside the sample's "crossing" zone
+
+
+def live_instant(writer, session, ts, positions):
+    n = len(positions)
+    tracks = Tracks(np.tile([[10, 20, 50, 120]], (n, 1)), np.arange(1, n + 1), np.full(n, 0.9), np.zeros(n), np.arange(n))
+    result = CameraFrameResult("view_001", 0, 0.0, (768, 576), Detections.empty(), tracks, np.array(positions, float))
+    writer.append(session, ENV_NAME, {"view_001": result}, {"view_001": np.arange(1, n + 1)}, {"view_001": ts})
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("history") / "lake"
+    batch = pd.DataFrame({"global_id": [1] * 20 + [2] * 20, "ts": np.r_[np.arange(20) / 7, np.arange(20) / 7],
+                          "map_x": [CROSSING[0]] * 20 + [0.0] * 20, "map_y": [CROSSING[1]] * 20 + [0.0] * 20,
+                          "n_cameras": [1] * 40, "speed_mps": [0.0] * 40})
+    ParquetLake(LocalStore(root)).write("map_trajectories", MAP_TRAJECTORIES.table(batch), ENV_NAME)
+    writer = LiveHistoryWriter(LocalStore(root), HistoryConfig(flush_interval_s=3600))
+    for k in range(30):  # 3 s at 10 Hz: global id 1 in the crossing, id 2 elsewhere
+        live_instant(writer, "s-live1", LIVE_T0 + k / 10, [CROSSING, (1.0, 1.0)])
+    writer.end_session("s-live1")
+    live_instant(writer, "s-live2", LIVE_T0 + 60, [CROSSING])
+    writer.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(live_store, lake):  # noqa: F811
+    app = FastAPI()
+    errors.install(app)
+    app.state.store = LocalStore(live_store)
+    app.state.lake = lake
+    app.state.auth = AuthConfig(api_keys={k: Role.parse(r) for k, r in API_KEYS.items()})
+    app.include_router(history.router)
+    with TestClient(app) as client:
+        yield client
+
+
+def error(response, status: int, *needles: str) -> dict:
+    assert response.status_code == status, response.text
+    for needle in needles:
+        assert needle in response.json()["detail"], response.json()
+    return response.json()
+
+
+def test_trajectories_by_source_session_identity_and_window(client):
+    everything = client.get(f"{BASE}/trajectories", headers=VIEWER).json()
+    assert {p["source"] for p in everything["points"]} == {"batch", "live"} and not everything["truncated"]
+    assert len(everything["points"]) == 40 + 60 + 1
+    live = client.get(f"{BASE}/trajectories", params={"source": "live", "session_id": "s-live1", "global_id": 1},
+                      headers=VIEWER).json()["points"]
+    assert len(live) == 30 and {(p["map_x"], p["map_y"]) for p in live} == {CROSSING}
+    assert live[0]["ts"] == pytest.approx(LIVE_T0) and live[0]["session_id"] == "s-live1"
+    iso = client.get(f"{BASE}/trajectories", headers=VIEWER, params={
+        "source": "live", "from": "2026-12-03T10:00:01Z", "to": str(int((LIVE_T0 + 2) * 1000))}).json()
+    assert len(iso["points"]) == 20 and iso["window"]["from_s"] == pytest.approx(LIVE_T0 + 1)
+    truncated = client.get(f"{BASE}/trajectories", params={"limit": 5}, headers=VIEWER).json()
+    assert len(truncated["points"]) == 5 and truncated["truncated"]
+
+
+def test_heatmap_json_grid_and_png(client):
+    body = client.get(f"{BASE}/heatmap", params={"source": "live", "session_id": "s-live1", "cell_m": 1.0},
+                      headers=VIEWER).json()
+    ny, nx = body["shape"]
+    assert len(body["grid"]) == ny and len(body["grid"][0]) == nx and body["cell_m"] == 1.0
+    assert sum(map(sum, body["grid"])) == pytest.approx(6.0, abs=0.2)  # two people for 3 s
+    hot = max(body["cells"], key=lambda c: c["seconds"])
+    assert abs(hot["x_m"] - CROSSING[0]) <= 0.5 and abs(hot["y_m"] - CROSSING[1]) <= 0.5 and hot["people"] == 1
+    for response in (client.get(f"{BASE}/heatmap", params={"format": "png"}, headers=VIEWER),
+                     client.get(f"{BASE}/heatmap", headers={**VIEWER, "Accept": "image/png"})):
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = client.get(f"{BASE}/heatmap", params={"source": "live", "from": "2030-01-01"}, headers=VIEWER).json()
+    assert empty["cells"] == [] and not any(map(any, empty["grid"]))
+
+
+def test_occupancy_per_zone_and_bucket(client):
+    body = client.get(f"{BASE}/occupancy", params={"zone": "crossing", "source": "live", "session_id": "s-live1",
+                                                   "bucket_s": 1}, headers=VIEWER).json()
+    assert body["zones"] == ["crossing"] and len(body["buckets"]) == 3
+    assert [b["people"] for b in body["buckets"]] == [1, 1, 1]
+    assert body["buckets"][0]["mean_people"] == pytest.approx(1.0, abs=0.05)
+    batch = client.get(f"{BASE}/occupancy", params={"source": "batch"}, headers=VIEWER).json()
+    assert {b["zone"] for b in batch["buckets"]} == set(batch["zones"]) and len(batch["zones"]) >= 1
+
+
+def test_bad_input_gets_4xx_naming_the_problem(client):
+    error(client.get(f"{BASE}/occupancy", params={"zone": "nowhere"}, headers=VIEWER), 404, "nowhere", "crossing")
+    error(client.get(f"{BASE}/trajectories", params={"from": "yesterday"}, headers=VIEWER), 422, "from=", "ISO 8601")
+    error(client.get(f"{BASE}/trajectories", params={"from": "2026-12-03T11:00:00", "to": "2026-12-03T10:00:00"},
+                     headers=VIEWER), 422, "must be before")
+    error(client.get(f"{BASE}/heatmap", params={"cell_m": 0.01}, headers=VIEWER), 422)
+    error(client.get(f"{BASE}/heatmap", params={"cell_m": 0.1}, headers=VIEWER), 422, "cell_m >=")
+    error(client.get(f"{BASE}/trajectories", params={"source": "both"}, headers=VIEWER), 422)
+    error(client.get(f"{BASE}/occupancy", params={}, headers=VIEWER), 422, "buckets")  # batch from 0 + live unix
+    error(client.get("/api/v1/environments/nope/heatmap", headers=VIEWER), 404, "GET /api/v1/environments")
+    error(client.get("/api/v1/environments/..%2Fx/trajectories", headers=VIEWER), 404)
+    assert client.get(f"{BASE}/trajectories").status_code == 401

@@ -361,6 +361,7 @@ async function testConnection() {
     const jpeg = await api(`${sitePath()}/cameras/test`, { method: "POST", body: JSON.stringify(uriBody()) });
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(jpeg);
+    await img.decode();
     img.hidden = false;
     result.textContent = "connected: one frame read";
     result.className = "ok";

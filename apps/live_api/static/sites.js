@@ -14,7 +14,7 @@ const GRID_SAMPLES = 40; // points per grid line mapped through the homography (
 const $ = (id) => document.getElementById(id);
 // What the page holds, for people (drawn) and for tests (window.spotonSites).
 const state = window.spotonSites = {
-  role: null, sites: [], site: null, camera: null, busy: 0, jobs: {},
+  role: null, sites: [], site: null, camera: null,
   calib: null, // {imagePoints, mapPoints, pending, report, region, zone, snapshot, plan}
   scalePoints: [], planFile: null, planImage: null,
 };
@@ -32,24 +32,16 @@ function errorText(status, body) {
   return `${status}: ${detail}`;
 }
 
+// JSON answers parsed, images as blobs; a refusal throws "status: the server's detail".
 async function api(path, options = {}) {
-  state.busy += 1;
-  try {
-    const response = await fetch(API + path, {
-      ...options, headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json",
-                             ...(options.headers || {}) },
-    });
-    const type = response.headers.get("content-type") || "";
-    const body = type.includes("json") ? await response.json() : (response.ok ? await response.blob() : {});
-    if (!response.ok) {
-      const error = new Error(errorText(response.status, body));
-      error.status = response.status;
-      throw error;
-    }
-    return body;
-  } finally {
-    state.busy -= 1;
-  }
+  const response = await fetch(API + path, {
+    ...options, headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json",
+                           ...(options.headers || {}) },
+  });
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("json") ? await response.json() : (response.ok ? await response.blob() : {});
+  if (!response.ok) throw new Error(errorText(response.status, body));
+  return body;
 }
 
 const sitePath = (site = state.site.name) => `/sites/${encodeURIComponent(site)}`;
@@ -118,7 +110,8 @@ function canvasPoint(canvas, event) {
 const round = (v, digits = 1) => Number(v.toFixed(digits));
 
 // --- sites --------------------------------------------------------------------------------------
-async function loadSites() {
+// The list of sites (and the caller's role); ``announce``: say how many (on start, not after an edit).
+async function loadSites(announce = false) {
   try {
     const [{ role }, { sites }] = await Promise.all([api("/me"), api("/sites")]);
     state.role = role;
@@ -126,7 +119,7 @@ async function loadSites() {
     document.body.classList.toggle("can-edit", canEdit());
     $("role").textContent = `role: ${role}${canEdit() ? "" : " (read-only)"}`;
     renderSites();
-    say(`${sites.length} site${sites.length === 1 ? "" : "s"}`);
+    if (announce) say(`${sites.length} site${sites.length === 1 ? "" : "s"}`);
   } catch (error) {
     say(`could not list the sites: ${error.message}`, true);
   }
@@ -147,9 +140,9 @@ async function renameSite(name) {
   if (!to || to === name) return;
   try {
     await api(`${sitePath(name)}/rename`, { method: "POST", body: JSON.stringify({ name: to }) });
-    say(`site ${name} renamed to ${to}`);
     if (state.site && state.site.name === name) await openSite(to);
     await loadSites();
+    say(`site ${name} renamed to ${to}`);
   } catch (error) {
     say(`could not rename ${name}: ${error.message}`, true);
   }
@@ -159,11 +152,35 @@ async function deleteSite(name) {
   if (!confirm(`Delete site ${name}? Its versions, videos and tables are kept; restore a version to undo.`)) return;
   try {
     await api(sitePath(name), { method: "DELETE" });
-    say(`site ${name} deleted (its history is kept)`);
     if (state.site && state.site.name === name) closeSite();
     await loadSites();
+    say(`site ${name} deleted (its history is kept)`);
   } catch (error) {
     say(`could not delete ${name}: ${error.message}`, true);
+  }
+}
+
+// A site's versions by name, deleted sites included: restoring one brings the site back.
+async function showHistory(event) {
+  event.preventDefault();
+  const name = $("history-name").value.trim();
+  try {
+    const { current, versions } = await api(`${sitePath(name)}/versions`);
+    $("history").replaceChildren(...[...versions].reverse().map((version) => el("li", { "data-version": version },
+      `${name} version ${version}`, version === current ? " (current)" : button("Restore", async () => {
+        try {
+          await api(`${sitePath(name)}/versions/${version}/restore`, { method: "POST" });
+          $("history").replaceChildren();
+          await loadSites();
+          await openSite(name);
+          say(`site ${name} restored from version ${version}`);
+        } catch (error) {
+          say(`could not restore ${name}: ${error.message}`, true);
+        }
+      }, "restore"))));
+    if (!versions.length) say(`site ${name} has no versions`, true);
+  } catch (error) {
+    say(`could not read the history of ${name}: ${error.message}`, true);
   }
 }
 
@@ -287,45 +304,47 @@ function renderSite() {
   if (state.calib) drawCalibration();
 }
 
-async function edit(what, request) {
+// One edit of the open site: say what happened, or why it was refused (the server's words).
+async function edit(attempt, done, request) {
   try {
     await request();
-    say(what);
     await reloadSite();
     await loadSites();
+    say(done);
   } catch (error) {
-    say(`${what.split(" ")[0]} failed: ${error.message}`, true);
+    say(`could not ${attempt}: ${error.message}`, true);
   }
 }
 
 function renameCamera(name) {
   const to = prompt(`New name for camera ${name}`, name);
   if (!to || to === name) return;
-  edit(`renamed camera ${name} to ${to}`, async () => {
+  edit(`rename camera ${name}`, `renamed camera ${name} to ${to}`, async () => {
     await api(`${cameraPath(name)}/rename`, { method: "POST", body: JSON.stringify({ name: to }) });
     if (state.camera === name) closeCalibration();
   });
 }
 
 function enableCamera(name, enabled) {
-  edit(`${enabled ? "enabled" : "disabled"} camera ${name}`, () =>
+  const verb = enabled ? "enable" : "disable";
+  edit(`${verb} camera ${name}`, `${verb}d camera ${name}`, () =>
     api(`${cameraPath(name)}/enabled`, { method: "PUT", body: JSON.stringify({ enabled }) }));
 }
 
 function deleteCamera(name) {
   if (!confirm(`Delete camera ${name} from ${state.site.name}? (earlier versions keep it)`)) return;
-  edit(`deleted camera ${name}`, async () => {
+  edit(`delete camera ${name}`, `deleted camera ${name}`, async () => {
     await api(cameraPath(name), { method: "DELETE" });
     if (state.camera === name) closeCalibration();
   });
 }
 
 function deleteZone(name) {
-  edit(`deleted zone ${name}`, () => api(`${sitePath()}/zones/${encodeURIComponent(name)}`, { method: "DELETE" }));
+  edit(`delete zone ${name}`, `deleted zone ${name}`, () => api(`${sitePath()}/zones/${encodeURIComponent(name)}`, { method: "DELETE" }));
 }
 
 function restoreVersion(version) {
-  edit(`restored version ${version} (as a new version)`, () =>
+  edit(`restore version ${version}`, `restored version ${version} (as a new version)`, () =>
     api(`${sitePath()}/versions/${version}/restore`, { method: "POST" }));
 }
 
@@ -342,6 +361,7 @@ async function testConnection() {
     const jpeg = await api(`${sitePath()}/cameras/test`, { method: "POST", body: JSON.stringify(uriBody()) });
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(jpeg);
+    await img.decode();
     img.hidden = false;
     result.textContent = "connected: one frame read";
     result.className = "ok";
@@ -355,7 +375,7 @@ async function addUriCamera(event) {
   event.preventDefault();
   const body = { name: $("uri-name").value.trim(), ...uriBody() };
   if ($("uri-fps").value) body.fps = Number($("uri-fps").value);
-  await edit(`added camera ${body.name}`, async () => {
+  await edit(`add camera ${body.name}`, `added camera ${body.name}`, async () => {
     await api(`${sitePath()}/cameras`, { method: "POST", body: JSON.stringify(body) });
     $("uri-form").reset();
     $("test-snapshot").hidden = true;
@@ -393,7 +413,6 @@ function jobRow(id) {
 }
 
 function showJob(job) {
-  state.jobs[job.id] = job;
   const row = jobRow(job.id);
   row.dataset.state = job.state;
   const stage = job.state === "processing" && job.stage ? ` (${job.stage})` : "";
@@ -418,9 +437,9 @@ async function followJob(job) {
     showJob(job);
   }
   if (job.state === "done") {
-    say(`camera ${job.camera} added from the upload${job.segments ? ` (${job.segments} sub-videos)` : ""}`);
     if (state.site && state.site.name === job.site) await reloadSite();
     await loadSites();
+    say(`camera ${job.camera} added from the upload${job.segments ? ` (${job.segments} sub-videos)` : ""}`);
   } else {
     say(`the upload of ${job.camera} failed: ${job.reason}`, true);
   }
@@ -703,7 +722,6 @@ function drawGrid(ctx, h, width, height) {
     }
     ctx.stroke();
   }
-  state.calib.gridLines = lines.length;
 }
 
 function drawCalibration() {
@@ -756,8 +774,9 @@ async function init() {
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem(TOKEN_KEY, $("token").value.trim());
-    loadSites();
+    loadSites(true);
   });
+  $("history-form").addEventListener("submit", showHistory);
   $("create-plan").addEventListener("change", choosePlan);
   $("create-canvas").addEventListener("click", clickCreateCanvas);
   $("create-form").addEventListener("submit", createSite);
@@ -774,7 +793,7 @@ async function init() {
   $("save-region").addEventListener("click", saveRegion);
   $("save-zone").addEventListener("click", saveZone);
   if (!token()) return;
-  await loadSites();
+  await loadSites(true);
   const site = params.get("site"), camera = params.get("camera");
   if (site && state.sites.some((s) => s.name === site)) {
     await openSite(site);

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from live_api_server import KEYS, LiveApiServer, free_port
+from live_servers import mjpeg_server, sample_jpegs  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,9 @@ def page(browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("dialog", lambda dialog: dialog.accept())
+    answers: list[str] = []  # what the next prompts answer (confirmations are accepted)
+    page.on("dialog", lambda dialog: dialog.accept(answers.pop(0) if dialog.type == "prompt" and answers else None))
+    page.prompt_answers = answers
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -92,8 +95,13 @@ def click_canvas(page, canvas: str, x: float, y: float) -> None:
 
 
 def wait_status(page, text: str, timeout: int = 30_000) -> None:
-    page.wait_for_function("(t) => document.getElementById('status').textContent.includes(t)", arg=text,
-                           timeout=timeout)
+    from playwright.sync_api import TimeoutError
+
+    try:
+        page.wait_for_function("(t) => document.getElementById('status').textContent.includes(t)", arg=text,
+                               timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"the status line never said {text!r}: {page.text_content('#status')!r}") from None
 
 
 def calib_message(page, text: str, timeout: int = 20_000) -> str:
@@ -230,6 +238,8 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
             tracks = page.evaluate("window.spoton.lastTick.cameras.north.tracks")
             placed = [t["map"] for t in tracks if t["map"] is not None]
             assert all(-22 <= p["x"] <= 13 and -19 <= p["y"] <= 20 for p in placed), placed  # on the plan
+            # and the camera's video plays under its boxes, as the sample's cameras do
+            page.wait_for_function("(window.spotonStats.cameras.north || {}).framesDrawn >= 3", timeout=60_000)
             shot("06_live_session")
         finally:
             page.click("#stop")
@@ -253,6 +263,9 @@ def test_a_site_made_in_the_page_is_calibrated_materialized_reviewed_and_live(se
         assert shown, caption.text_content()  # the first identity of the site, as the data path counts it
         first = int(shown[1])
         assert first == identities["global_id"].min() and int(shown[2]) == (identities["global_id"] == first).sum()
+        page.wait_for_function("""() => document.querySelectorAll('[data-testid="stImage"] img').length >= 2
+            && [...document.querySelectorAll('[data-testid="stImage"] img')].every(i => i.complete)
+            && !document.querySelector('[data-testid="stSkeleton"]')""", timeout=60_000)  # the gallery's crops
         shot("07_review_identities")
     finally:
         if pipeline.poll() is None:
@@ -301,7 +314,7 @@ class ReviewApp:
 
 
 def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(server, page, sample_video,
-                                                                                 tmp_path):
+                                                                                 tmp_path, mjpeg_server):
     with server.client("operator") as client:
         created = client.post("/api/v1/sites", params={"name": "lobby", "metres_per_pixel": 0.05,
                                                        "origin_m": "-22,20", "y_axis": "up"},
@@ -327,6 +340,18 @@ def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(se
     page.click("#uri-test")
     page.wait_for_function("document.getElementById('test-result').className === 'error'", timeout=20_000)
     assert page.text_content("#test-result").startswith("no connection: 4")
+    # a live MJPEG stream with a password: its snapshot shows, the camera is added, the password never shows
+    secret = mjpeg_server.url.replace("http://", "http://admin:s3cret@")
+    page.fill("#uri-name", "street")
+    page.select_option("#uri-kind", "http")
+    page.fill("#uri-uri", secret)
+    page.click("#uri-test")
+    page.wait_for_function("document.getElementById('test-result').className === 'ok'", timeout=20_000)
+    assert page.evaluate("document.getElementById('test-snapshot').naturalWidth") == 384
+    page.click("#uri-form button[type=submit]")
+    wait_status(page, "added camera street")
+    assert "admin:***@" in page.text_content("#camera-table tr[data-camera=street]")
+    assert "s3cret" not in page.content() and "s3cret" not in page.evaluate("document.body.innerText")
     # a name the API refuses, and a plan that is not an image: 4xx shown, nothing created
     page.click("#create summary")
     page.fill("#create-name", "lobby")
@@ -372,10 +397,36 @@ def test_viewers_see_the_pages_read_only_and_refusals_show_the_servers_reason(se
     assert "on one line" in calib_message(page, "refused: 422")
     assert page.text_content("#rms") == "refused" and page.is_disabled("#save-calibration")
 
+    # a camera with stored videos keeps its name (the server says why); disable it; rename the site
+    page.prompt_answers.append("gate")
+    page.click("#camera-table tr[data-camera=door] button.rename")
+    wait_status(page, "could not rename camera door: 409")
+    page.click("#camera-table tr[data-camera=door] button.enable")
+    wait_status(page, "disabled camera door")
+    assert page.text_content("#camera-table tr[data-camera=door] td:nth-child(3)") == "no"
+    assert page.text_content("#camera-table tr[data-camera=door] button.enable") == "Enable"
+    before = page.evaluate("window.spotonSites.site.version") - 1
+    page.click(f"#versions li[data-version='{before}'] button.restore")
+    wait_status(page, f"restored version {before}")
+    assert page.text_content("#camera-table tr[data-camera=door] td:nth-child(3)") == "yes"
+    page.prompt_answers.append("foyer")
+    page.click("#sites tr[data-site=lobby] button.rename")
+    wait_status(page, "site lobby renamed to foyer")
+    page.wait_for_function("document.getElementById('site-name').textContent === 'foyer'")
+    assert "site=foyer" in page.url
+
     # delete with confirmation (the dialog is accepted): gone from the list, its versions stay
-    page.click("#sites tr[data-site=lobby] button.delete")
-    wait_status(page, "site lobby deleted")
+    page.click("#sites tr[data-site=foyer] button.delete")
+    wait_status(page, "site foyer deleted")
     assert page.is_hidden("#site-section")
     with server.client("viewer") as client:
         assert client.get("/api/v1/sites").json()["sites"] == []
-        assert client.get("/api/v1/sites/lobby/versions").json()["versions"] == [1, 2]
+        foyer = client.get("/api/v1/sites/foyer/versions").json()
+        lobby = client.get("/api/v1/sites/lobby/versions").json()
+    assert foyer["current"] is None and foyer["versions"] == [1], foyer
+    assert len(lobby["versions"]) >= 3, "the name it had before keeps its history too"
+    page.fill("#history-name", "foyer")  # and the page brings it back from its history
+    page.click("#history-form button[type=submit]")
+    page.click("#history li[data-version='1'] button.restore")
+    wait_status(page, "site foyer restored from version 1")
+    assert page.is_visible("#sites tr[data-site=foyer]") and page.is_visible("#camera-table tr[data-camera=door]")

@@ -1,7 +1,7 @@
 """Jobs: per-segment processing (what the sensor requests), per-environment analysis and daily retention."""
 from __future__ import annotations
 
-from dagster import AssetSelection, RunConfig, ScheduleDefinition, define_asset_job
+from dagster import AssetSelection, DefaultScheduleStatus, RunConfig, ScheduleDefinition, define_asset_job
 
 from assets.partitions import ENV_SEGMENT, ENVIRONMENTS
 from assets.retention import RetentionConfig
@@ -24,4 +24,5 @@ apply_retention = define_asset_job(
     config=RunConfig(ops={"retention_log": RetentionConfig(days=retention_days_from_env())}))
 
 daily_retention = ScheduleDefinition(job=apply_retention, cron_schedule="30 3 * * *", execution_timezone="UTC",
+                                     default_status=DefaultScheduleStatus.RUNNING,  # 0 days: deletes nothing
                                      description="retention once a day, at 03:30 UTC")

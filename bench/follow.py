@@ -14,6 +14,14 @@ frames; whether each took up the right person) and the PTZ commands sent.
 
     .venv/bin/python bench/follow.py                       # sim camera, person 9, frames 0..399
     .venv/bin/python bench/follow.py --camera virtual --gt-id 15 --frames 200
+
+``--live position|appearance`` follows as a live session does instead: detect and track on the
+wide picture (the calibrated source view), the target is a live *global id*
+(:class:`spoton.live.identity.LiveIdentityGallery`, floor position only or with appearance), its
+phase from whether that id is in view, and the virtual PTZ framed on its box; re-acquisition is the
+gallery giving the person's old global id to a new track.
+
+    .venv/bin/python bench/follow.py --live appearance
 """
 from __future__ import annotations
 
@@ -40,6 +48,14 @@ from spoton.models.embedder import build_embedder  # noqa: E402
 from spoton.follow.onvif import OnvifPtz, OnvifPtzConfig  # noqa: E402
 from spoton.perception.tracking import Tracker, TrackerConfig  # noqa: E402
 from support.ptz_simulator import ManualClock, PtzCameraSimulator, WorldVideo  # noqa: E402
+from spoton.follow.controller import FramingController  # noqa: E402
+from spoton.follow.phase import PhaseMachine  # noqa: E402
+from spoton.live.identity import AppearanceSampler, LiveIdentityGallery  # noqa: E402
+from spoton.perception.config import PerceptionConfig  # noqa: E402
+from spoton.perception.processor import CameraSpec  # noqa: E402
+from spoton.video import VideoFrame  # noqa: E402
+
+CALIBRATION = REPO_ROOT / "data" / "calibration" / "pets_s2l1_view_001.json"
 
 CENTRAL = 0.30
 DEFAULT_GT = "pets/gt_view1_frames0000-0399.txt"
@@ -125,20 +141,83 @@ def run_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: int, c
     return result
 
 
+def run_live_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: int, appearance: bool) -> FollowRun:
+    """As a live session follows (apps/live_api/follow.py): see the module docstring."""
+    world = WorldVideo(video)
+    geometry = PtzGeometry(world.size)
+    clock = ManualClock()
+    ptz, framing, phase = VirtualPtz(geometry, clock=clock), FramingController(geometry), PhaseMachine()
+    perception = PerceptionConfig(threads=1)
+    processor = perception.build_processor([CameraSpec.from_calibration("view", CALIBRATION)], world.fps)
+    sampler = AppearanceSampler(perception.build_embedder()) if appearance else None
+    gallery = LiveIdentityGallery()
+    result, started, target, command, last = FollowRun(), time.perf_counter(), None, (0.0, 0.0, 0.0), None
+    try:
+        for index in range(start, start + frames):
+            clock.now = index / world.fps
+            frame = VideoFrame(index=index, ts=clock.now, image=world.frame(index))
+            results = processor.process({"view": frame})
+            embeddings = sampler.sample(results, {"view": frame.image}) if sampler else None
+            ids = gallery.update(results, clock.now, embeddings)["view"]
+            tracks = results["view"].tracks
+            truth = gt.xyxy[(gt.frame == index) & (gt.ids == gt_id)]
+            if target is None:
+                overlap = iou_matrix(truth, tracks.xyxy)[0] if len(truth) and len(tracks.xyxy) else np.zeros(0)
+                if len(overlap) and overlap.max() >= 0.5:
+                    target = int(ids[int(np.argmax(overlap))])
+                    phase.select(target, clock.now)
+                continue
+            result.frames += 1
+            before = phase.phase
+            rows = np.flatnonzero(ids == target)
+            phase.update(len(rows) > 0, clock.now)
+            position = ptz.status().position
+            right = bool(len(truth) and len(rows) and iou_matrix(truth, tracks.xyxy[rows[:1]])[0, 0] >= 0.3)
+            if phase.phase == "REACQUIRED" and before == "LOST":
+                result.reacquisitions.append((index, right))
+            box = geometry.to_viewport(tracks.xyxy[rows[:1]], position)[0] if len(rows) else None
+            velocity = framing.command(box, position, 0.0 if last is None else clock.now - last)
+            last = clock.now
+            if velocity != command:
+                ptz.continuous_move(*velocity)
+                result.commands += 1
+                command = velocity
+            if len(truth):
+                result.visible += 1
+                centre = geometry.to_viewport(truth, position)[0]
+                centre = ((centre[0] + centre[2]) / 2, (centre[1] + centre[3]) / 2)
+                result.centred += all(abs(c - 0.5) <= CENTRAL / 2 for c in centre)
+                result.on_target += right
+            if phase.target_id is None:  # given up
+                break
+        result.time_to_lock_s = phase.time_to_lock_s
+    finally:
+        result.seconds = time.perf_counter() - started
+        world.close()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--camera", choices=("sim", "virtual"), default="sim")
     parser.add_argument("--gt-id", type=int, default=9)
     parser.add_argument("--start-frame", type=int, default=0)
     parser.add_argument("--frames", type=int, default=400)
+    parser.add_argument("--live", choices=("position", "appearance"), default=None,
+                        help="follow a live global id, as live sessions do (floor position only, or with appearance)")
     parser.add_argument("--gt", type=Path, default=None,
                         help=f"MOTChallenge ground truth (default: $SPOTON_SHARED or ../shared, {DEFAULT_GT})")
     args = parser.parse_args()
     from spoton.artifacts import fetch_sample_video
 
     gt_path = args.gt or Path(os.environ.get("SPOTON_SHARED", REPO_ROOT.parent / "shared")) / DEFAULT_GT
-    run = run_follow(fetch_sample_video(), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame, args.frames,
-                     args.camera)
+    if args.live:
+        run = run_live_follow(fetch_sample_video(), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame,
+                              args.frames, args.live == "appearance")
+        args.camera = f"virtual, live ids ({args.live})"
+    else:
+        run = run_follow(fetch_sample_video(), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame, args.frames,
+                         args.camera)
     print(f"| camera | person | frames | visible | centred (central {CENTRAL:.0%}) | on the right person "
           "| time to lock | PTZ commands | s per frame |")
     print("|---|---|---|---|---|---|---|---|---|")

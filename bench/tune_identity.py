@@ -11,6 +11,7 @@ so a change is judged on more than one build of the same footage.
     .venv/bin/python bench/tune_identity.py --var var --cut none:none --cut 2:3   # other tracklet cuts
     .venv/bin/python bench/tune_identity.py --var var --embed 4:112x224          # other crops
     .venv/bin/python bench/tune_identity.py --var var --keep-static --optimal    # phantoms, clustering
+    .venv/bin/python bench/tune_identity.py --var var --adapt --variant "adapted_veto=-0.2"  # adaptation
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE,
 from spoton.environment import FrameClock, sub_video_key
 from spoton.evaluation.multi_camera import evaluate_environment
 from spoton.ground_truth import load_ground_truth
+from spoton.identity.adaptation import AdaptationParams, adapt_environment
 from spoton.identity.resolver import IdentityConfig, resolve_global_identities
 from spoton.storage.lake import ParquetLake
 from spoton.models.embedder import build_embedder
@@ -49,6 +51,7 @@ class StoredRun:
     truth: object
     processed: dict[str, np.ndarray]
     clock: FrameClock
+    adapted: pd.DataFrame | None = None  # the tracklets' adapted embeddings (spoton.identity.adaptation)
 
     @classmethod
     def load(cls, var: Path, environment: str = ENV_NAME) -> "StoredRun":
@@ -89,12 +92,20 @@ class StoredRun:
         name = f"{self.name} {label}" if label else self.name
         return dataclasses.replace(self, name=name, embeddings=pd.DataFrame(rows))
 
+    def adapt(self, params: AdaptationParams = AdaptationParams()) -> "StoredRun":
+        """The run with its adapted embeddings, the head trained on its own tracklets as the
+        ``appearance_adaptation`` asset does; prints the held-out separation."""
+        result = adapt_environment(self.boxes, self.embeddings, params)
+        print(f"{self.name}: adaptation held-out AUC {result.before.auc:.3f} -> {result.after.auc:.3f}, "
+              f"cosine gap {result.before.gap:.3f} -> {result.after.gap:.3f}", file=sys.stderr)
+        return dataclasses.replace(self, adapted=result.head.adapt(self.embeddings))
+
     def score(self, config: IdentityConfig, keep_static: bool = False) -> dict[str, float]:
         """Resolve and score as the pipeline does: static tracks dropped first unless ``keep_static``."""
         if keep_static:
-            result = resolve_global_identities(self.boxes, self.embeddings, config)
+            result = resolve_global_identities(self.boxes, self.embeddings, config, adapted=self.adapted)
         else:
-            result, _ = resolve_people(self.boxes, self.embeddings, config)
+            result, _ = resolve_people(self.boxes, self.embeddings, config, adapted=self.adapted)
         return self.score_assignments(result.assignments)
 
     def score_assignments(self, assignments: pd.DataFrame) -> dict[str, float]:
@@ -107,11 +118,14 @@ class StoredRun:
         cross = evaluation.cross_camera
         row = {"xIDF1": 100 * cross.idf1, "xHOTA": 100 * cross.hota, "xMOTA": 100 * cross.mota,
                "IDSW": cross.id_switches, "ids": int(assignments["global_id"].nunique())}
+        if "trajectories" in evaluation.map_error:
+            row |= {"map p50 m": evaluation.map_error["trajectories"].median_m,
+                    "map p90 m": evaluation.map_error["trajectories"].p90_m}
         for camera, metrics in evaluation.per_camera.items():
             row[f"{camera} IDF1"] = 100 * metrics.idf1
         for radius, metrics in evaluation.ground_plane.items():
             row |= {f"floor {radius:g}m MOTA": 100 * metrics.mota, f"floor {radius:g}m IDF1": 100 * metrics.idf1,
-                    f"floor {radius:g}m Prec": 100 * metrics.precision}
+                    f"floor {radius:g}m Prec": 100 * metrics.precision, f"floor {radius:g}m HOTA": 100 * metrics.hota}
         return row
 
 
@@ -122,7 +136,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, float]:
         name, _, value = pair.partition("=")
         if name not in fields:
             raise SystemExit(f"--set {pair}: IdentityConfig has no field {name!r} (fields: {', '.join(fields)})")
-        out[name] = int(value) if fields[name] in (int, "int") else float(value)
+        out[name] = (None if value == "none" else int(value) if fields[name] in (int, "int") else float(value))
     return out
 
 
@@ -132,6 +146,11 @@ def main() -> int:
                         help="a SPOTON_VAR folder the pipeline wrote (lake/ and store/); repeat for several builds")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="IdentityConfig overrides for the variant row (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="'FIELD=VALUE ...'",
+                        help="one more variant row per use: space-separated IdentityConfig overrides")
+    parser.add_argument("--adapt", action="store_true",
+                        help="train each build's appearance adaptation head (spoton.identity.adaptation) and give "
+                             "the resolver the adapted embeddings (used where a variant sets adapted_*)")
     parser.add_argument("--embed", action="append", default=[], metavar="CROPS:WxH",
                         help="also re-embed the stored tracklets with CROPS crops each, resized to W x H px "
                              "(e.g. 8:112x224); repeatable")
@@ -153,11 +172,15 @@ def main() -> int:
         crops, _, size = spec.partition(":")
         width, _, height = size.partition("x")
         runs += [run.reembed(int(crops), (int(width), int(height)), f"embed: {spec}") for run in runs[:len(args.var)]]
+    if args.adapt:
+        runs = [run.adapt() for run in runs]
     variants = {"default": IdentityConfig()}
     if args.optimal:
         variants["clustering=optimal"] = IdentityConfig(clustering="optimal")
     if args.set:
         variants[" ".join(args.set)] = dataclasses.replace(IdentityConfig(), **parse_overrides(args.set))
+    for spec in args.variant:
+        variants[spec] = dataclasses.replace(IdentityConfig(), **parse_overrides(spec.split()))
     rows = []
     for label, config in variants.items():
         for keep_static in (False, True) if args.keep_static else (False,):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dagster import Definitions, ExecutorDefinition, load_assets_from_modules, multiprocess_executor
 from dagster_celery import celery_executor
 
+import assets.adaptation
 import assets.analytics
 import assets.evaluation
 import assets.identity
@@ -25,8 +26,8 @@ def executor_for(deployment: str | None = None) -> ExecutorDefinition:
 
 
 defs = Definitions(
-    assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.analytics,
-                                    assets.evaluation, assets.retention]),
+    assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.adaptation,
+                                     assets.analytics, assets.evaluation, assets.retention]),
     jobs=[process_segments, analyze_environment, apply_retention],
     schedules=[daily_retention],
     sensors=[sub_video_sensor],

@@ -41,7 +41,9 @@ def shared_dir() -> Path:
 
 def perception_from_env() -> PerceptionResource:
     fps = os.environ.get("SPOTON_PROCESSING_FPS")
+    score = os.environ.get("SPOTON_SCORE_THRESHOLD")
     return PerceptionResource(processing_fps=float(fps) if fps else None,
+                              **({"score_threshold": float(score)} if score else {}),
                               tracker=os.environ.get("SPOTON_TRACKER", "bytetrack"),
                               ort_threads=int(os.environ.get("SPOTON_ORT_THREADS", "1")))
 

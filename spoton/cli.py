@@ -227,14 +227,30 @@ def _cmd_env_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_lines():
+    """A progress callback printing a line per stage and per 10% (what an upload job's record shows)."""
+    shown = {"stage": None, "tenth": -1}
+
+    def progress(stage: str, fraction: float) -> None:
+        tenth = int(fraction * 10)
+        if stage != shown["stage"] or tenth > shown["tenth"]:
+            shown.update(stage=stage, tenth=tenth)
+            print(f"  {stage} {fraction:4.0%}", flush=True)
+
+    return progress
+
+
 def _cmd_env_add_camera(args: argparse.Namespace) -> int:
-    from spoton.site.onboarding import add_uri_camera, add_video_camera
+    from spoton.site.ingest import add_video_camera
+    from spoton.site.onboarding import add_uri_camera
 
     store = _site_store(args)
     if args.video is not None:
-        version, keys = add_video_camera(store, args.env, args.camera, args.video, args.fps,
-                                         progress=lambda line: print(f"  {line}", flush=True))
-        print(f"camera {args.camera!r} added to {args.env!r} (version {version}): {len(keys)} sub-videos")
+        added = add_video_camera(store, args.env, args.camera, args.video, args.fps, progress=_progress_lines())
+        for key, frames in zip(added.keys, added.frame_counts):
+            print(f"  {key}: {frames} frames")
+        print(f"camera {args.camera!r} added to {args.env!r} (version {added.version}): {len(added.keys)} "
+              f"sub-videos by {added.path} ({added.why})")
         return 0
     kind = "rtsp" if args.uri.lower().startswith("rtsp") else "http" if args.uri.lower().startswith("http") else "file"
     version = add_uri_camera(store, args.env, args.camera, kind, args.uri, args.fps)

@@ -2,7 +2,7 @@
 
 A source URI such as ``rtsp://camuser:S3cretPass@host/stream`` is kept whole for opening the
 stream, but every response, log line, metric label and error message shows
-``rtsp://camuser:***@host/stream``. :func:`redact` is the one function that does it (it works on
+``rtsp://camuser:***@host/stream``; a presigned S3 URL loses its signature and access key id. :func:`redact` is the one function that does it (it works on
 any text, so error messages that quote a URL are covered too); :func:`install_log_redaction`
 applies it to every log record of the process, from any library.
 """
@@ -15,13 +15,15 @@ from pathlib import Path
 REDACTED = "***"
 # scheme://user:password@  (the password is anything up to the '@' that ends the authority)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:]*:)[^\s/@]*(?=@)")
-# ?token=... / &token=... / access_token=... in a URL or query string
-_QUERY_TOKEN = re.compile(r"(?P<head>(?:[?&;]|\b)(?:access_)?token=)[^&\s\"']*", re.IGNORECASE)
+# ?token=... / &token=... / access_token=... in a URL or query string, and the signing parts of a
+# presigned S3 URL (SigV4 X-Amz-*, SigV2 Signature/AWSAccessKeyId)
+_QUERY_TOKEN = re.compile(r"(?P<head>(?:[?&;]|\b)(?:(?:access_)?token|X-Amz-(?:Signature|Credential|Security-Token)"
+                          r"|Signature|AWSAccessKeyId)=)[^&\s\"']*", re.IGNORECASE)
 _FILE_SIZE = re.compile(r"\s*\(\d+ bytes\)")
 
 
 def redact(text: str) -> str:
-    """``text`` with URL passwords and ``token=`` values replaced by ``***``."""
+    """``text`` with URL passwords, ``token=`` values and S3 signatures replaced by ``***``."""
     text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
     return _QUERY_TOKEN.sub(rf"\g<head>{REDACTED}", text)
 

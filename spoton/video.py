@@ -89,8 +89,20 @@ def codec_name(fourcc: int | float) -> str:
     return cleaned or "unknown"
 
 
-def _check_file(path) -> Path:
-    """Fail early, with the fix, on the problems OpenCV would only report as 'cannot open'."""
+def _is_url(path) -> bool:
+    return isinstance(path, str) and path.startswith(("http://", "https://"))
+
+
+def _size_note(path) -> str:
+    return "" if _is_url(path) else f" ({path.stat().st_size} bytes)"
+
+
+def _check_file(path) -> Path | str:
+    """Fail early, with the fix, on the problems OpenCV would only report as 'cannot open'.
+
+    An http(s) URL (a presigned S3 URL) is passed through: FFmpeg reads it with ranged requests."""
+    if _is_url(path):
+        return path
     path = Path(path)
     if not path.exists():
         raise VideoError(f"no such file: {path} – check the path")
@@ -107,7 +119,7 @@ def _open(path: Path) -> cv2.VideoCapture:
     if not capture.isOpened():
         capture.release()
         raise VideoError(
-            f"not a readable video: {path} ({path.stat().st_size} bytes) – FFmpeg found no video "
+            f"not a readable video: {path}{_size_note(path)} – FFmpeg found no video "
             "stream in it; it is not a video, or it is truncated so badly its header is lost "
             "(an MP4 cut before its index). Give an MP4/AVI/MKV video, or re-export it")
     return capture
@@ -143,7 +155,8 @@ def _count_by_decoding(path: Path) -> int:
 
 
 def probe(path, *, exact_count: bool = False) -> VideoInfo:
-    """Open a video and report codec, size, rate and length; verifies the first frame decodes.
+    """Open a video (a file, or an http(s) URL) and report codec, size, rate and length; verifies the
+    first frame decodes. ``size_bytes`` is 0 for a URL.
 
     ``frame_count`` is the container's count when it has one (cheap), else frames are
     counted by decoding. ``exact_count=True`` always counts by decoding (slow, exact even
@@ -168,7 +181,7 @@ def probe(path, *, exact_count: bool = False) -> VideoInfo:
     height, width = first.shape[:2]
     return VideoInfo(path=str(path), codec=codec, width=int(width), height=int(height), fps=fps,
                      frame_count=int(frame_count), duration_s=frame_count / fps,
-                     size_bytes=path.stat().st_size)
+                     size_bytes=0 if _is_url(path) else path.stat().st_size)
 
 
 def _kept_index(k: int, ratio: float) -> int:

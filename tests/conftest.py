@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,24 @@ def sample_video() -> Path:
     from spoton.artifacts import fetch_sample_video
 
     return fetch_sample_video()
+
+
+@pytest.fixture(scope="session")
+def sample_clip(sample_video, tmp_path_factory):
+    """``sample_clip(name, *ffmpeg_codec_args, frames=25)``: the sample's first frames re-encoded by
+    ffmpeg (e.g. H.264 with a keyframe every N frames, MJPEG), made once per session."""
+    from spoton.video import _ffmpeg_exe
+
+    folder = tmp_path_factory.mktemp("clips")
+
+    def make(name: str, *codec: str, frames: int = 25) -> Path:
+        path = folder / name
+        if not path.exists():
+            subprocess.run([_ffmpeg_exe(), "-v", "error", "-i", str(sample_video), "-frames:v", str(frames), "-an",
+                            *codec, str(path)], check=True)
+        return path
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,8 @@ class SessionStatus(BaseModel):
     dropped_frames: int
     ticks_published: int
     global_ids: int
+    reacquired_by_appearance: int = Field(0, description="live global ids taken up again by appearance and "
+                                                         "motion after an occlusion (or from another instance)")
     cameras: dict[str, CameraStatus]
     created_unix_ms: int
     instance: str

@@ -12,8 +12,10 @@ import dataclasses
 import logging
 import os
 import secrets
+import tempfile
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -25,11 +27,13 @@ from spoton.redact import install_log_redaction
 from spoton.environment import scan_sub_videos
 from spoton.site import storage as site_storage
 from spoton.live.sources import SourceError, SourceSpec
-from spoton.storage.store import LocalStore
+from spoton.storage.store import LocalStore, ObjectStore, S3Retry
 from spoton.live.tick import TICK_JSON_SCHEMA, TICK_SCHEMA_URL_PATH
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
-from apps.live_api import errors, exposure, health, history, media, overlay, sites, uploads, webrtc, ws
+from spoton.live.identity import AppearanceSampler, RedisIdentityShare
+
+from apps.live_api import errors, exposure, health, history, me, media, overlay, site_jobs, sites, uploads, webrtc, ws
 from apps.live_api.api_models import Cameras, Environments, SessionCreated, Sessions, SessionStatus, SessionStopped
 from apps.live_api.auth import AuthConfig, Principal, Role, require_role
 from apps.live_api.errors import error_responses
@@ -56,37 +60,79 @@ class SessionBody(BaseModel):
     tick_rate_hz: StrictFloat | None = Field(None, description="ticks per second at most (default SPOTON_TICK_RATE)")
 
 
+def _build_sample(store: ObjectStore, name: str, max_source_frames: int | None) -> None:
+    """Build the sample environment into ``store``; an S3 store gets it through a temporary folder."""
+    from spoton.artifacts import fetch_sample_video
+    from spoton.sample.builder import build_sample_environment
+
+    if isinstance(store, LocalStore):
+        build_sample_environment(fetch_sample_video(), store.root, name, max_source_frames=max_source_frames)
+        return
+    with tempfile.TemporaryDirectory(prefix="spoton-sample-") as work:
+        root = Path(work)
+        build_sample_environment(fetch_sample_video(), root, name, max_source_frames=max_source_frames)
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                store.upload_file(path, path.relative_to(root).as_posix())
+
+
+def _store_check(settings: Settings):
+    """The store part of ``/readyz``: a writable folder, or a reachable bucket (never its path), asked
+    once with short timeouts (a probe must not wait out the store client's retries)."""
+    store = settings.open_store(S3Retry(max_attempts=1, connect_timeout_s=2.0, read_timeout_s=2.0))
+    if isinstance(store, LocalStore):
+        def check() -> tuple[bool, str]:
+            ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
+            return ok, f"store {'reachable' if ok else 'missing or not writable'}"
+        return check
+
+    def check_bucket() -> tuple[bool, str]:
+        try:
+            store.client.head_bucket(Bucket=store.bucket)
+            return True, "store reachable (S3)"
+        except Exception as exc:  # any client or connection error: not ready, said without secrets
+            return False, f"store (S3) not reachable: {type(exc).__name__}"
+    return check_bucket
+
+
 def _warm_up(app: FastAPI) -> None:
     """Build what is missing, load and exercise the detector, then mark the app ready."""
     settings: Settings = app.state.settings
     readiness: Readiness = app.state.readiness
-    store: LocalStore = app.state.store
+    store: ObjectStore = app.state.store
     try:
         if settings.build_sample_environment:  # a startup convenience: sessions never import the sample
             from spoton.sample import ENV_NAME
 
             if ENV_NAME not in site_storage.list_environments(store):
-                from spoton.artifacts import fetch_sample_video
-                from spoton.sample.builder import build_sample_environment
-
                 readiness.detail = f"building the sample environment {ENV_NAME!r} into the store"
-                build_sample_environment(fetch_sample_video(), store.root, ENV_NAME,
-                                         max_source_frames=settings.sample_max_source_frames)
+                _build_sample(store, ENV_NAME, settings.sample_max_source_frames)
         readiness.checks["environments"] = site_storage.list_environments(store)
         readiness.detail = "loading and warming up the detector"
         from spoton.video import iter_frames
 
         detector = settings.perception().build_detector()
         videos = [k for k in store.list_keys() if k.endswith(".mp4")]
-        frame = (next(iter_frames(store.local_path(videos[0]))).image if videos
+        frame = (next(iter_frames(store.video_source(videos[0]))).image if videos
                  else np.zeros((480, 640, 3), np.uint8))
         for _ in range(2):
             detector.detect(frame)
         app.state.detector = detector
         readiness.checks["detector"] = f"nanodet warmed up on a {frame.shape[1]}x{frame.shape[0]} frame"
+        if settings.appearance_every_frames > 0:
+            readiness.detail = "loading the appearance embedder"
+            try:
+                embedder = settings.perception().build_embedder()
+                embedder.embed(frame, np.array([[0, 0, 64, 128]], np.float32))
+                app.state.embedder = embedder
+                readiness.checks["appearance"] = f"a crop per track every {settings.appearance_every_frames} frames"
+            except Exception as exc:  # live ids fall back to floor position only
+                log.warning("appearance embedder unavailable (%s: %s): live global ids use position only",
+                            type(exc).__name__, exc)
+                readiness.checks["appearance"] = "unavailable: live global ids use floor position only"
         readiness.ready = True
         readiness.detail = "ready"
-        log.info("live API ready (store %s)", store.root)
+        log.info("live API ready (store %s)", store.uri)
     except Exception as exc:  # /readyz shows it; /healthz stays up so it can be read
         log.exception("live API startup failed")
         readiness.detail = f"startup failed: {type(exc).__name__}: {exc}"
@@ -104,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.media.stop()
         await asyncio.get_running_loop().run_in_executor(None, app.state.sessions.stop_all)
+        if getattr(app.state, "site_jobs", None) is not None:  # a running job goes back to queued
+            await asyncio.get_running_loop().run_in_executor(None, app.state.site_jobs.close)
         if history_writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, history_writer.close)
         await app.state.fanout.stop()
@@ -111,24 +159,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="SpotOn live API", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)  # exposure.add_docs: per setting
     errors.install(app)
-    store = LocalStore(settings.store_root)
+    store = settings.open_store()
     hub = Hub(settings.client_queue_size)
     fanout = Fanout(hub, settings.instance_id, settings.redis_url, settings.redis_prefix)
     metrics = LiveMetrics()
     app.state.settings, app.state.store, app.state.hub, app.state.fanout = settings, store, hub, fanout
     app.state.metrics, app.state.readiness, app.state.auth = metrics, Readiness(), settings.auth
-    app.state.detector = None
+    app.state.detector = app.state.embedder = None
 
-    def check_store() -> tuple[bool, str]:
-        ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
-        return ok, f"store {'reachable' if ok else 'missing or not writable'}"  # never its path
-
-    app.state.check_store = check_store
+    app.state.check_store = _store_check(settings)
 
     def shared_detector():
         if app.state.detector is None:
             raise SessionError(503, "not ready: the detector is still loading (see /readyz)")
         return TimedDetector(app.state.detector, metrics)
+
+    def appearance_sampler() -> AppearanceSampler | None:
+        embedder = app.state.embedder
+        return None if embedder is None else AppearanceSampler(embedder, settings.appearance_every_frames)
+
+    identity_share = None
+    if settings.redis_url:  # live global ids and appearances shared by the instances, per environment
+        import redis
+
+        identity_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+        def identity_share(environment: str) -> RedisIdentityShare:
+            return RedisIdentityShare(identity_redis, environment, settings.redis_prefix)
 
     app.include_router(uploads.router, responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
     app.include_router(media.router, responses=error_responses(401, 403, 404, 416, 422))
@@ -137,6 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
         ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in sessions.sessions)
     app.include_router(sites.router)
+    app.include_router(site_jobs.router)
+    app.include_router(me.router)
 
     history_writer = None
     if settings.live_history:
@@ -151,7 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               status_interval_s=settings.status_interval_s,
                               resolve_upload=lambda upload_id: uploads.resolve_upload(upload_id, store),
                               allow=settings.source_allow_list(), frame_sink=app.state.media.put,
-                              history=history_writer)
+                              history=history_writer, appearance=appearance_sampler, identity_share=identity_share)
     app.state.sessions = sessions
 
     async def _remote_command(session_id: str, data: dict) -> None:
@@ -279,4 +338,5 @@ def main() -> None:
               f"  {key}\n  overlay page: http://{settings.host}:{settings.port}/?token={key}", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None,
                 ws_ping_interval=20, ws_ping_timeout=20, ws_max_size=16 * settings.ws_max_message_bytes,
+                ws_per_message_deflate=settings.ws_compression,
                 timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S)

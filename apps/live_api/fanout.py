@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -44,12 +44,17 @@ _FINAL_STATES = ("stopped", "failed")
 
 @dataclass(frozen=True)
 class Message:
-    """A serialized message for one session's clients; ``final`` closes their sockets after it."""
+    """A serialized message for one session's clients; ``final`` closes their sockets after it.
+
+    Serialised once: every client's queue holds this same ``text``. ``published``: when a session of
+    this instance published it (monotonic; None when relayed from another instance).
+    """
 
     session_id: str
     kind: str  # "tick" | "status"
     text: str
     final: bool = False
+    published: float | None = field(default=None, compare=False)
 
     def encode(self, instance_id: str) -> str:
         return f"{instance_id}|{self.kind}|{int(self.final)}|{self.session_id}|{self.text}"
@@ -66,6 +71,8 @@ class Client:
     def __init__(self, session_id: str, queue_size: int):
         self.session_id = session_id
         self.ticks: deque[str] = deque(maxlen=queue_size)
+        self._published: deque[float | None] = deque(maxlen=queue_size)  # beside ``ticks``
+        self.sent_published: float | None = None  # ``published`` of the tick ``next`` returned last
         self.replies: deque[str] = deque(maxlen=64)
         self.dropped = 0
         self.closed = False
@@ -76,7 +83,11 @@ class Client:
             return
         if message.kind == "tick" and len(self.ticks) == self.ticks.maxlen:
             self.dropped += 1
-        (self.ticks if message.kind == "tick" else self.replies).append(message.text)
+        if message.kind == "tick":
+            self.ticks.append(message.text)
+            self._published.append(message.published)
+        else:
+            self.replies.append(message.text)
         if message.final:
             self.closed = True
         self._ready.set()
@@ -88,9 +99,11 @@ class Client:
     async def next(self) -> str | None:
         """The next text to send (replies and status first), or None once closed and drained."""
         while True:
+            self.sent_published = None
             if self.replies:
                 return self.replies.popleft()
             if self.ticks:
+                self.sent_published = self._published.popleft()
                 return self.ticks.popleft()
             if self.closed:
                 return None
@@ -192,6 +205,8 @@ class Fanout:
         """Deliver to local clients and relay through Redis; never blocks the caller."""
         if self.loop is None or self.loop.is_closed():
             return
+        if message.published is None:
+            message = replace(message, published=time.monotonic())
         self.loop.call_soon_threadsafe(self._publish_on_loop, message, status)
 
     def _publish_on_loop(self, message: Message, status: dict | None) -> None:

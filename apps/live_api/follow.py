@@ -2,18 +2,20 @@
 
 Each camera gets a virtual PTZ (a crop-and-zoom viewport, :mod:`spoton.follow.ptz`) with its
 first frame. In auto mode each viewport frames the target where its camera sees it (and zooms out
-where it does not); in manual mode only the operator's ``ptz_*`` commands move them. The owner
+where it does not); in manual mode only the operator's ``ptz_*`` commands move them. Each
+processed frame is *framed* once: the viewport's status then is what both the tick's ``ptz`` entry
+and the rendered PTZ video frame of that instant use, so boxes and picture agree. The owner
 (:class:`apps.live_api.sessions.LiveSession`) calls everything under its lock.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
 from spoton.follow.controller import FramingController
 from spoton.follow.phase import PhaseMachine
-from spoton.follow.ptz import PtzError, PtzGeometry, VirtualPtz, ptz_tick_entry, viewport_view
+from spoton.follow.ptz import PtzError, PtzGeometry, PtzStatus, VirtualPtz, ptz_tick_entry, viewport_view
 from spoton.records import CameraFrameResult
 
 from apps.live_api.health import LiveMetrics
@@ -28,6 +30,7 @@ class SessionFollow:
         self.phase = PhaseMachine()
         self.ptz: dict[str, VirtualPtz] = {}
         self._framing: dict[str, FramingController] = {}
+        self.framed: dict[str, PtzStatus] = {}  # each camera's viewport at its latest processed frame
         self._last: float | None = None
 
     def set_mode(self) -> None:
@@ -73,26 +76,39 @@ class SessionFollow:
             if name not in self.ptz:
                 geometry = PtzGeometry(result.frame_size)
                 self.ptz[name], self._framing[name] = VirtualPtz(geometry), FramingController(geometry)
-            if not auto:
-                continue
-            ptz, rows = self.ptz[name], np.flatnonzero(latest_ids[name] == target)
-            position = ptz.status().position
-            box = ptz.geometry.to_viewport(result.tracks.xyxy[rows[:1]], position)[0] if len(rows) else None
-            velocity = self._framing[name].command(box, position, dt)
-            if velocity != ptz.velocity:  # a continuous move holds until the next command
-                ptz.continuous_move(*velocity)
-                self.metrics.ptz_commands.labels("auto").inc()
+            if auto:
+                self._frame_target(name, result, latest_ids[name], target, dt)
+            self.framed[name] = self.ptz[name].status()
+
+    def _frame_target(self, name: str, result: CameraFrameResult, ids: np.ndarray, target: int | None,
+                      dt: float) -> None:
+        """Auto mode: steer the camera's viewport toward the target's box (zoom out without it)."""
+        ptz, rows = self.ptz[name], np.flatnonzero(ids == target)
+        position = ptz.status().position
+        box = ptz.geometry.to_viewport(result.tracks.xyxy[rows[:1]], position)[0] if len(rows) else None
+        velocity = self._framing[name].command(box, position, dt)
+        if velocity != ptz.velocity:  # a continuous move holds until the next command
+            ptz.continuous_move(*velocity)
+            self.metrics.ptz_commands.labels("auto").inc()
 
     def tick_entries(self, latest: Mapping[str, CameraFrameResult], latest_ids: Mapping[str, np.ndarray],
                      mode: str) -> dict[str, dict]:
         """Each camera's ``ptz`` entry of the tick, with its viewport's boxes (``space: "processed"``)."""
         entries = {}
         for name, ptz in self.ptz.items():
-            result, status = latest[name], ptz.status()
+            result, status = latest[name], self.framed[name]
             view = viewport_view(ptz.geometry, status.position, result.tracks.xyxy, result.tracks.track_id,
                                  latest_ids[name])
             entries[name] = ptz_tick_entry("virtual", status, mode, view)
         return entries
+
+    def renderer(self, camera: str, image: np.ndarray) -> Callable[[], np.ndarray] | None:
+        """The PTZ picture of this processed frame (as framed), rendered when called; None without a PTZ."""
+        ptz, status = self.ptz.get(camera), self.framed.get(camera)
+        if ptz is None or status is None:
+            return None
+        geometry, position = ptz.geometry, status.position
+        return lambda: geometry.render(image, position)
 
     def status(self) -> dict:
         machine = self.phase

@@ -20,6 +20,7 @@ from apps.live_api.errors import current_request_id
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 HTTP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 INFERENCE_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0)
+SEND_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class LiveMetrics:
@@ -39,6 +40,10 @@ class LiveMetrics:
         self.dropped_frames = Counter("spoton_live_dropped_frames", "stale frames dropped at ingest",
                                       ["session", "camera"], registry=r)
         self.ticks = Counter("spoton_live_ticks_published", "ticks published", ["session"], registry=r)
+        self.tick_send_delay = Histogram("spoton_live_tick_send_delay_seconds",
+                                         "from a session publishing a tick to its hand-over to one client's "
+                                         "socket (the fan-out's own delay, per client)",
+                                         buckets=SEND_BUCKETS_S, registry=r)
         self.client_ticks_dropped = Counter("spoton_live_client_ticks_dropped",
                                             "ticks dropped from slow clients' queues", registry=r)
         self.commands = Counter("spoton_live_commands", "client commands by outcome", ["outcome"], registry=r)
@@ -62,6 +67,10 @@ class LiveMetrics:
                                        registry=r)
         self.uploads_by_state = Gauge("spoton_live_uploads", "upload jobs by state (failed: upload failures)",
                                       ["state"], registry=r)
+        self.site_jobs_by_state = Gauge("spoton_live_site_jobs", "site camera upload jobs by state", ["state"],
+                                        registry=r)
+        self.site_job_paths = Counter("spoton_live_site_job_paths", "site camera upload jobs done, by how the "
+                                      "video was cut (copy: stream copy, transcode: re-encoded)", ["path"], registry=r)
         self.ptz_commands = Counter("spoton_live_ptz_commands", "PTZ commands sent, by who drove (auto, manual)",
                                     ["driver"], registry=r)
         self.time_to_lock = Histogram("spoton_live_time_to_lock_seconds", "from choosing a target to tracking it",
@@ -79,12 +88,14 @@ class LiveMetrics:
         for metric in self.per_session:
             metric.remove_by_labels({"session": session_id})
 
-    def refresh(self, sessions: dict, uploads) -> None:
+    def refresh(self, sessions: dict, uploads, site_jobs=None) -> None:
         """Set the gauges read from live state, just before a scrape."""
         self.sessions_active.set(sum(session.active for session in sessions.values()))
         _set_counts(self.sessions_by_state, Tally(session.state for session in sessions.values()))
         if uploads is not None:
             _set_counts(self.uploads_by_state, Tally(record.state for record in uploads.list()))
+        if site_jobs is not None:
+            _set_counts(self.site_jobs_by_state, Tally(record.state for record in site_jobs.list()))
 
 
 def _set_counts(gauge: Gauge, counts: Tally) -> None:
@@ -145,6 +156,6 @@ def metrics(request: Request) -> Response:
     """/metrics (Prometheus text); ``exposure.add_metrics`` routes it per SPOTON_EXPOSE_METRICS."""
     state = request.app.state
     live: LiveMetrics = state.metrics
-    live.refresh(state.sessions.sessions, getattr(state, "uploads", None))
+    live.refresh(state.sessions.sessions, getattr(state, "uploads", None), getattr(state, "site_jobs", None))
     live.ws_clients.set(state.hub.client_count)
     return Response(generate_latest(live.registry), media_type=CONTENT_TYPE_LATEST)

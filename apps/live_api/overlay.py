@@ -1,4 +1,5 @@
-"""The overlay page: ``/`` serves ``static/index.html``, ``/static/*`` its script and styles.
+"""The web pages: ``/`` the overlay (``static/index.html``), ``/sites`` the site editor
+(``static/sites.html``), ``/static/*`` their scripts and styles.
 
 The page itself is public (it holds no data); everything it shows comes from the API with the
 token the user enters (kept in the browser's localStorage).
@@ -21,3 +22,8 @@ def mount(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def overlay_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/sites", include_in_schema=False)
+    def sites_page() -> FileResponse:
+        """Sites, cameras, calibration, region and zones (``static/sites.html``)."""
+        return FileResponse(STATIC_DIR / "sites.html", headers={"Cache-Control": "no-cache"})

@@ -25,7 +25,7 @@ import structlog
 from spoton.errors import SpotOnError
 from spoton.follow.ptz import PtzError, check_preset_name, check_velocity
 from spoton.live.history import LiveHistoryWriter
-from spoton.live.identity import LiveIdentityGallery
+from spoton.live.identity import AppearanceSampler, IdentityShare, LiveIdentityGallery
 from spoton.models.base import Detector
 from spoton.perception.config import PerceptionConfig
 from spoton.perception.processor import CameraSpec, FrameProcessor
@@ -42,7 +42,8 @@ from apps.live_api.health import LiveMetrics
 
 log = logging.getLogger(__name__)
 
-FrameSink = Callable[[str, str, np.ndarray, int], None]  # (session, camera, image, media_ts): must not block
+# (session, camera, image, media_ts, ptz=render of the virtual PTZ's viewport or None): must not block
+FrameSink = Callable[..., None]
 
 STATES = ("starting", "running", "reconnecting", "stopped", "failed")
 FINAL_STATES = ("stopped", "failed")
@@ -145,7 +146,8 @@ class LiveSession:
     def __init__(self, session_id: str, environment: Environment, sources: Mapping[str, LiveSource],
                  processor: FrameProcessor, *, tick_rate_hz: float, fanout: Fanout, metrics: LiveMetrics,
                  instance_id: str, status_interval_s: float = 1.0, frame_sink: FrameSink | None = None,
-                 history: LiveHistoryWriter | None = None):
+                 history: LiveHistoryWriter | None = None, appearance: AppearanceSampler | None = None,
+                 identity_share: IdentityShare | None = None):
         self.id = session_id
         self.environment = environment
         self.sources = dict(sources)
@@ -159,7 +161,8 @@ class LiveSession:
         self.history = history  # the lake: each processed instant's tracks (spoton.live.history)
         self._media_epoch = time.monotonic()
         self._media_ts: dict[str, int] = {}
-        self.gallery = LiveIdentityGallery()
+        self.gallery = LiveIdentityGallery(share=identity_share)
+        self.appearance = appearance  # embeds track crops for the gallery (None: floor position only)
         self.ticks = TickBuilder(session_id)
         self.state = "starting"
         self.reason: str | None = None
@@ -264,6 +267,7 @@ class LiveSession:
                            "p95": None if p95 is None else round(p95 * 1000, 1)},
             "dropped_frames": sum(s.dropped for s in self.sources.values()),
             "ticks_published": self.ticks_published, "global_ids": len(self.gallery),
+            "reacquired_by_appearance": self.gallery.reacquired,
             "cameras": cameras, "created_unix_ms": self.created_unix_ms, "instance": self.instance_id,
             "ws_path": f"/ws/sessions/{self.id}",
         }
@@ -327,6 +331,7 @@ class LiveSession:
             self.metrics.session_failures.inc()
             self._set_state("failed", exc.detail if isinstance(exc, SessionError) else f"{type(exc).__name__}: {exc}")
         finally:
+            self.processor.close()  # its camera pool
             for source in self.sources.values():
                 source.stop(timeout_s=2)
             if self.history is not None:  # stopped or failed: what it saw goes to the lake now
@@ -335,7 +340,10 @@ class LiveSession:
     def _process(self, frames: dict, arrivals: dict[str, float]) -> None:
         results = self.processor.process(frames)
         now = time.monotonic()
-        global_ids = self.gallery.update(results, now)
+        embeddings = None
+        if self.appearance is not None:
+            embeddings = self.appearance.sample(results, {name: frames[name].image for name in results})
+        global_ids = self.gallery.update(results, now, embeddings)
         unix_ms = int(time.time() * 1000)
         for name in results:
             self._latest[name] = results[name]
@@ -343,8 +351,6 @@ class LiveSession:
             self._pending.setdefault(name, arrivals[name])
             self._last_frame_unix_ms[name] = unix_ms
             self._media_ts[name] = media_timestamp(arrivals[name] - self._media_epoch)
-            if self.frame_sink is not None:
-                self.frame_sink(self.id, name, frames[name].image, self._media_ts[name])
         if self.history is not None:  # capture times on the wall clock, from the frames' arrivals
             wall = time.time() - (time.monotonic() - now)
             self.history.append(self.id, self.environment.name, results, global_ids,
@@ -353,6 +359,10 @@ class LiveSession:
         self.metrics.frames_processed.labels(self.id).inc(len(results))
         with self._lock:
             self._follow(results, now)
+            renderers = {name: self.follow.renderer(name, frames[name].image) for name in results}
+        if self.frame_sink is not None:  # after framing: the PTZ picture uses this frame's viewport
+            for name in results:
+                self.frame_sink(self.id, name, frames[name].image, self._media_ts[name], ptz=renderers[name])
 
     def _follow(self, results: dict[str, CameraFrameResult], now: float) -> None:
         """The target's phase and the virtual PTZs after a processed instant (under the lock)."""
@@ -410,7 +420,9 @@ class SessionManager:
                  status_interval_s: float = 1.0, realtime_sources: bool = True,
                  resolve_upload: Callable[[str], str] | None = None, allow: SourceAllowList | None = None,
                  perception: PerceptionConfig = PerceptionConfig(), frame_sink: FrameSink | None = None,
-                 history: LiveHistoryWriter | None = None):
+                 history: LiveHistoryWriter | None = None,
+                 appearance: Callable[[], AppearanceSampler | None] | None = None,
+                 identity_share: Callable[[str], IdentityShare] | None = None):
         self.store = store
         self.detector_factory = detector_factory
         self.perception = perception
@@ -425,6 +437,8 @@ class SessionManager:
         self.allow = allow  # what sources may open (None: anything)
         self.frame_sink = frame_sink
         self.history = history
+        self.appearance = appearance  # a sampler per session (on the shared embedder), or None
+        self.identity_share = identity_share  # per environment (Redis), or None: ids per session
         self.sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
@@ -491,7 +505,9 @@ class SessionManager:
             session = LiveSession(session_id, env, opened, processor, tick_rate_hz=tick_rate_hz,
                                   fanout=self.fanout, metrics=self.metrics, instance_id=self.instance_id,
                                   status_interval_s=self.status_interval_s, frame_sink=self.frame_sink,
-                                  history=self.history)
+                                  history=self.history,
+                                  appearance=self.appearance() if self.appearance else None,
+                                  identity_share=self.identity_share(environment) if self.identity_share else None)
             self.sessions[session_id] = session
         return session.start()
 

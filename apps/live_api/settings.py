@@ -11,6 +11,7 @@ from spoton.perception.config import PerceptionConfig
 
 from apps.live_api.auth import AuthConfig
 from spoton.live.sources import SourceAllowList
+from spoton.storage.store import LocalStore, ObjectStore, S3Retry, S3Store, parse_s3_uri, s3_client
 from apps.live_api.exposure import EXPOSURES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class Settings:
     """Everything the app factory needs; ``from_env`` documents the variable of each field."""
 
-    store_root: Path
+    store_root: Path  # a local store; with store_s3 set, only the folder of the S3 store's cache
+    store_s3: str | None = None  # s3://bucket/prefix: the store is there (sessions and media read it, no copy)
+    s3_endpoint: str | None = None  # None: AWS; SeaweedFS etc.: http://host:8333 (keys: boto3's usual chain)
+    s3_region: str = "us-east-1"
     auth: AuthConfig = field(default_factory=AuthConfig)
     redis_url: str | None = None
     redis_prefix: str = "spoton"
@@ -60,10 +64,14 @@ class Settings:
     ws_max_clients: int = 256  # WebSocket connections on this instance
     ws_max_clients_per_session: int = 32
     ws_max_message_bytes: int = 4096  # a bigger command gets an error reply
+    # permessage-deflate compresses every frame once per client (~170 us for a 4 KB tick): off, a tick
+    # is framed the same for every client and 200 clients cost ~35x less CPU
+    ws_compression: bool = False
     media_roots: tuple[Path, ...] | None = None  # file sources: None = the store and the project's data/
     source_hosts: tuple[str, ...] | None = None  # rtsp/http sources: names or CIDR networks; None = any
     status_interval_s: float = 1.0
     ort_threads: int = 1
+    camera_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # a session's cameras in parallel
     tracker: str = "bytetrack"
     webrtc_max_peers: int = 32  # WebRTC peer connections on this instance (WHEP viewers and WHIP publishers)
     webrtc_max_peers_per_session: int = 8
@@ -71,9 +79,11 @@ class Settings:
     lake_root: Path | None = None  # the Parquet lake (live history, history REST); None: beside the store
     live_history: bool = True  # sessions append their tracks to the lake
     history_flush_s: float = 5.0  # a session's tracks reach the lake within about this
+    appearance_every_frames: int = 5  # live global ids: a crop per track every N frames (0: position only)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
+    site_job_workers: int = 1  # site camera upload jobs (transcode, cut) run at once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -84,8 +94,13 @@ class Settings:
         if deployment not in DEPLOYMENT_EXPOSURE:
             raise ValueError(f"SPOTON_DEPLOYMENT={deployment!r}: use one of {', '.join(DEPLOYMENT_EXPOSURE)}")
         metrics_default, docs_default = DEPLOYMENT_EXPOSURE[deployment]
+        store = env.get("SPOTON_STORE", str(var / "store"))
+        s3 = store if store.startswith("s3://") else None
         return cls(
-            store_root=Path(env.get("SPOTON_STORE", var / "store")),
+            store_root=var / "s3-cache" if s3 else Path(store),
+            store_s3=s3,
+            s3_endpoint=env.get("SPOTON_S3_ENDPOINT") or None,
+            s3_region=env.get("AWS_REGION", "us-east-1"),
             auth=AuthConfig(api_keys=AuthConfig.parse_api_keys(env.get("SPOTON_API_KEYS", "")),
                             jwt_secret=env.get("SPOTON_JWT_SECRET") or None,
                             jwt_max_lifetime_s=_float(env, "SPOTON_JWT_MAX_LIFETIME_S", 86400.0),
@@ -106,19 +121,23 @@ class Settings:
             ws_max_clients=_int(env, "SPOTON_WS_MAX_CLIENTS", 256),
             ws_max_clients_per_session=_int(env, "SPOTON_WS_MAX_CLIENTS_PER_SESSION", 32),
             ws_max_message_bytes=_int(env, "SPOTON_WS_MAX_MESSAGE_BYTES", 4096),
+            ws_compression=env.get("SPOTON_WS_COMPRESSION", "0") not in ("0", "false", "no", ""),
             media_roots=(None if (roots := _list(env, "SPOTON_MEDIA_ROOTS")) is None
                          else tuple(Path(r) for r in roots)),
             source_hosts=_list(env, "SPOTON_SOURCE_HOSTS"),
             ort_threads=_int(env, "SPOTON_ORT_THREADS", 1),
+            camera_workers=_int(env, "SPOTON_CAMERA_WORKERS", os.cpu_count() or 1),
             expose_metrics=env.get("SPOTON_EXPOSE_METRICS", metrics_default),
             expose_docs=env.get("SPOTON_EXPOSE_DOCS", docs_default),
             tracker=env.get("SPOTON_TRACKER", "bytetrack"),
             webrtc_max_peers=_int(env, "SPOTON_WEBRTC_MAX_PEERS", 32),
             webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
             webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
+            site_job_workers=_int(env, "SPOTON_SITE_JOB_WORKERS", 1),
             lake_root=Path(env["SPOTON_LAKE"]) if env.get("SPOTON_LAKE") else None,
             live_history=env.get("SPOTON_LIVE_HISTORY", "1") not in ("0", "false", "no"),
             history_flush_s=_float(env, "SPOTON_HISTORY_FLUSH_S", 5.0),
+            appearance_every_frames=_int(env, "SPOTON_APPEARANCE_EVERY", 5),
         )
 
     @property
@@ -129,7 +148,7 @@ class Settings:
 
     def perception(self) -> PerceptionConfig:
         """Live sessions on the one perception configuration: every frame, the configured tracker."""
-        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads)
+        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads, camera_workers=self.camera_workers)
 
     def check(self) -> "Settings":
         """Refuse to start with no way in: an API with no keys and no JWT secret is useless."""
@@ -141,22 +160,41 @@ class Settings:
                              f"SPOTON_MAX_TICK_RATE ({self.max_tick_rate_hz})")
         if self.history_flush_s <= 0:
             raise ValueError(f"SPOTON_HISTORY_FLUSH_S must be > 0, got {self.history_flush_s}")
+        if self.camera_workers < 1:
+            raise ValueError("SPOTON_CAMERA_WORKERS must be >= 1 (1: a session's cameras one after the other)")
         if self.client_queue_size < 1:
             raise ValueError("SPOTON_CLIENT_QUEUE must be >= 1")
+        if self.site_job_workers < 1:
+            raise ValueError("SPOTON_SITE_JOB_WORKERS must be >= 1")
         if min(self.ws_max_clients, self.ws_max_clients_per_session, self.ws_max_message_bytes) < 1:
             raise ValueError("SPOTON_WS_MAX_CLIENTS, SPOTON_WS_MAX_CLIENTS_PER_SESSION and "
                              "SPOTON_WS_MAX_MESSAGE_BYTES must be >= 1")
         self.auth.check()
+        if self.store_s3 is not None:
+            try:
+                parse_s3_uri(self.store_s3)
+            except ValueError as exc:
+                raise ValueError(f"SPOTON_STORE: {exc}") from None
         self.source_allow_list()  # a malformed SPOTON_SOURCE_HOSTS entry fails here, at startup
         for name, value in (("SPOTON_EXPOSE_METRICS", self.expose_metrics), ("SPOTON_EXPOSE_DOCS", self.expose_docs)):
             if value not in EXPOSURES:
                 raise ValueError(f"{name}={value!r}: use one of {', '.join(EXPOSURES)}")
         return self
 
+    def open_store(self, retry: S3Retry = S3Retry()) -> ObjectStore:
+        """The store of ``SPOTON_STORE``: a folder, or ``s3://bucket/prefix`` at ``SPOTON_S3_ENDPOINT``
+        (its client retrying per ``retry``)."""
+        if self.store_s3 is None:
+            return LocalStore(self.store_root)
+        bucket, prefix = parse_s3_uri(self.store_s3)
+        client = s3_client(retry, endpoint_url=self.s3_endpoint, region_name=self.s3_region)
+        return S3Store(client, bucket, prefix, cache_dir=self.store_root)
+
     def source_allow_list(self) -> SourceAllowList:
         """What session sources may open: files under the media roots (default: the store and the
         project's ``data/``), streams on ``source_hosts`` (default: any host)."""
-        roots = self.media_roots if self.media_roots is not None else (self.store_root, REPO_ROOT / "data")
+        local = (self.store_root,) if self.store_s3 is None else ()
+        roots = self.media_roots if self.media_roots is not None else (*local, REPO_ROOT / "data")
         try:
             return SourceAllowList(media_roots=tuple(roots), hosts=self.source_hosts)
         except ValueError as exc:

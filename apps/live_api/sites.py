@@ -9,8 +9,9 @@ operators (and admins) edit. Camera sources are answered with their password rep
   floor-plan image (PNG or JPEG) as the body creates a site; ``/rename``, ``DELETE`` (its history
   stays: versions, videos, tables), ``/versions`` and ``/versions/{n}/restore``.
 - Cameras: add by URI (``rtsp``, ``http`` MJPEG, a ``file`` under the server's media roots) or by
-  an upload id (``kind: "upload"``, from ``POST /api/v1/videos``: cut into H.264 sub-videos of the
-  site's segment length where the sensor finds them); ``POST /sites/{site}/cameras/test`` answers
+  an upload id (``kind: "upload"``, from ``POST /api/v1/videos``: answers 202 with a background job,
+  :mod:`apps.live_api.site_jobs`, that cuts it into sub-videos of the site's segment length where the
+  sensor finds them; ``POST .../cameras/upload`` takes the video itself); ``POST /sites/{site}/cameras/test`` answers
   a snapshot JPEG or why not within a few seconds; rename, disable (``PUT .../enabled``), delete, ``GET .../snapshot``.
 - Calibration: ``.../calibration/check`` fits point pairs and answers per-point and RMS error
   without saving; ``PUT .../calibration`` saves it; ``.../region`` (image pixels) and ``/zones``
@@ -21,11 +22,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from apps.live_api.auth import Principal, Role, require_role
 from apps.live_api.errors import error_responses
 from apps.live_api.media import app_store, media_url
+from apps.live_api.site_jobs import SiteJob, SiteJobService
 from apps.live_api.uploads import resolve_upload
 from spoton.site import onboarding
 from spoton.site import storage as site_storage
@@ -55,6 +58,12 @@ class CameraSourceShown(BaseModel):
     uri: str = Field(description="the source URI, its password replaced by ***")
 
 
+class CameraCalibration(BaseModel):
+    image_points: list[Point] = Field(description="pixels")
+    map_points: list[Point] = Field(description="floor metres")
+    image_to_map: list[list[float]] = Field(description="3x3 homography, image pixels to floor metres")
+
+
 class SiteCamera(BaseModel):
     name: str
     enabled: bool = Field(description="false: kept, but not materialized or streamed")
@@ -63,6 +72,7 @@ class SiteCamera(BaseModel):
     source: CameraSourceShown | None
     calibrated: bool
     calibration_rms_m: float | None
+    calibration: CameraCalibration | None = Field(description="the saved pairs and homography (the page's grid)")
     region_m: list[Point] | None
     sub_videos: list[str]
 
@@ -223,16 +233,18 @@ def restore_version(site: SiteName, version: int, request: Request, _: Principal
 
 
 @router.post("/{site}/cameras", status_code=201, response_model=Site,
-             responses=error_responses(400, 401, 403, 404, 409, 415, 422))
-def add_camera(site: SiteName, body: CameraBody, request: Request, _: Principal = EDIT) -> dict:
-    """Add a camera by URI (its source is tested by reading a frame) or from an uploaded video."""
+             responses={202: {"model": SiteJob, "description": "kind upload: the queued job (poll its url)"}}
+             | error_responses(400, 401, 403, 404, 409, 415, 422))
+def add_camera(site: SiteName, body: CameraBody, request: Request, _: Principal = EDIT):
+    """Add a camera by URI (its source is tested by reading a frame: 201 with the site) or from an
+    uploaded video (202 with the job that cuts it into sub-videos, see ``GET .../jobs/{id}``)."""
     store = app_store(request)
     if body.kind == "upload":
         key = resolve_upload(body.uri, store)
-        onboarding.add_video_camera(store, site, body.name, store.local_path(key), body.fps)
-    else:
-        _check_source(request, body.kind, body.uri)
-        onboarding.add_uri_camera(store, site, body.name, body.kind, body.uri, body.fps)
+        record = SiteJobService.for_app(request.app).submit(site, body.name, key, body.fps)
+        return JSONResponse(record.public(), status_code=202, headers={"Location": record.url})
+    _check_source(request, body.kind, body.uri)
+    onboarding.add_uri_camera(store, site, body.name, body.kind, body.uri, body.fps)
     return _site(store, site)
 
 
@@ -255,9 +267,11 @@ def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Pri
     """A frame of the camera's source: what its calibration and region are drawn on."""
     store = app_store(request)
     source = onboarding.camera_source(store, site, camera)
-    uri = str(store.local_path(source.uri)) if source.kind == "store" else source.uri
-    return Response(onboarding.snapshot(uri, "file" if source.kind == "store" else source.kind).jpeg,
-                    media_type="image/jpeg")
+    if source.kind == "store":  # a file, or a presigned URL on S3 (errors name the key)
+        shot = onboarding.snapshot(store.video_source(source.uri), "store", name=source.uri)
+    else:
+        shot = onboarding.snapshot(source.uri, source.kind)
+    return Response(shot.jpeg, media_type="image/jpeg")
 
 
 @router.post("/{site}/cameras/{camera}/rename", response_model=Site,

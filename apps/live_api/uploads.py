@@ -331,7 +331,7 @@ class UploadService:
                 self._records.pop(upload_id, None)
 
     def _extract(self, record: UploadRecord) -> UploadRecord:
-        path = self.store.local_path(record.video_key)
+        path = self.store.video_source(record.video_key)  # a file, or a presigned URL on S3 (no copy)
         info = probe(path)
         keep = set(sample_indices(info.frame_count, info.fps, 1.0 / self.config.frame_interval_s).tolist())
         quality = [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]
@@ -402,10 +402,10 @@ def _http(error: UploadError) -> HTTPException:
     return HTTPException(error.status, str(error))
 
 
-async def _receive_to_file(request: Request, service: UploadService) -> Path:
+async def receive_to_file(request: Request, config: UploadConfig, check_quota=None) -> Path:
     """Stream the body into a temp file, refusing it (413) as soon as it is too large or over the
-    quota, and (408) when the client sends nothing for ``idle_timeout_s``."""
-    config = service.config
+    quota (``check_quota(size)`` raises UploadError), and (408) when the client sends nothing for
+    ``idle_timeout_s``. The caller deletes the file."""
     too_large = HTTPException(413, f"upload larger than {config.max_bytes} bytes "
                                    "(SPOTON_UPLOAD_MAX_BYTES): cut or re-encode the video")
     declared = request.headers.get("content-length")
@@ -413,7 +413,8 @@ async def _receive_to_file(request: Request, service: UploadService) -> Path:
         if int(declared) > config.max_bytes:
             raise too_large
         try:
-            service.check_quota(int(declared))
+            if check_quota is not None:
+                check_quota(int(declared))
         except UploadError as exc:
             raise _http(exc) from None
     handle = tempfile.NamedTemporaryFile(prefix="spoton-upload-", suffix=".part", delete=False)
@@ -452,7 +453,7 @@ async def upload_video(request: Request, filename: str = "upload",
         raise HTTPException(415, "send the video as the raw request body (Content-Type: "
                                  "application/octet-stream or video/*), not as a multipart form")
     service = _service(request)
-    path = await _receive_to_file(request, service)
+    path = await receive_to_file(request, service.config, service.check_quota)
     try:
         record = await run_in_threadpool(service.accept, path, filename[:200])
     except UploadError as exc:

@@ -12,6 +12,12 @@ sends the newest frame with ``pts = media_ts``. aiortc adds a random origin to R
 every track learns it from its sender (the RTP timestamp of the frame it sent last) and the page
 reads it from the peer's resource: ``media_ts = rtpTimestamp - rtp_timestamp_offset (mod 2**32)``.
 
+``?view=ptz`` on the WHEP route watches the camera's *virtual PTZ* instead: the crop-and-zoom
+viewport of :mod:`apps.live_api.follow`, rendered from the same processed frame with the viewport
+the tick's ``ptz`` entry reports for it (same ``media_ts``), so its ``space: "processed"`` boxes fit
+frame by frame. The session hands each frame's viewport over as a lazy render; it is rendered only
+while someone watches that view, once per frame whatever the number of viewers.
+
 WHIP (operator+) feeds a browser's video into the session's ``webrtc`` camera
 (:class:`spoton.live.sources.LiveSource`, latest-frame), one publisher per camera at a time.
 
@@ -35,7 +41,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from apps.live_api.auth import Principal, Role, require_role
 from apps.live_api.media import viewer_by_header_or_query
@@ -47,6 +53,7 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = fractions.Fraction(1, MEDIA_CLOCK_HZ)  # pts = the tick's media_ts
 SENDABLE_CODECS = ("VP8", "H264")  # what aiortc encodes
+VIEWS = ("wide", "ptz")  # a camera's tracks: its processed frames, its virtual PTZ's viewport
 MAX_SDP_BYTES = 64 * 1024
 API = "/api/v1"
 
@@ -68,15 +75,29 @@ class MediaSettings:
                              "(and the connect timeout positive)")
 
 
+class LazyFrame:
+    """A picture rendered on first use and kept (a virtual PTZ's viewport: only watched ones cost)."""
+
+    def __init__(self, render: Callable[[], np.ndarray]):
+        self._render = render
+        self._image: np.ndarray | None = None
+
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            self._image = self._render()
+        return self._image
+
+
 class CameraFeed:
-    """One camera's newest processed frame; tracks wait on it in the event loop."""
+    """One camera view's newest processed frame; tracks wait on it in the event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.latest: tuple[int, np.ndarray, int] | None = None  # (version, image, media_ts): swapped whole
+        # (version, image, media_ts): swapped whole; the image may be a LazyFrame
+        self.latest: tuple[int, np.ndarray | LazyFrame, int] | None = None
         self.waiters: set[asyncio.Event] = set()
 
-    def put(self, image: np.ndarray, ts: int) -> None:
+    def put(self, image: np.ndarray | LazyFrame, ts: int) -> None:
         """From any thread: replace the frame and wake the tracks (never blocks)."""
         self.latest = (self.latest[0] + 1 if self.latest else 1, image, ts)
         if self.waiters:
@@ -115,6 +136,8 @@ class FeedTrack(MediaStreamTrack):
         self._seen, image, ts = self.feed.latest
         if self._last_pts is not None and ts <= self._last_pts:
             ts = self._last_pts + MEDIA_TS_STEP  # RTP time must move forward
+        if isinstance(image, LazyFrame):
+            image = image.image()
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts, frame.time_base = ts, TIME_BASE
         self._last_pts = ts
@@ -144,6 +167,7 @@ class Peer:
     camera: str
     pc: RTCPeerConnection
     created: float
+    view: str = "wide"  # a viewer's: the camera's processed frames or its virtual PTZ
     track: FeedTrack | None = None  # a viewer's
     source: LiveSource | None = None  # a publisher's
     reader: asyncio.Task | None = None
@@ -185,7 +209,7 @@ class MediaPlane:
     def __init__(self, settings: MediaSettings, session_alive: Callable[[str], bool]):
         self.settings = settings
         self.session_alive = session_alive  # which sessions still run: the reaper ends the others' peers
-        self.feeds: dict[tuple[str, str], CameraFeed] = {}
+        self.feeds: dict[tuple[str, str, str], CameraFeed] = {}  # (session, camera, view)
         self.peers: dict[str, Peer] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -204,15 +228,20 @@ class MediaPlane:
         await asyncio.gather(*(self.close(peer_id) for peer_id in list(self.peers)))
 
     # --- the processing threads' side ----------------------------------------------------
-    def put(self, session_id: str, camera: str, image: np.ndarray, ts: int) -> None:
-        """A processed frame of a session camera (any thread; returns at once)."""
-        feed = self.feeds.get((session_id, camera))
+    def put(self, session_id: str, camera: str, image: np.ndarray, ts: int,
+            ptz: Callable[[], np.ndarray] | None = None) -> None:
+        """A processed frame of a session camera (any thread; returns at once); ``ptz`` renders the
+        camera's virtual PTZ viewport of it, called only if someone watches that view."""
+        feed = self.feeds.get((session_id, camera, "wide"))
         if feed is None:
             if self.loop is None:
                 return
             with self._lock:
-                feed = self.feeds.setdefault((session_id, camera), CameraFeed(self.loop))
+                feed = self.feeds.setdefault((session_id, camera, "wide"), CameraFeed(self.loop))
         feed.put(image, ts)
+        ptz_feed = self.feeds.get((session_id, camera, "ptz"))  # made by the first PTZ viewer
+        if ptz is not None and ptz_feed is not None:
+            ptz_feed.put(LazyFrame(ptz), ts)
 
     # --- peers ---------------------------------------------------------------------------
     def _check_caps(self, session_id: str) -> None:
@@ -251,12 +280,13 @@ class MediaPlane:
             raise
         return peer.pc.localDescription.sdp
 
-    async def egress(self, session_id: str, camera: str, offer: str) -> tuple[Peer, str]:
-        """A viewer of a session camera: its peer and the SDP answer."""
+    async def egress(self, session_id: str, camera: str, offer: str, view: str = "wide") -> tuple[Peer, str]:
+        """A viewer of a session camera's view (``VIEWS``): its peer and the SDP answer."""
         check_offer(offer, want="send")
         peer = self._new_peer("whep", session_id, camera)
+        peer.view = view
         with self._lock:
-            feed = self.feeds.setdefault((session_id, camera), CameraFeed(self.loop))
+            feed = self.feeds.setdefault((session_id, camera, view), CameraFeed(self.loop))
         peer.track = FeedTrack(feed)
         return peer, await self._answer(peer, offer)
 
@@ -371,11 +401,16 @@ def _created(peer: Peer, answer: str, route: str) -> Response:
 @router.post("/sessions/{session_id}/cameras/{camera}/whep", status_code=201,
              response_class=Response, responses={201: {"content": {"application/sdp": {}}}})
 async def whep(session_id: str, camera: str, request: Request,
-               _: Principal = Depends(viewer_by_header_or_query)) -> Response:
-    """Watch a session camera's processed frames over WebRTC (body: an SDP offer)."""
+               _: Principal = Depends(viewer_by_header_or_query),
+               view: str = Query("wide", description="wide: the processed frames; ptz: the virtual PTZ's "
+                                                    "viewport (boxes: the tick's ptz.view)")) -> Response:
+    """Watch a session camera's processed frames, or its virtual PTZ, over WebRTC (body: an SDP offer)."""
+    if view not in VIEWS:
+        raise MediaError(422, f"view {view!r} is not one of {list(VIEWS)}: omit it for the camera's processed "
+                              "frames, or ask ?view=ptz for its virtual PTZ")
     _session_camera(request, session_id, camera)
     offer = await _offer(request)
-    peer, answer = await _plane(request).egress(session_id, camera, offer)
+    peer, answer = await _plane(request).egress(session_id, camera, offer, view)
     return _created(peer, answer, "whep")
 
 
@@ -407,7 +442,7 @@ def whep_state(session_id: str, camera: str, peer_id: str, request: Request,
                _: Principal = Depends(viewer_by_header_or_query)) -> dict:
     """The viewer's connection state and RTP timestamp offset (null until the first frames went out)."""
     peer = _peer(request, session_id, camera, "whep", peer_id)
-    return {"id": peer.id, "state": peer.pc.connectionState, "clock_hz": MEDIA_CLOCK_HZ,
+    return {"id": peer.id, "view": peer.view, "state": peer.pc.connectionState, "clock_hz": MEDIA_CLOCK_HZ,
             "rtp_timestamp_offset": peer.track.rtp_offset}
 
 

@@ -101,7 +101,10 @@ def _command_text(message: dict, max_bytes: int) -> str:
 async def _sender(websocket: WebSocket, client: Client, metrics) -> None:
     reported = 0
     while (text := await client.next()) is not None:
+        published = client.sent_published
         await websocket.send_text(text)
+        if published is not None:
+            metrics.tick_send_delay.observe(time.monotonic() - published)
         if client.dropped > reported:
             metrics.client_ticks_dropped.inc(client.dropped - reported)
             reported = client.dropped

@@ -72,11 +72,12 @@ def static_identities(boxes: pd.DataFrame, config: StaticConfig = StaticConfig()
 
 
 def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: IdentityConfig = IdentityConfig(),
-                   must_link=(), static: StaticConfig = StaticConfig()) -> tuple[IdentityResult, pd.DataFrame]:
+                   must_link=(), static: StaticConfig = StaticConfig(),
+                   adapted: pd.DataFrame | None = None) -> tuple[IdentityResult, pd.DataFrame]:
     """Global identities of the people in ``boxes`` (tracklet rows): static identities' tracklets
     are left out of the second resolution and of its assignments. Returns the result and the
     static identities found in the first pass (their figures and ``tracklets``)."""
-    first = resolve_global_identities(boxes, embeddings, config, must_link)
+    first = resolve_global_identities(boxes, embeddings, config, must_link, adapted)
     labelled = boxes.merge(first.assignments, on="tracklet_id")
     found = static_identities(labelled, static)
     if found.empty:
@@ -85,4 +86,4 @@ def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: Identi
     found = found.assign(tracklets=found["global_id"].map(lambda g: sorted(members[g])))
     dropped = set(np.concatenate(found["tracklets"].to_numpy()))
     people = boxes[~boxes["tracklet_id"].isin(dropped)]
-    return resolve_global_identities(people, embeddings, config, must_link), found
+    return resolve_global_identities(people, embeddings, config, must_link, adapted), found

@@ -29,7 +29,10 @@ only tips the balance between candidates that geometry allows.
    join).
 4. Score = kind weight (``covisible_weight`` or ``continuation_weight``) x geometry score
    + ``appearance_weight`` x (cosine - ``appearance_neutral``), the appearance term being 0 where
-   an embedding is missing.
+   an embedding is missing. Given the environment's adapted embeddings
+   (:mod:`spoton.identity.adaptation`), ``adapted_weight`` x (adapted cosine - ``adapted_neutral``)
+   is added, and a candidate whose adapted cosine is below ``adapted_veto`` becomes a cannot-link
+   (both off by default: docs/benchmarks.md has what they measured).
 5. Clustering (``clustering``):
    - ``greedy``: links scoring at least ``min_score`` are merged by descending score with a
      union-find. A merge is refused when any cannot-link pair would end up in one cluster: the
@@ -110,6 +113,12 @@ class IdentityConfig:
     person_height_m: float = 1.7
     view_edge_margin: float = 0.01
     view_edge_min_gap_s: float = 1.0
+    # adapted appearance (spoton.identity.adaptation), used only when the resolver is given it: a
+    # candidate link gains adapted_weight x (adapted cosine - adapted_neutral), and becomes a
+    # cannot-link where the adapted cosine is below adapted_veto (None: no veto)
+    adapted_weight: float = 0.0
+    adapted_neutral: float = 0.5
+    adapted_veto: float | None = None
     clustering: str = "greedy"
     solver_limits: SolverLimits = field(default_factory=SolverLimits)
 
@@ -263,7 +272,8 @@ def _continuation(a: _Tracklet, b: _Tracklet,
     return (0.0 if out_of_view else max(0.0, 1.0 - error / tolerance)), distance, error
 
 
-def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfig) -> pd.DataFrame:
+def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfig,
+              adapted: np.ndarray | None = None) -> pd.DataFrame:
     """Every pair close enough in time to say something: cannot-links and scored candidates."""
     order = np.argsort([t.start for t in tracklets], kind="stable")
     starts = np.array([tracklets[k].start for k in order])
@@ -277,7 +287,11 @@ def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfi
             cosine = float(emb[i] @ emb[j])
             appearance = 0.0 if np.isnan(cosine) else config.appearance_weight * (
                 cosine - config.appearance_neutral)
+            adapted_cosine = float(adapted[i] @ adapted[j]) if adapted is not None else np.nan
+            if not np.isnan(adapted_cosine):
+                appearance += config.adapted_weight * (adapted_cosine - config.adapted_neutral)
             base = dict(tracklet_a=a.id, tracklet_b=b.id, cosine=cosine, gap_s=b.start - a.end)
+            vetoed = config.adapted_veto is not None and adapted_cosine < config.adapted_veto
             if len(ia) and a.camera == b.camera and a.segment == b.segment:
                 rows.append(dict(base, kind="cannot_link", n_common=len(ia), score=np.nan,
                                  distance_m=np.nan))
@@ -288,6 +302,9 @@ def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfi
             if len(d) and median > config.cannot_link_m:
                 rows.append(dict(base, kind="cannot_link", n_common=len(d), score=np.nan,
                                  distance_m=median))
+            elif vetoed:  # what geometry allows, the adapted appearance refuses
+                rows.append(dict(base, kind="cannot_link", n_common=len(d), score=np.nan,
+                                 distance_m=median if len(d) else np.nan))
             elif len(d) >= config.min_common_frames and median < config.covisible_max_m:
                 geometry = 1.0 - median / config.covisible_max_m
                 rows.append(dict(base, kind="covisible", n_common=len(d), distance_m=median,
@@ -373,16 +390,20 @@ def _cluster_greedy(a_idx: np.ndarray, b_idx: np.ndarray, kinds: np.ndarray, sco
 
 def resolve_global_identities(boxes: pd.DataFrame, embeddings: pd.DataFrame,
                               config: IdentityConfig = IdentityConfig(),
-                              must_link: Iterable[tuple[str, str]] = ()) -> IdentityResult:
+                              must_link: Iterable[tuple[str, str]] = (),
+                              adapted: pd.DataFrame | None = None) -> IdentityResult:
     """Assign one global id per person to every tracklet of an environment (all segments).
     ``must_link``: tracklet id pairs known to be one person (pairs naming an unknown tracklet are
-    ignored: the override that made them may be older than the tracklets)."""
+    ignored: the override that made them may be older than the tracklets). ``adapted``: the
+    tracklets' adapted embeddings (tracklet_id, embedding), extra evidence weighed by
+    ``config.adapted_*``."""
     tracklets = _tracklets(boxes, config)
     index = {t.id: k for k, t in enumerate(tracklets)}
     must = np.array([(index[a], index[b]) for a, b in must_link if a in index and b in index],
                     np.int64).reshape(-1, 2)
     emb = _embedding_matrix(tracklets, embeddings)
-    links = _evidence(tracklets, emb, config)
+    links = _evidence(tracklets, emb, config,
+                      _embedding_matrix(tracklets, adapted) if adapted is not None and len(adapted) else None)
     links = links.sort_values(["score", "tracklet_a", "tracklet_b"], ascending=[False, True, True],
                               na_position="last", kind="mergesort", ignore_index=True)
     roots, decisions, optimal = _cluster(links, index, must, config)

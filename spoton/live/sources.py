@@ -7,7 +7,8 @@ yet taken, and a frame that is replaced before anyone took it is dropped and cou
 
 - ``file`` (a path) / ``store`` and ``upload`` (an object-store key, resolved through
   :mod:`spoton.storage.store`; an upload id is turned into its key by the API before it gets here):
-  decoded with :func:`spoton.video.iter_frames`. With ``realtime=True`` frames are released at
+  decoded with :func:`spoton.video.iter_frames` (an S3 store's object through a presigned URL,
+  signed anew for each pass, that FFmpeg reads with ranged GETs: no local copy). With ``realtime=True`` frames are released at
   the video's native rate, like a camera; at the end the video **loops** (a live session keeps
   running until it is stopped; ``loops`` counts the restarts, frame indices start again at 0).
   ``loop=False`` ends instead: the state becomes ``stopped`` after the last frame was taken.
@@ -305,28 +306,38 @@ class LiveSource:
             self.state = "stopped"
 
 
-def _resolve_video(spec: SourceSpec, store: ObjectStore | None) -> Path:
+def _video_locator(spec: SourceSpec, store: ObjectStore | None) -> Callable[[], str | Path]:
+    """What the decoder opens for a file or store source, asked anew for each pass over the video: a
+    path, or on S3 a fresh presigned URL (FFmpeg reads it with ranged GETs; no local copy). A ``file``
+    source is always a Path, so an ``http://`` "file" is a missing file, never a fetched URL."""
     if spec.kind == "file":
-        return Path(spec.uri)
+        return lambda: Path(spec.uri)
     if store is None:
         raise SourceError(f"{spec.kind} source {spec.uri!r} is a store key but no store was given: "
                           "pass store=LocalStore(...) or S3Store(...)")
-    try:
-        return store.local_path(spec.uri)
-    except StoreError as exc:
-        raise SourceError(f"{spec.kind} source: {exc} – check the key (list the store with "
-                          "`spoton`'s store or upload it first)") from None
+
+    def locate() -> str:
+        try:
+            return store.video_source(spec.uri)
+        except StoreError as exc:
+            raise SourceError(f"{spec.kind} source: {exc} – check the key (list the store with "
+                              "`spoton`'s store or upload it first)") from None
+    return locate
 
 
-def _file_reader(path: Path, name: str, info: VideoInfo, realtime: bool, loop: bool):
-    """Reads ``path``; its errors call it ``name`` (what the client gave), never the server path."""
+def _file_reader(locate: Callable[[], str | Path], name: str, info: VideoInfo, realtime: bool, loop: bool):
+    """Reads the video ``locate()`` names; its errors call it ``name`` (what the client gave), never the
+    server path or URL."""
     period = 1.0 / info.fps
+    location = ""
 
     def play(source: LiveSource) -> None:
+        nonlocal location
         released = 0  # frames released since start, across loops: the realtime clock
         while not source.stopping:
             produced = 0
-            for frame in iter_frames(path):
+            location = locate()
+            for frame in iter_frames(location):
                 if source.stopping:
                     return
                 if realtime:
@@ -346,8 +357,8 @@ def _file_reader(path: Path, name: str, info: VideoInfo, realtime: bool, loop: b
     def read(source: LiveSource) -> None:
         try:
             play(source)
-        except VideoError as exc:
-            raise VideoError(hide_path(str(exc), path, name)) from None
+        except (VideoError, SourceError) as exc:
+            raise type(exc)(hide_path(str(exc), location, name) if location else str(exc)) from None
 
     return read
 
@@ -427,10 +438,11 @@ def open_source(spec: SourceSpec, *, store: ObjectStore | None = None, realtime:
         return LiveSource(spec, _stream_reader(spec.uri, policy))
     if spec.kind == "webrtc":
         return LiveSource(spec, _wait_for_stop)
-    path = _resolve_video(spec, store)
+    locate = _video_locator(spec, store)
+    location = locate()
     try:
-        info = probe(path)
+        info = probe(location)
     except VideoError as exc:
-        raise SourceError(f"{spec.kind} source {spec.shown_uri!r}: {hide_path(str(exc), path, 'the video')}") from None
-    return LiveSource(spec, _file_reader(path, spec.shown_uri, info, realtime, loop), nominal_fps=info.fps,
+        raise SourceError(f"{spec.kind} source {spec.shown_uri!r}: {hide_path(str(exc), location, 'the video')}") from None
+    return LiveSource(spec, _file_reader(locate, spec.shown_uri, info, realtime, loop), nominal_fps=info.fps,
                       frame_size=(info.width, info.height))

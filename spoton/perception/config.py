@@ -27,6 +27,8 @@ class PerceptionConfig:
     ``threads`` bounds each ONNX Runtime / torch pool (None: every core), so that partitions run
     side by side share the cores. ``crop_size`` and ``crops_per_tracklet`` set each tracklet's
     appearance (the mean of that many crops, resized for MobileNetV2: ``spoton.perception.appearance``).
+    ``camera_workers`` > 1 processes the cameras of an instant in parallel (live sessions: lower
+    frame-to-tick latency; see :class:`FrameProcessor`).
     """
 
     detector: str = "nanodet"
@@ -42,6 +44,7 @@ class PerceptionConfig:
     processing_fps: float | None = None  # None: every frame
     threads: int | None = None
     device: str = "cpu"
+    camera_workers: int = 1
 
     def __post_init__(self) -> None:
         self.tracker_config(1.0)  # an unknown tracker fails here, with the list of known ones
@@ -51,6 +54,8 @@ class PerceptionConfig:
             raise ValueError(f"processing_fps must be > 0 (or None for every frame), got {self.processing_fps}")
         if self.threads is not None and self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 or None: every core), got {self.threads}")
+        if self.camera_workers < 1:
+            raise ValueError(f"camera_workers must be >= 1 (1: one camera after the other), got {self.camera_workers}")
 
     def tracker_config(self, frame_rate: float) -> TrackerConfig:
         return TrackerConfig(self.tracker, frame_rate=frame_rate, params=dict(self.tracker_params))
@@ -74,4 +79,5 @@ class PerceptionConfig:
         ``detector`` reuses one already loaded (live sessions share theirs)."""
         tracker_config = self.tracker_config(frame_rate)
         embedder = self.build_embedder() if tracker_config.needs_embeddings else None
-        return FrameProcessor(cameras, detector or self.build_detector(), tracker_config, embedder)
+        return FrameProcessor(cameras, detector or self.build_detector(), tracker_config, embedder,
+                              workers=self.camera_workers)

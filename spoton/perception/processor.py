@@ -7,6 +7,7 @@ gets the same kind of track and map position in a backfill as live.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Protocol, Sequence
@@ -58,11 +59,17 @@ class FrameProcessor:
 
     Embeddings are computed only when the tracker consumes them or
     ``embed_detections`` asks for them (e.g. to build identity galleries).
+
+    ``workers`` > 1 processes the cameras of an instant side by side (the calling thread plus
+    ``workers - 1`` pool threads): ONNX Runtime and OpenCV release the GIL, each camera has its
+    own tracker and the detector is stateless, so the results are those of the sequential path.
+    Give the detector 1 intra-op thread then, or the cameras fight over the cores. :meth:`close`
+    ends the pool.
     """
 
     def __init__(self, cameras: Sequence[CameraSpec | str], detector: Detector,
                  tracker_config: TrackerConfig = TrackerConfig(), embedder: Embedder | None = None,
-                 embed_detections: bool = False):
+                 embed_detections: bool = False, workers: int = 1):
         self.cameras = {c.name: c for c in (CameraSpec(c) if isinstance(c, str) else c for c in cameras)}
         self.detector = detector
         self.tracker_config = tracker_config
@@ -73,6 +80,16 @@ class FrameProcessor:
                 f"tracker {tracker_config.name!r} or embed_detections needs an embedder: pass "
                 "embedder=build_embedder() or choose bytetrack/ocsort")
         self.trackers = {name: Tracker(tracker_config) for name in self.cameras}
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1 (1: one camera after the other), got {workers}")
+        pool_size = min(workers, len(self.cameras)) - 1
+        self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="camera") if pool_size > 0 else None
+
+    def close(self) -> None:
+        """End the camera pool (a no-op without one); :meth:`process` then runs sequentially."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def reset(self) -> None:
         for tracker in self.trackers.values():
@@ -83,7 +100,13 @@ class FrameProcessor:
         unknown = set(frames) - set(self.cameras)
         if unknown:
             raise KeyError(f"frames for unknown cameras {sorted(unknown)}; known: {sorted(self.cameras)}")
-        return {name: self.process_camera(name, frame) for name, frame in frames.items()}
+        if self._pool is None or len(frames) < 2:
+            return {name: self.process_camera(name, frame) for name, frame in frames.items()}
+        (first, first_frame), *rest = frames.items()
+        futures = {name: self._pool.submit(self.process_camera, name, frame) for name, frame in rest}
+        results = {first: self.process_camera(first, first_frame)}  # this thread works too
+        results.update((name, future.result()) for name, future in futures.items())
+        return {name: results[name] for name in frames}
 
     def process_camera(self, camera: str, frame: FrameInput) -> CameraFrameResult:
         image = frame.image

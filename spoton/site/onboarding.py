@@ -5,8 +5,8 @@ themselves) and saves them as a new version (:mod:`spoton.site.storage`: atomic,
 grows), so bad input changes nothing. Errors are :class:`OnboardingError` with the HTTP status a
 client should get (the CLI exits 2 on any of them) and a message that names the problem and the fix.
 
-A camera added from a video is decoded once and re-encoded to H.264 sub-videos of the site's
-``segment_length_s`` at ``{env}/{camera}/sub_video_NN.mp4``, where the sensor finds them. A camera
+A camera added from a video is :mod:`spoton.site.ingest` (cut into sub-videos of the site's
+``segment_length_s``, re-encoded to H.264 only when needed). A camera
 added by URI keeps its source as given (a password included: sessions need it); what is shown back
 is :func:`shown_source`, password replaced by ``***``.
 """
@@ -17,7 +17,6 @@ import csv
 import io
 import math
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
@@ -27,7 +26,6 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from spoton.environment import sub_video_key
 from spoton.errors import VideoError
 from spoton.geometry import Zone, apply_homography
 from spoton.redact import hide_path, redact
@@ -39,7 +37,7 @@ from spoton.site.storage import (
     restore_version, save_environment,
 )
 from spoton.storage.store import ObjectStore
-from spoton.video import H264Writer, iter_frames, probe
+from spoton.video import iter_frames, probe
 
 CALIBRATION_COLUMNS = ("image_x", "image_y", "map_x", "map_y")
 FLOOR_PLAN_TYPES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"))
@@ -167,7 +165,7 @@ def rename_site(store: ObjectStore, name: str, new_name: str) -> int:
     history = f"{name}/environment/"
     for key in store.list_keys(f"{name}/"):
         if not key.startswith(history):
-            store.upload_file(store.local_path(key), f"{new_name}/{key[len(name) + 1:]}")
+            store.copy(key, f"{new_name}/{key[len(name) + 1:]}")
 
     def moved(camera: Camera) -> Camera:
         source = camera.source
@@ -188,63 +186,17 @@ def restore_site(store: ObjectStore, name: str, version: int) -> int:
     return restore_version(store, name, version)
 
 
-def _new_camera_name(store: ObjectStore, env: Environment, camera: str) -> None:
+def check_new_camera(store: ObjectStore, env: Environment, camera: str, own_keys=()) -> None:
     """Refuse a name in use, or whose folder still holds a deleted camera's videos (kept for the
-    versions that had it; new sub-videos would mix with them)."""
+    versions that had it; new sub-videos would mix with them). ``own_keys``: videos the caller
+    just wrote there itself."""
     check_name("camera", camera)
     if camera in env.camera_names:
         raise OnboardingError(f"site {env.name!r} already has a camera {camera!r}: pick another name, "
                               "or delete that camera first", 409)
-    if any(key.endswith(".mp4") for key in store.list_keys(f"{env.name}/{camera}/")):
+    if any(key.endswith(".mp4") and key not in own_keys for key in store.list_keys(f"{env.name}/{camera}/")):
         raise OnboardingError(f"site {env.name!r} keeps the videos of an earlier camera {camera!r} (earlier "
                               "versions use them): pick another name", 409)
-
-
-def add_video_camera(store: ObjectStore, environment: str, camera: str, video: Path,
-                     fps: float | None = None, progress=None) -> tuple[int, list[str]]:
-    """Validate ``video``, cut it into H.264 sub-videos of the site's segment length and store them;
-    returns (version, the sub-video keys). ``fps`` overrides the container's frame rate."""
-    env = load_site(store, environment)
-    _new_camera_name(store, env, camera)
-    try:
-        info = probe(video)
-    except VideoError as exc:
-        raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, Path(video).name)}", 415) from None
-    rate = float(fps or info.fps)
-    if not (math.isfinite(rate) and rate > 0):
-        raise OnboardingError(f"camera {camera!r}: --fps must be > 0, got {fps!r}")
-    segment_frames = max(1, round((env.segment_length_s or DEFAULT_SEGMENT_LENGTH_S) * rate))
-    keys, writer = [], None
-    with tempfile.TemporaryDirectory(prefix="spoton-camera-") as work:
-        part = Path(work) / "segment.mp4"
-        try:
-            for frame in iter_frames(video):
-                if frame.index % segment_frames == 0:
-                    if writer is not None:
-                        keys.append(_store_segment(store, writer, part, environment, camera, len(keys) + 1, progress))
-                    writer = H264Writer(part, rate, (info.width, info.height))
-                writer.write(frame.image)
-            if writer is not None:
-                keys.append(_store_segment(store, writer, part, environment, camera, len(keys) + 1, progress))
-        except VideoError as exc:
-            if writer is not None:
-                writer.abort()
-            for key in keys:  # nothing half-added: the camera is not saved, its sub-videos go
-                store.delete(key)
-            raise OnboardingError(f"camera {camera!r}: {hide_path(str(exc), video, Path(video).name)}", 415) from None
-    new = Camera(camera, rate, (info.width, info.height), source=CameraSource("store", keys[0]))
-    env = replace(env, cameras=env.cameras + (new,), fps=env.fps if env.cameras else rate)
-    return save_environment(store, env), keys
-
-
-def _store_segment(store: ObjectStore, writer: H264Writer, part: Path, environment: str, camera: str,
-                   index: int, progress) -> str:
-    writer.close()
-    key = sub_video_key(environment, camera, f"{index:02d}")
-    store.upload_file(part, key)
-    if progress is not None:
-        progress(f"{key}: {writer.frames_written} frames")
-    return key
 
 
 def _reach(url: str, timeout_s: float) -> None:
@@ -282,10 +234,11 @@ def _reach(url: str, timeout_s: float) -> None:
                                   "(multipart/x-mixed-replace) URL", 422)
 
 
-def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
+def snapshot(uri: str, kind: str, timeout_s: float = 5.0, name: str | None = None) -> Snapshot:
     """Open a camera source and read one frame, or say why not (unreachable, refused, authentication
-    failed, not a video, unsupported codec) within about ``timeout_s``."""
-    shown = redact(uri)
+    failed, not a video, unsupported codec) within about ``timeout_s``; errors show ``name`` when given
+    (a store key instead of its presigned URL), else the URI without its password."""
+    shown = name or redact(uri)
     if kind in ("rtsp", "http"):
         _reach(uri, timeout_s)
         timeout_ms = int(timeout_s * 1000)
@@ -300,12 +253,13 @@ def snapshot(uri: str, kind: str, timeout_s: float = 5.0) -> Snapshot:
             raise OnboardingError(f"{shown}: the camera answers but no frame could be decoded: authentication "
                                   "failed, a wrong stream path, or an unsupported codec (use H.264 or MJPEG)", 422)
         fps = fps if math.isfinite(fps) and 0 < fps < 1000 else None
-    else:
+    else:  # a "file" is a path (never fetched as a URL); a "store" object may be a presigned URL
+        video = Path(uri) if kind == "file" else uri
         try:
-            info = probe(uri)
-            image = next(iter_frames(uri)).image
+            info = probe(video)
+            image = next(iter_frames(video)).image
         except VideoError as exc:
-            raise OnboardingError(f"{shown}: {hide_path(str(exc), uri, Path(uri).name)}", 415) from None
+            raise OnboardingError(f"{shown}: {hide_path(str(exc), uri, name or Path(uri).name)}", 415) from None
         fps = info.fps
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return Snapshot(jpeg.tobytes(), (image.shape[1], image.shape[0]), fps)
@@ -316,7 +270,7 @@ def add_uri_camera(store: ObjectStore, environment: str, camera: str, kind: str,
     """Add a camera that streams from ``uri`` (``rtsp``, ``http`` or a ``file``) once a frame was read
     from it; returns the version."""
     env = load_site(store, environment)
-    _new_camera_name(store, env, camera)
+    check_new_camera(store, env, camera)
     source = CameraSource(kind, uri)
     shot = snapshot(uri, kind, timeout_s)
     rate = fps or shot.fps
@@ -338,7 +292,7 @@ def rename_camera(store: ObjectStore, environment: str, camera: str, new_name: s
     """Rename a camera that has no sub-videos (those live under its name, and so do its tables)."""
     env = load_site(store, environment)
     old = _camera(env, camera)
-    _new_camera_name(store, env, new_name)
+    check_new_camera(store, env, new_name)
     if store.list_keys(f"{environment}/{camera}/"):
         raise OnboardingError(f"camera {camera!r} has videos stored under its name: delete it and add it "
                               "again under the new name", 409)
@@ -509,6 +463,10 @@ def describe(store: ObjectStore, environment: str) -> dict:
         "cameras": [{"name": c.name, "enabled": c.enabled, "fps": c.fps, "resolution": list(c.resolution), "source": shown_source(c.source),
                      "calibrated": c.calibration is not None,
                      "calibration_rms_m": None if c.calibration is None else c.calibration.reprojection_error_m,
+                     "calibration": None if c.calibration is None else {
+                         "image_points": c.calibration.image_points.tolist(),
+                         "map_points": c.calibration.map_points.tolist(),
+                         "image_to_map": c.calibration.image_to_map.tolist()},
                      "region_m": None if c.tracked_region_m is None else c.tracked_region_m.tolist(),
                      "sub_videos": sorted(k for k in store.list_keys(f"{environment}/{c.name}/")
                                           if k.endswith(".mp4"))}

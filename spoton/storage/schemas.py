@@ -327,9 +327,28 @@ RETENTION_LOG = TableContract(
      Column("kind", pa.string(), "live_history (a live session's lake file), upload or thumbnail", nullable=False),
      Column("key", pa.string(), "the object's key in that store", nullable=False)))
 
+APPEARANCE_ADAPTATION = TableContract(
+    "appearance_adaptation", "the environment's appearance projection head (spoton.identity.adaptation): one row "
+                             "per training, the model itself in the store at model_key",
+    (Column("version", pa.string(), "model version: hash of the training data and parameters", nullable=False),
+     Column("model_key", pa.string(), "store key of the model file (.npz: mean, weight, metadata)", nullable=False),
+     Column("data_sha256", pa.string(), "hash of the tracklet ids, embeddings and pairs trained on", nullable=False),
+     Column("params", pa.string(), "training parameters, JSON"),
+     Column("tracklets", pa.int64(), "tracklets with an embedding"),
+     Column("train_positives", pa.int64(), "same-person pairs trained on (pieces of one track, sure cross-camera joins)"),
+     Column("train_negatives", pa.int64(), "different-person pairs trained on (co-visible, or far apart at one instant)"),
+     Column("held_out_positives", pa.int64(), "same-person pairs of the held-out tracks"),
+     Column("held_out_negatives", pa.int64(), "different-person pairs of the held-out tracks"),
+     Column("auc_before", pa.float64(), "held-out same-vs-different AUC of the raw embeddings' cosine"),
+     Column("auc_after", pa.float64(), "held-out same-vs-different AUC of the adapted embeddings' cosine"),
+     Column("gap_before", pa.float64(), "held-out mean same cosine minus mean different cosine, raw"),
+     Column("gap_after", pa.float64(), "the same, adapted"),
+     Column("train_s", pa.float64(), "seconds the training took")))
+
 TABLES: dict[str, TableContract] = {contract.name: contract for contract in (
     SUB_VIDEO_MANIFEST, FRAMES, DETECTIONS, TRACKLETS, TRACKLET_EMBEDDINGS, GLOBAL_IDENTITIES, CAMERA_TRACKS,
-    MAP_TRAJECTORIES, HEATMAPS, OCCUPANCY, DWELL, IDENTITY_OVERRIDES, TRACKING_EVALUATION, RETENTION_LOG)}
+    MAP_TRAJECTORIES, HEATMAPS, OCCUPANCY, DWELL, IDENTITY_OVERRIDES, TRACKING_EVALUATION, RETENTION_LOG,
+    APPEARANCE_ADAPTATION)}
 
 
 def table_contract(name: str) -> TableContract:

@@ -18,8 +18,9 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from spoton.errors import SpotOnError
 
@@ -71,13 +72,29 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+CHUNK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What an HTTP server needs to answer for an object: its size, a validator and its age."""
+
+    size: int
+    etag: str  # quoted, as in an HTTP ETag header
+    last_modified: datetime  # UTC
+
+
 class ObjectStore(Protocol):
     def list_keys(self, prefix: str = "") -> list[str]: ...
     def exists(self, key: str) -> bool: ...
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
     def upload_file(self, path: Path, key: str) -> None: ...
+    def copy(self, key: str, new_key: str) -> None: ...
     def local_path(self, key: str) -> Path: ...
+    def info(self, key: str) -> ObjectInfo: ...
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> Iterator[bytes]: ...
+    def video_source(self, key: str) -> str: ...
     def delete(self, key: str) -> None: ...
     @property
     def uri(self) -> str: ...
@@ -182,6 +199,34 @@ class LocalStore:
             raise StoreError(f"no object {key!r} in the store")
         return path
 
+    def copy(self, key: str, new_key: str) -> None:
+        self.upload_file(self.local_path(key), new_key)
+
+    def info(self, key: str) -> ObjectInfo:
+        stat = self.local_path(key).stat()
+        return ObjectInfo(stat.st_size, f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"',
+                          datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> Iterator[bytes]:
+        """``length`` bytes from ``start``, in chunks; the file is opened now (a missing key raises here)."""
+        handle = self.local_path(key).open("rb")
+        handle.seek(start)
+
+        def chunks() -> Iterator[bytes]:
+            with handle:
+                remaining = length
+                while remaining > 0:
+                    chunk = handle.read(min(CHUNK_BYTES, remaining))
+                    if not chunk:
+                        return
+                    remaining -= len(chunk)
+                    yield chunk
+        return chunks()
+
+    def video_source(self, key: str) -> str:
+        """What a decoder (FFmpeg through OpenCV) opens for ``key``: the file itself."""
+        return str(self.local_path(key))
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -189,15 +234,19 @@ class LocalStore:
 class S3Store:
     """An S3 bucket (any S3-compatible server: AWS, SeaweedFS, ...) through a boto3 client.
 
-    ``local_path`` downloads into a cache folder (videos must be files for the
-    decoder) and re-uses the copy while its size and ETag are unchanged.
+    ``local_path`` downloads into a cache folder (for code that needs a file) and re-uses the copy
+    while its size and ETag are unchanged. Servers avoid it: ``read_range`` is a ranged GET and
+    ``video_source`` a presigned URL that FFmpeg reads with its own ranged HTTP requests, so
+    nothing is copied to local disk.
     """
 
-    def __init__(self, client, bucket: str, prefix: str = "", cache_dir: Path | None = None):
+    def __init__(self, client, bucket: str, prefix: str = "", cache_dir: Path | None = None,
+                 url_expiry_s: int = 3600):
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "spoton-s3-cache") / bucket
+        self.url_expiry_s = url_expiry_s
 
     @property
     def uri(self) -> str:
@@ -285,5 +334,53 @@ class S3Store:
         stamp.write_text(etag)
         return path
 
+    def copy(self, key: str, new_key: str) -> None:
+        """A server-side copy (multipart for large objects): nothing passes through this machine."""
+        with self._writing(new_key):
+            self.client.copy({"Bucket": self.bucket, "Key": self._key(key)}, self.bucket, self._key(new_key))
+
+    def info(self, key: str) -> ObjectInfo:
+        head = self._head(key)
+        if head is None:
+            raise StoreError(f"no object {key!r} in {self.uri}")
+        return ObjectInfo(int(head["ContentLength"]), head.get("ETag") or f'"{head["ContentLength"]:x}"',
+                          head["LastModified"].astimezone(timezone.utc))
+
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> Iterator[bytes]:
+        """One ranged GET, issued now (a missing or, with ``etag``, changed object raises StoreError
+        here, before any byte is sent); the body is streamed in chunks."""
+        from botocore.exceptions import ClientError
+
+        options = {"IfMatch": etag} if etag else {}
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key),
+                                          Range=f"bytes={start}-{start + length - 1}", **options)["Body"]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            raise StoreError(f"could not read {key!r} from {self.uri}: {code}") from None
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(CHUNK_BYTES)
+            finally:
+                body.close()
+        return chunks()
+
+    def video_source(self, key: str) -> str:
+        """A presigned GET URL (valid ``url_expiry_s``) of an existing object. It carries a signature:
+        show the key instead (``spoton.redact`` hides the signature in logs)."""
+        if self._head(key) is None:
+            raise StoreError(f"no object {key!r} in {self.uri}")
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
+                                                  ExpiresIn=self.url_expiry_s)
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix); ValueError naming the expected form otherwise."""
+    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        raise ValueError(f"{uri!r} is not an S3 location: use s3://bucket or s3://bucket/prefix")
+    bucket, _, prefix = uri[5:].partition("/")
+    return bucket, prefix.strip("/")

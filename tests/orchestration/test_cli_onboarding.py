@@ -1,6 +1,7 @@
 """Bring your own site with the CLI alone, from an empty store: `spoton env create` from the sample's
-floor-plan picture and scale, `add-camera` with a clip of the sample video, `calibrate` with the
-real PETS point pairs, `region`, `zone`, `spoton run` through Dagster, then `spoton sql`."""
+floor-plan picture and scale, `add-camera` with a clip of the sample video (H.264: stream copy;
+MJPEG: transcoded), `calibrate` with the real PETS point pairs, `region`, `zone`, `spoton run`
+through Dagster, then `spoton sql`."""
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from spoton.site.onboarding import enable_camera
 from spoton.storage.store import LocalStore
-from spoton.video import iter_frames
+from spoton.video import _ffmpeg_exe, iter_frames
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,9 @@ def test_a_site_built_with_the_cli_materializes_and_answers_sql(sample_video, tm
     for frame in iter_frames(sample_video, stop=14):
         writer.write(frame.image)
     writer.release()
+    h264 = tmp_path / "clip.mp4"  # the same frames as H.264 with a keyframe every segment: cut by stream copy
+    subprocess.run([_ffmpeg_exe(), "-v", "error", "-i", str(clip), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    "-g", "7", str(h264)], check=True)
     pairs = json.loads(CALIBRATION.read_text())
     points = tmp_path / "pairs.csv"
     points.write_text("image_x,image_y,map_x,map_y\n" + "".join(
@@ -45,7 +49,7 @@ def test_a_site_built_with_the_cli_materializes_and_answers_sql(sample_video, tm
         # the sample plan: 20 pixels per metre, (-22, 20) m at its top-left corner, +Y up
         ["env", "create", "plaza", "--floor-plan", str(PLAN), "--metres-per-pixel", "0.05", "--origin-m=-22,20",
          "--y-axis", "up", "--segment-length-s", "1"],
-        ["env", "add-camera", "plaza", "north", "--video", str(clip)],
+        ["env", "add-camera", "plaza", "north", "--video", str(h264)],
         ["env", "calibrate", "plaza", "north", "--points", str(points)],
         ["env", "region", "plaza", "north", "--polygon", "0,200;767,200;767,575;0,575"],
         ["env", "zone", "plaza", "crossing", "--polygon=-11,-10.5;-5,-10.5;-5,-3.5;-11,-3.5"],
@@ -58,7 +62,8 @@ def test_a_site_built_with_the_cli_materializes_and_answers_sql(sample_video, tm
         assert result.returncode == 0, (step, result.stderr)
         outputs.append(result.stdout)
     assert "(0 rows)" in outputs[0], "the store starts empty"
-    assert "sub_video_02.mp4" in outputs[2] and "2 sub-videos" in outputs[2]
+    assert "sub_video_02.mp4: 7 frames" in outputs[2] and "2 sub-videos by copy" in outputs[2]
+    assert "2 sub-videos by transcode" in outputs[6], "MJPEG is re-encoded"
     rms = float(outputs[3].split("RMS error ")[1].split(" m")[0])
     assert rms < 0.3
     shown = json.loads(outputs[-1])

@@ -17,6 +17,13 @@ from spoton.storage.store import LocalStore, StoreError, check_key, check_name
     ('"GET /api/v1/media/a.mp4?token=abc.def-1&x=1 HTTP/1.1"', '"GET /api/v1/media/a.mp4?token=***&x=1 HTTP/1.1"'),
     ("/ws/sessions/s-1?x=1&access_token=zzz", "/ws/sessions/s-1?x=1&access_token=***"),
     ("rtsp://host/stream (no credentials) and rtsp://user@host/s", "rtsp://host/stream (no credentials) and rtsp://user@host/s"),
+    ("open http://s3:8333/b/k.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA1%2F20261203%2Fus-east-1"
+     "&X-Amz-Date=20261203T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=0a1b2c failed",
+     "open http://s3:8333/b/k.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***"
+     "&X-Amz-Date=20261203T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=*** failed"),
+    ("https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIA1&Signature=abc%3D&Expires=1",
+     "https://b.s3.amazonaws.com/k?AWSAccessKeyId=***&Signature=***&Expires=1"),
+    ("x-amz-security-token=FQo123&x=1", "x-amz-security-token=***&x=1"),
 ])
 def test_redact(text, expected):
     assert redact(text) == expected

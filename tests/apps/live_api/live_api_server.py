@@ -1,4 +1,5 @@
-"""A real live API (``python -m apps.live_api`` under uvicorn) on a free loopback port, for the tests.
+"""A real live API (``python -m apps.live_api`` under uvicorn) on a free loopback port, for the tests,
+and a throwaway redis-server for several of them to share (never the machine's own on 6379).
 
 The store is a short build of the sample environment (48 source frames: 12-frame sub-videos that
 the file sources loop), made once per test session in a tmp folder.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import websockets
 
 from spoton.sample import ENV_NAME
@@ -98,6 +100,43 @@ class LiveApiServer:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, without persistence; killable, restartable on that port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client().ping()
+                return self
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def numpat(self) -> int:
+        return int(self.client().execute_command("PUBSUB", "NUMPAT"))
 
 
 @pytest.fixture(scope="session")

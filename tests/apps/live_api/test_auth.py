@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from apps.live_api.auth import AuthConfig, AuthError, Role, authenticate_token, authorize, issue_jwt
-from apps.live_api.settings import Settings
+from apps.live_api.settings import REPO_ROOT, Settings
 
 SECRET = "s3cret-0123456789abcdef0123456789ab"
 LONG_KEY = "k-0123456789abcdef"
@@ -63,6 +63,20 @@ def test_settings_from_env_and_their_errors(tmp_path):
         Settings.from_env({"SPOTON_API_KEYS": f"{LONG_KEY}:admin", "SPOTON_TICK_RATE": "100"}).check()
     with pytest.raises(ValueError, match="not a number"):
         Settings.from_env({"SPOTON_TICK_RATE": "fast"})
+
+
+def test_an_s3_store_setting_opens_an_s3_store_and_a_bad_one_is_refused(tmp_path):
+    settings = Settings.from_env({"SPOTON_STORE": "s3://spoton/store", "SPOTON_VAR": str(tmp_path),
+                                  "SPOTON_S3_ENDPOINT": "http://127.0.0.1:8333", "AWS_REGION": "eu-west-1",
+                                  "SPOTON_API_KEYS": f"{LONG_KEY}:admin"}).check()
+    store = settings.open_store()  # no call to S3 yet
+    assert (store.bucket, store.prefix, store.uri) == ("spoton", "store", "s3://spoton/store")
+    assert store.client.meta.endpoint_url == "http://127.0.0.1:8333"
+    assert store.client.meta.region_name == "eu-west-1"
+    assert settings.source_allow_list().media_roots == (REPO_ROOT / "data",), \
+        "on S3, file sources do not get the local cache folder as a media root"
+    with pytest.raises(ValueError, match="SPOTON_STORE.*s3://bucket"):
+        Settings.from_env({"SPOTON_STORE": "s3:///store", "SPOTON_API_KEYS": f"{LONG_KEY}:admin"}).check()
 
 
 @pytest.mark.parametrize("env, words", [

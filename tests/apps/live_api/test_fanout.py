@@ -32,3 +32,61 @@ def test_slow_client_drops_old_ticks_fast_client_gets_all():
 def test_redis_envelope_round_trip():
     message = Message("s-1", "tick", '{"a": "x|y"}', final=False)
     assert Message.decode(message.encode("inst1")) == ("inst1", message)
+
+
+def test_ticks_published_from_a_thread_reach_200_clients_once_serialised_past_stuck_ones():
+    """The session thread publishes while 5 clients are stuck in a send: the 200 readers get every tick
+    in order (the thread waits for them, in lock-step, as a tick period would), each stuck client holds
+    at most its queue (oldest dropped), and every client is handed the one encoded text (no
+    per-client serialisation)."""
+    import threading
+
+    from apps.live_api.fanout import Fanout
+
+    async def run():
+        hub = Hub(queue_size=4)
+        fanout = Fanout(hub, "inst1")
+        await fanout.start()
+        readers = [hub.register("s-1") for _ in range(200)]
+        stuck = [hub.register("s-1") for _ in range(5)]
+        got: dict[int, list[str]] = {i: [] for i in range(len(readers))}
+        published: list[str] = []
+        everyone_has = [threading.Event() for _ in range(50)]  # tick k reached all 200 readers
+        counts = [0] * 50
+
+        async def read(i, client):
+            while len(got[i]) < 50:
+                got[i].append(await client.next())
+                counts[len(got[i]) - 1] += 1
+                if counts[len(got[i]) - 1] == len(readers):
+                    everyone_has[len(got[i]) - 1].set()
+
+        async def stuck_in_send(client):
+            await client.next()  # takes one tick, then its socket never drains
+            await asyncio.Event().wait()
+
+        tasks = [asyncio.create_task(read(i, c)) for i, c in enumerate(readers)]
+        blocked = [asyncio.create_task(stuck_in_send(c)) for c in stuck]
+
+        def session_thread():
+            for seq in range(50):
+                text = f'{{"type":"tick","seq":{seq}}}'
+                published.append(text)
+                fanout.publish(Message("s-1", "tick", text))
+                assert everyone_has[seq].wait(30), f"tick {seq} did not reach every reader"
+
+        publisher = threading.Thread(target=session_thread)
+        publisher.start()
+        await asyncio.get_running_loop().run_in_executor(None, publisher.join)
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        for texts in got.values():
+            assert texts == published
+            assert all(a is b for a, b in zip(texts, published))  # the same object: serialised once
+        assert readers[0].sent_published is not None  # stamped at publish, for the send-delay metric
+        for client in stuck:
+            assert len(client.ticks) == 4 and client.dropped == 50 - 1 - 4
+            assert list(client.ticks) == published[-4:]
+        for task in blocked:
+            task.cancel()
+        await fanout.stop()
+    asyncio.run(run())

@@ -77,9 +77,13 @@ def test_follow_a_target_and_drive_the_virtual_ptz(live_server):
             tick = await next_message(ws, "tick", where=lambda m: m["tracking_phase"] == "TRACKING", timeout_s=60)
             jsonschema.validate(tick, TICK_JSON_SCHEMA)
             target = tick["selected_target_id"]
+            def zoomed_on_target(camera: dict, target: int | None) -> bool:
+                ptz = camera.get("ptz", {})
+                return ptz.get("zoom", 0) > 0.2 and any(t["global_id"] == target for t in ptz["view"]["tracks"])
             zoomed = await next_message(ws, "tick", timeout_s=60, where=lambda m: any(
-                c.get("ptz", {}).get("zoom", 0) > 0.2 for c in m["cameras"].values()))
-            camera, entry = next((n, c) for n, c in zoomed["cameras"].items() if c["ptz"]["zoom"] > 0.2)
+                zoomed_on_target(c, m["selected_target_id"]) for c in m["cameras"].values()))
+            camera, entry = next((n, c) for n, c in zoomed["cameras"].items()
+                                 if zoomed_on_target(c, zoomed["selected_target_id"]))
             assert entry["ptz"]["kind"] == "virtual" and entry["ptz"]["view"]["space"] == "processed"
             assert zoomed["tracking_phase"] in ("TRACKING", "REACQUIRED", "LOST")
             assert any(t["global_id"] == zoomed["selected_target_id"] for t in entry["ptz"]["view"]["tracks"])
@@ -123,5 +127,30 @@ def test_follow_a_target_and_drive_the_virtual_ptz(live_server):
         assert locks and float(locks.group(1)) >= 1
     try:
         asyncio.run(run())
+    finally:
+        live_server.delete_session(sid)
+
+
+def test_me_tells_the_callers_role_and_the_ptz_view_of_whep_is_checked(live_server):
+    for role in ("viewer", "operator", "admin"):
+        with live_server.client(role) as client:
+            assert client.get("/api/v1/me").json()["role"] == role
+    with live_server.client(None) as client:
+        assert client.get("/api/v1/me").status_code == 401
+    sid = live_server.create_session(tick_rate_hz=5, cameras={"cam1": {"kind": "store", "uri":
+                                                                      "pets_s2l1/cam1/sub_video_01.mp4"}})["session_id"]
+    try:
+        with live_server.client("viewer") as client:
+            path = f"/api/v1/sessions/{sid}/cameras/cam1/whep"
+            bad = client.post(f"{path}?view=zoom", content="v=0\r\n", headers={"Content-Type": "application/sdp"})
+            assert bad.status_code == 422 and "view 'zoom'" in bad.json()["detail"] and "?view=ptz" in bad.json()["detail"]
+            garbage = client.post(f"{path}?view=ptz", content="hello", headers={"Content-Type": "application/sdp"})
+            assert garbage.status_code == 400 and "malformed SDP" in garbage.json()["detail"]  # same rules as wide
+            other = client.post(f"/api/v1/sessions/{sid}/cameras/cam9/whep?view=ptz", content="v=0\r\n",
+                                headers={"Content-Type": "application/sdp"})
+            assert other.status_code == 404
+        with live_server.client(None) as client:
+            assert client.post(f"{path}?view=ptz", content="v=0\r\n",
+                               headers={"Content-Type": "application/sdp"}).status_code == 401
     finally:
         live_server.delete_session(sid)

@@ -37,11 +37,15 @@ def test_health_ready_and_metrics(live_server, session):
     assert ready["status"] == "ready" and "nanodet" in ready["checks"]["detector"]
 
     async def two_ticks():
-        async with ws_connect(live_server, session["session_id"]) as ws:
+        async with ws_connect(live_server, session["session_id"]) as ws:  # offers permessage-deflate
             await next_message(ws, "tick")
             await next_message(ws, "tick")
-    asyncio.run(two_ticks())
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+    # no compression by default: the one serialised tick is framed alike for every client
+    assert asyncio.run(two_ticks()) is None
     text = httpx.get(f"{live_server.base}/metrics").text
+    sent = [line for line in text.splitlines() if line.startswith("spoton_live_tick_send_delay_seconds_count")]
+    assert sent and float(sent[0].split()[-1]) >= 2, sent  # the fan-out times each tick it hands a socket
     assert "spoton_live_sessions_active 1.0" in text
     assert f'spoton_live_ticks_published_total{{session="{session["session_id"]}"}}' in text
     assert "spoton_live_frame_to_tick_latency_seconds_bucket" in text

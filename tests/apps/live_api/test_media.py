@@ -1,5 +1,5 @@
-"""Media serving with HTTP Range over a real store folder: partial content, bad ranges,
-traversal attempts and unknown keys."""
+"""Media serving with HTTP Range over a real store folder: partial content, bad ranges, validators,
+traversal attempts and unknown keys; and the S3 path's calls to a real SeaweedFS."""
 from __future__ import annotations
 
 import os
@@ -116,3 +116,45 @@ def test_parse_range_edges():
         parse_range("bytes=10-", 10)
     with pytest.raises(ValueError, match="no bytes"):
         parse_range("bytes=-5", 0)
+
+
+def test_local_media_carries_validators_and_honours_if_range(client, video_bytes):
+    whole = client.get(f"/api/v1/media/{KEY}", headers=VIEWER)
+    etag, modified = whole.headers["etag"], whole.headers["last-modified"]
+    assert etag.startswith('"') and modified.endswith("GMT")
+    for validator in (etag, modified):  # the current version: the range
+        part = client.get(f"/api/v1/media/{KEY}", headers={**VIEWER, "Range": "bytes=0-9", "If-Range": validator})
+        assert part.status_code == 206 and part.content == video_bytes[:10]
+    stale = client.get(f"/api/v1/media/{KEY}", headers={**VIEWER, "Range": "bytes=0-9", "If-Range": '"old"'})
+    assert stale.status_code == 200 and stale.content == video_bytes
+
+
+def test_s3_ranges_cost_one_get_each_after_the_first_head(tmp_path):
+    """A player's run of Range requests on S3: one HEAD, then a single ranged GET per request (counted
+    on the real client's calls to a real SeaweedFS)."""
+    from orchestration.services import SeaweedServer, ServiceError
+    from spoton.storage.store import S3Store, s3_client
+
+    try:
+        server = SeaweedServer(tmp_path / "seaweed", "media-test", "media-test-secret").start()
+    except ServiceError as error:
+        pytest.skip(str(error))
+    try:
+        s3 = s3_client(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=server.access,
+                       aws_secret_access_key=server.secret)
+        calls: list[str] = []
+        s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+        store = S3Store(s3, "media-test", "store", cache_dir=tmp_path / "cache")
+        store.ensure_bucket()
+        data = bytes(range(256)) * 400
+        store.write_bytes("env/cam/x.bin", data)
+        calls.clear()
+        with TestClient(routers_app(store)) as api:
+            for start in range(0, 500, 100):
+                part = api.get("/api/v1/media/env/cam/x.bin",
+                                         headers={**VIEWER, "Range": f"bytes={start}-{start + 99}"})
+                assert part.status_code == 206 and part.content == data[start:start + 100]
+        assert calls == ["HeadObject"] + ["GetObject"] * 5
+        assert not (tmp_path / "cache").exists()
+    finally:
+        server.stop()

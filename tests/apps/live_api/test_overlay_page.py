@@ -229,3 +229,144 @@ def test_fake_webcam_sent_over_whip_produces_ticks(live_server, page):
         assert status["cameras"]["cam3"]["source"]["kind"] == "webrtc" and status["cameras"]["cam3"]["frames_read"] > 0
     finally:
         live_server.delete_session(created["session_id"])
+
+
+# --- following: click a box, the phase, the virtual PTZ track, manual control ---------------------
+PICK_BOX_JS = """() => {
+    // a drawn box whose centre lies in no other box: its centre, in page pixels, and its global id
+    const view = window.spoton.cameras.cam1, rect = view.stage.getBoundingClientRect();
+    const inside = (b, x, y) => x >= b.x && x <= b.x + b.w && y >= b.y && y <= b.y + b.h;
+    const free = (view.drawnTracks || []).filter(t => t.global_id !== window.spoton.lastTick.selected_target_id
+        && t.bbox.h > 0.08 && t.bbox.x > 0.1 && t.bbox.x + t.bbox.w < 0.9
+        && (view.drawnTracks.filter(o => inside(o.bbox, t.bbox.x + t.bbox.w / 2, t.bbox.y + t.bbox.h / 2)).length === 1));
+    if (!free.length) return null;
+    // the one nearest the middle: a viewport can centre it without reaching the picture's edge
+    const off = (t) => Math.hypot(t.bbox.x + t.bbox.w / 2 - 0.5, t.bbox.y + t.bbox.h / 2 - 0.5);
+    const t = free.reduce((a, b) => off(a) <= off(b) ? a : b);
+    return {gid: t.global_id, x: rect.left + (t.bbox.x + t.bbox.w / 2) * rect.width,
+            y: rect.top + (t.bbox.y + t.bbox.h / 2) * rect.height};
+}"""
+
+WATCH_ZOOM_JS = """() => {
+    const watch = setInterval(() => {
+        const tick = window.spoton.lastTick, p = tick && tick.cameras.cam1.ptz;
+        if (!p) return;
+        const t = p.view.tracks.find(t => t.global_id === tick.selected_target_id);
+        if (p.zoom >= 0.25 && t && Math.abs(t.bbox.x + t.bbox.w / 2 - 0.5) < 0.25
+            && Math.abs(t.bbox.y + t.bbox.h / 2 - 0.5) < 0.25) window.spoton.zoomedOnTarget = p;
+        const pane = window.spoton.cameras.cam1.ptzPane;
+        if (pane && pane.drawnTarget !== null && pane.transport === 'webrtc') window.spoton.ptzDrewTarget = true;
+        if (window.spoton.zoomedOnTarget && window.spoton.ptzDrewTarget) clearInterval(watch);
+    }, 20);
+}"""
+
+# Both videos' current frames at 64x48: the PTZ frame against the whole wide frame and against the wide
+# frame cropped to the tick's viewport (a zoomed picture matches the crop, not the whole frame).
+COMPARE_VIDEOS_JS = """() => {
+    const fig = document.querySelector('figure[data-camera="cam1"]');
+    const wide = fig.querySelector('.stage.wide video'), ptz = fig.querySelector('.stage.ptz video');
+    const vp = window.spoton.lastTick.cameras.cam1.ptz.view.viewport;
+    const grab = (video, sx, sy, sw, sh) => {
+        const c = document.createElement('canvas'); c.width = 64; c.height = 48;
+        const ctx = c.getContext('2d'); ctx.drawImage(video, sx, sy, sw, sh, 0, 0, 64, 48);
+        return ctx.getImageData(0, 0, 64, 48).data;
+    };
+    const W = wide.videoWidth, H = wide.videoHeight;
+    const p = grab(ptz, 0, 0, ptz.videoWidth, ptz.videoHeight), whole = grab(wide, 0, 0, W, H);
+    const crop = grab(wide, vp.x * W, vp.y * H, vp.w * W, vp.h * H);
+    const diff = (a, b) => { let s = 0; for (let i = 0; i < a.length; i += 4) s += Math.abs(a[i] - b[i]); return s / (a.length / 4); };
+    return {vsWhole: diff(p, whole), vsCrop: diff(p, crop), zoom: window.spoton.lastTick.cameras.cam1.ptz.zoom,
+            ptzSize: [ptz.videoWidth, ptz.videoHeight]};
+}"""
+
+
+def ptz_state(page) -> dict:
+    return page.evaluate("window.spoton.lastTick.cameras.cam1.ptz")
+
+
+def test_click_a_box_to_follow_it_on_the_zooming_virtual_ptz_track_then_steer_by_keyboard(live_server, page, tmp_path):
+    created = live_server.create_session(tick_rate_hz=10, cameras={"cam1": {"kind": "store", "uri":
+                                                                           "pets_s2l1/cam1/sub_video_01.mp4"}})
+    try:
+        watch_in_page(live_server, page, created["session_id"], role="operator")
+        page.wait_for_function("window.spoton.role === 'operator' && (window.spotonStats.cameras.cam1 || {}).framesDrawn >= 5",
+                               timeout=60_000)
+        assert page.is_visible("#mode") and not page.is_visible("#read-only")
+        assert page.locator(".stage.ptz").count() == 0  # no PTZ camera picked yet
+        box = page.wait_for_function(PICK_BOX_JS, timeout=45_000).json_value()
+        page.mouse.click(box["x"], box["y"])
+        page.evaluate(WATCH_ZOOM_JS)
+        page.wait_for_function(f"window.spoton.lastTick.selected_target_id === {box['gid']}", timeout=10_000)
+        # the phase on the page reaches TRACKING; the clicked box is drawn as the target
+        page.wait_for_function("document.getElementById('phase').textContent === 'TRACKING'", timeout=20_000)
+        assert page.text_content("#target") == f"#{box['gid']}"
+        # the PTZ camera's virtual PTZ plays beside the wide view over its own WHEP track, frame-exact
+        page.wait_for_function("""() => { const s = window.spotonStats.cameras['cam1:ptz'];
+            return s && s.transport === 'webrtc' && s.framesDrawn >= 10; }""", timeout=60_000)
+        assert page.locator(".stage.ptz video").count() == 1
+        ptz_stats = page.evaluate("window.spotonStats.cameras['cam1:ptz']")
+        assert ptz_stats["maxMismatchFrames"] <= 1 and ptz_stats["exact"] >= 0.8 * ptz_stats["framesDrawn"], ptz_stats
+        # it zooms in on the target: the zoom grows, the target's processed box comes near the viewport centre
+        # (watched from the click on: the person may walk out of the camera later)
+        try:
+            page.wait_for_function("window.spoton.zoomedOnTarget && window.spoton.ptzDrewTarget", timeout=60_000)
+        except Exception:
+            tick = page.evaluate("window.spoton.lastTick")
+            raise AssertionError(f"no zoom on the target: {tick['selected_target_id']} {tick['tracking_phase']} "
+                                 f"{tick['cameras']['cam1']['ptz']}") from None
+        # the PTZ video shows the zoomed viewport: its picture matches the wide frame's crop, not the whole frame
+        compared = page.wait_for_function(f"""() => {{ const c = ({COMPARE_VIDEOS_JS})();
+            return c.zoom >= 0.2 && c.vsWhole > 1.5 * c.vsCrop && c.vsWhole > 10 ? c : null; }}""",
+                                          timeout=20_000).json_value()
+        size = page.evaluate("window.spoton.lastTick.cameras.cam1.frame_size")
+        assert compared["ptzSize"] == [size["w"], size["h"]], compared  # the viewport rendered at full size
+        page.screenshot(path=str(tmp_path / "follow.png"))
+        print("follow screenshot:", tmp_path / "follow.png", compared)
+        # manual mode: the controls appear; keys steer the PTZ, presets save and return, refusals are shown
+        page.click("#mode")
+        page.wait_for_function("window.spoton.lastTick.mode === 'manual'", timeout=10_000)
+        assert page.is_visible("#ptz-controls") and page.input_value("#ptz-camera") == "cam1"
+        page.wait_for_function("!window.spoton.lastTick.cameras.cam1.ptz.moving", timeout=10_000)
+        page.keyboard.press("Shift+Digit1")  # save preset "1" here
+        page.wait_for_function("window.spoton.acks >= 3", timeout=10_000)  # set_target_id, set_mode, save
+        start = ptz_state(page)
+        key, sign = ("ArrowLeft", -1) if start["pan"] > 0 else ("ArrowRight", 1)
+        page.keyboard.down(key)
+        page.wait_for_function(f"Math.abs(window.spoton.lastTick.cameras.cam1.ptz.pan - {start['pan']}) > 0.1",
+                               timeout=10_000)
+        page.keyboard.up(key)  # releasing the key stops the move
+        page.wait_for_function("!window.spoton.lastTick.cameras.cam1.ptz.moving", timeout=10_000)
+        moved = ptz_state(page)
+        assert sign * (moved["pan"] - start["pan"]) > 0.1 and moved["zoom"] == start["zoom"], (start, moved)
+        page.keyboard.down("ArrowUp")
+        page.wait_for_function(f"window.spoton.lastTick.cameras.cam1.ptz.tilt > {moved['tilt']} + 0.05",
+                               timeout=10_000)
+        page.keyboard.press("Escape")  # stop
+        page.keyboard.up("ArrowUp")
+        page.wait_for_function("!window.spoton.lastTick.cameras.cam1.ptz.moving", timeout=10_000)
+        page.keyboard.press("Digit1")  # back to preset "1"
+        page.wait_for_function(f"""() => {{ const p = window.spoton.lastTick.cameras.cam1.ptz;
+            return Math.abs(p.pan - {start['pan']}) < 0.01 && Math.abs(p.tilt - {start['tilt']}) < 0.01; }}""",
+                               timeout=10_000)
+        page.keyboard.press("Digit7")  # never saved: the server's refusal is shown
+        page.wait_for_function("document.getElementById('command-error').textContent.includes(\"no preset '7'\")",
+                               timeout=10_000)
+    finally:
+        live_server.delete_session(created["session_id"])
+
+
+def test_viewers_see_following_read_only(live_server, page):
+    created = live_server.create_session(tick_rate_hz=10, cameras={"cam1": {"kind": "store", "uri":
+                                                                           "pets_s2l1/cam1/sub_video_01.mp4"}})
+    try:
+        watch_in_page(live_server, page, created["session_id"], role="viewer")
+        page.wait_for_function("window.spoton.role === 'viewer' && window.spoton.ticks >= 2", timeout=60_000)
+        assert page.is_visible("#read-only") and not page.is_visible("#mode") and not page.is_visible("#clear-target")
+        box = page.wait_for_function(PICK_BOX_JS, timeout=45_000).json_value()
+        page.mouse.click(box["x"], box["y"])
+        assert "403" in page.text_content("#command-error")  # refused on the page, nothing sent
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.spoton.lastTick.selected_target_id") != box["gid"]
+        assert page.evaluate("window.spoton.acks") == 0
+    finally:
+        live_server.delete_session(created["session_id"])

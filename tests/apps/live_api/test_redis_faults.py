@@ -18,52 +18,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 import websockets
 
-from live_api_server import LiveApiServer, free_port, live_store, next_message, ws_connect  # noqa: F401
+from live_api_server import LiveApiServer, RedisServer, live_store, next_message, ws_connect  # noqa: F401
 
 pytestmark = pytest.mark.integration
 PATTERNS_PER_PREFIX = 2  # ticks:* and commands:*
 UNREACHABLE_LINE = "is unreachable"
 RECOVERED_LINE = "is back after"
-
-
-class RedisServer:
-    """A redis-server on a free loopback port, without persistence; killable, restartable on that port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
-
-    def start(self) -> "RedisServer":
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client().ping()
-                return self
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def numpat(self) -> int:
-        return int(self.client().execute_command("PUBSUB", "NUMPAT"))
 
 
 @pytest.fixture

@@ -5,17 +5,20 @@ nothing, and a camera's password never comes back."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from live_servers import ADMIN, API_KEYS, OPERATOR, VIEWER, free_port, mjpeg_server, sample_jpegs  # noqa: F401
 
-from apps.live_api import errors, media, sites, uploads
+from apps.live_api import errors, me, media, site_jobs, sites, uploads
 from apps.live_api.auth import AuthConfig, Role
 from spoton.site.storage import current_version, list_versions, load_environment
-from spoton.storage.store import LocalStore
+from orchestration.services import SeaweedServer, ServiceError
+from spoton.storage.store import LocalStore, S3Store, s3_client
 from spoton.video import encode_h264, iter_frames, probe
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -24,9 +27,28 @@ PAIRS = json.loads((REPO_ROOT / "data" / "calibration" / "pets_s2l1_view_001.jso
 SITES = "/api/v1/sites"
 
 
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    """A SeaweedFS of the module's own (started only for the tests run on S3)."""
+    try:
+        server = SeaweedServer(tmp_path_factory.mktemp("seaweed"), "sites-test", "sites-test-secret").start()
+    except ServiceError as error:
+        pytest.skip(str(error))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def store(tmp_path):
-    return LocalStore(tmp_path / "store")
+def store(request, tmp_path):
+    """A store folder, or (parametrized ``"s3"``) a bucket whose local cache folder must stay empty."""
+    if getattr(request, "param", "local") == "local":
+        return LocalStore(tmp_path / "store")
+    server = request.getfixturevalue("seaweed")
+    client = s3_client(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=server.access,
+                       aws_secret_access_key=server.secret)
+    s3 = S3Store(client, "sites-test", tmp_path.name, cache_dir=tmp_path / "s3-cache")
+    s3.ensure_bucket()
+    return s3
 
 
 @pytest.fixture
@@ -36,10 +58,12 @@ def client(store):
     app.state.store = store
     app.state.auth = AuthConfig(api_keys={k: Role.parse(r) for k, r in API_KEYS.items()})
     app.state.uploads = uploads.UploadService(store, uploads.UploadConfig(max_duration_s=10.0))
-    for router in (sites.router, uploads.router, media.router):
+    for router in (sites.router, site_jobs.router, uploads.router, media.router, me.router):
         app.include_router(router)
     with TestClient(app) as client:
         yield client
+    if getattr(app.state, "site_jobs", None) is not None:
+        app.state.site_jobs.close()
     app.state.uploads.close()
 
 
@@ -50,6 +74,17 @@ def create(client, name="plaza", headers=OPERATOR, body=PLAN, **params):
     return client.post(SITES, params=params, content=body, headers={**headers, "Content-Type": "image/png"})
 
 
+def wait_for_job(client, url: str, timeout_s: float = 60.0) -> dict:
+    """Poll a site job until it is done or failed; returns its last record."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(url, headers=VIEWER)
+        assert job.status_code == 200, job.text
+        if job.json()["state"] in ("done", "failed") or time.monotonic() > deadline:
+            return job.json()
+        time.sleep(0.05)
+
+
 def error(response, status: int, *needles: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
@@ -58,7 +93,9 @@ def error(response, status: int, *needles: str) -> dict:
     return body
 
 
+@pytest.mark.parametrize("store", ["local", "s3"], indirect=True)
 def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client, store, sample_video, tmp_path):
+    """On a folder and on S3 alike (uploads decoded, cut, snapshotted and copied with no local copy)."""
     assert create(client, headers=VIEWER).status_code == 403, "viewers look, operators edit"
     site = create(client)
     assert site.status_code == 201, site.text
@@ -70,10 +107,13 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
                            headers={**ADMIN, "Content-Type": "application/octet-stream"}).json()
     camera = client.post(f"{SITES}/plaza/cameras", json={"name": "north", "kind": "upload", "uri": uploaded["id"]},
                          headers=OPERATOR)
-    assert camera.status_code == 201, camera.text
-    videos = camera.json()["cameras"][0]["sub_videos"]
+    assert camera.status_code == 202, camera.text
+    assert camera.headers["location"] == camera.json()["url"]
+    job = wait_for_job(client, camera.json()["url"])
+    assert job["state"] == "done" and job["segments"] == 2 and job["path"] == "transcode", job
+    videos = client.get(f"{SITES}/plaza", headers=VIEWER).json()["cameras"][0]["sub_videos"]
     assert videos == ["plaza/north/sub_video_01.mp4", "plaza/north/sub_video_02.mp4"]
-    assert [probe(store.local_path(k)).frame_count for k in videos] == [7, 7]
+    assert [probe(store.video_source(k)).frame_count for k in videos] == [7, 7]
     snapshot = client.get(f"{SITES}/plaza/cameras/north/snapshot", headers=VIEWER)
     assert snapshot.headers["content-type"] == "image/jpeg" and snapshot.content[:3] == b"\xff\xd8\xff"
 
@@ -85,6 +125,9 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
     error(client.put(f"{SITES}/plaza/cameras/north/calibration", json=few, headers=OPERATOR), 422, "at least 4")
     saved = client.put(f"{SITES}/plaza/cameras/north/calibration", json=pairs, headers=OPERATOR).json()
     assert saved["version"] == 3 and saved["rms_error_m"] == pytest.approx(checked["rms_error_m"])
+    shown = client.get(f"{SITES}/plaza", headers=VIEWER).json()["cameras"][0]["calibration"]  # the page's grid
+    assert shown["image_points"] == [list(p) for p in PAIRS["image_points"]]
+    assert np.allclose(shown["image_to_map"], saved["image_to_map"])
 
     region = {"polygon": [[0, 200], [767, 200], [767, 575], [0, 575]]}
     assert client.put(f"{SITES}/plaza/cameras/north/region", json=region, headers=OPERATOR).json()["version"] == 4
@@ -116,6 +159,15 @@ def test_a_site_from_an_uploaded_video_is_calibrated_zoned_and_versioned(client,
     assert client.get(SITES, headers=VIEWER).json()["sites"] == []
     assert list_versions(store, "square") == [1], "a deleted site keeps its history"
     assert store.exists("square/north/sub_video_01.mp4")
+    assert not (tmp_path / "s3-cache").exists()  # on S3: nothing was copied to local disk
+
+
+def test_me_tells_the_pages_the_callers_role_and_no_key(client):
+    assert client.get("/api/v1/me").status_code == 401
+    for headers, role in ((VIEWER, "viewer"), (OPERATOR, "operator"), (ADMIN, "admin")):
+        answer = client.get("/api/v1/me", headers=headers)
+        assert answer.json()["role"] == role
+        assert headers["Authorization"].split()[1] not in answer.text, "never the key itself"
 
 
 def test_refused_sites_answer_4xx_and_change_nothing(client, store):

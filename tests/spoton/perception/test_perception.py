@@ -31,7 +31,10 @@ def test_the_dagster_resource_maps_onto_the_configuration():
 
 def test_the_live_settings_map_onto_the_configuration():
     settings = Settings.from_env({"SPOTON_TRACKER": "ocsort", "SPOTON_ORT_THREADS": "3", "SPOTON_STORE": "s"})
-    assert settings.perception() == PerceptionConfig(tracker="ocsort", threads=3)
+    assert settings.perception() == PerceptionConfig(tracker="ocsort", threads=3, camera_workers=os.cpu_count() or 1)
+    assert Settings.from_env({"SPOTON_CAMERA_WORKERS": "1", "SPOTON_STORE": "s"}).perception().camera_workers == 1
+    with pytest.raises(ValueError, match="SPOTON_CAMERA_WORKERS must be >= 1"):
+        Settings.from_env({"SPOTON_CAMERA_WORKERS": "0", "SPOTON_STORE": "s", "SPOTON_API_KEYS": "k:admin"}).check()
     assert Settings.from_env({"SPOTON_STORE": "s"}).perception().tracker == "bytetrack"
 
 

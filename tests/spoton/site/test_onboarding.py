@@ -185,7 +185,8 @@ def test_scale_calibration_and_polygon_rules():
 
 
 def test_a_deleted_camera_keeps_its_videos_and_its_name_is_not_reused(site, mjpeg_clip):
-    from spoton.site.onboarding import add_video_camera, delete_camera, restore_site
+    from spoton.site.ingest import add_video_camera
+    from spoton.site.onboarding import delete_camera, restore_site
 
     assert delete_camera(site, ENV, CAMERA) == 3 and load_environment(site, ENV).camera_names == ()
     with pytest.raises(OnboardingError, match="keeps the videos of an earlier camera") as refused:
@@ -204,3 +205,20 @@ def test_a_disabled_camera_is_stored_as_such_and_enabled_again(site):
     assert enable_camera(site, ENV, CAMERA, True) == 4
     assert "enabled" not in json.loads(site.read_bytes(version_key(ENV, 4)))["cameras"][0], \
         "an enabled camera is stored as before the flag existed"
+
+
+def test_add_camera_prints_progress_and_the_path_taken(tmp_path, sample_clip, capsys):
+    """The CLI runs the same core as the API's upload jobs: an H.264 video with a keyframe every
+    half second is cut by stream copy, and the stages show as they pass."""
+    store = tmp_path / "store"
+    assert main(["env", "create", ENV, "--store", str(store), "--floor-plan", str(PLAN),
+                 "--metres-per-pixel", "0.05", "--segment-length-s", "0.5"]) == 0
+    clip = sample_clip("gop5.mp4", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "5")
+    capsys.readouterr()
+    assert main(["env", "add-camera", ENV, CAMERA, "--store", str(store), "--video", str(clip)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    stages = [line.split()[0] for line in lines if line.startswith("  ") and "%" in line]
+    assert stages[0] == "checking" and "cutting" in stages and stages[-1] == "registering", lines
+    assert "transcoding" not in stages
+    assert lines[-1].startswith(f"camera '{CAMERA}' added to '{ENV}' (version 2): 5 sub-videos by copy"), lines
+    assert f"  {ENV}/{CAMERA}/sub_video_05.mp4: 5 frames" in lines

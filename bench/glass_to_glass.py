@@ -1,0 +1,259 @@
+"""Glass-to-glass in headless Chromium: a frame's capture -> its own boxes drawn over it on the page.
+
+Starts the real API (uvicorn subprocess, WebRTC on loopback) over a short build of the sample
+environment and opens the overlay page, once per source kind:
+
+- **file camera**: a copy of a sample sub-video with its frame number drawn into every picture
+  (16 black/white blocks along the top). Capture is the moment the file source released the frame
+  (its media timestamp: ``created_unix_ms + media_ts / 90``); the number read back from the pixels
+  of the frame the boxes were drawn on must equal the drawn tick's ``frame_index`` (counted as
+  "stamp = tick").
+- **webcam (WHIP)**: the page's ``getUserMedia`` gives a canvas stream that draws sample frames
+  with the wall-clock time (24 bits of milliseconds) in the same kind of blocks; capture is that
+  time, read back from the pixels of the frame coming back over WHEP: true glass to glass,
+  browser -> server -> analytics -> browser, all on the page's clock.
+
+The page's own ``draw(view, tick)`` is wrapped: when a tick is drawn on the very frame it
+describes (its ``media_ts`` is the frame's), the wrapper reads that frame's stamp and notes the
+time: at once when the tick came first (in the frame's requestVideoFrameCallback), or when the tick
+arrives while its frame is on screen. "drawn" is that moment, "shown" the browser's expected
+display time of the frame (when the tick came first).
+
+    PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 20
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.live_latency import KEY, running_api, sample_store  # noqa: E402
+from bench.webrtc_overlay import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+ENV = "pets_s2l1"
+STAMP_BAND = 24  # px at the top of the picture holding the stamp blocks
+FILE_BITS, WEBCAM_BITS = 16, 24
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+
+# Decodes the stamp of what a <video> shows now; wraps the page's draw() to time boxes drawn on their frame.
+PROBE_JS = """
+(() => {
+  const probe = window.glass = { samples: [], seen: new Set(), last: {} };
+  const scratch = document.createElement("canvas");
+  const ctx = scratch.getContext("2d", { willReadFrequently: true });
+  function stamp(video, bits) {
+    const w = video.videoWidth, h = video.videoHeight;
+    if (!w || !h) return null;
+    scratch.width = w; scratch.height = Math.ceil(h * BAND / 480);
+    ctx.drawImage(video, 0, 0, w, h, 0, 0, w, h);
+    const row = ctx.getImageData(0, 0, w, scratch.height);
+    const y = Math.floor(scratch.height / 2);
+    let value = 0;
+    for (let bit = 0; bit < bits; bit++) {
+      const x = Math.floor((bit + 0.5) * w / bits);
+      const i = (y * w + x) * 4;
+      const luma = 0.299 * row.data[i] + 0.587 * row.data[i + 1] + 0.114 * row.data[i + 2];
+      if (luma > 128) value += 2 ** bit;
+    }
+    return value;
+  }
+  const pageDraw = window.draw;
+  window.draw = function (view, tick) {
+    const result = pageDraw(view, tick);
+    const media = tick ? tick.media_ts % 2 ** 32 : null;
+    if (tick && view.video && media === view.frameMedia && !probe.seen.has(view.name + ":" + media)) {
+      probe.seen.add(view.name + ":" + media);
+      const bits = view.source && view.source.kind === "webrtc" ? WEBCAM_BITS : FILE_BITS;
+      const sample = { camera: view.name, media, frameIndex: tick.frame_index,
+                       drawnMs: performance.timeOrigin + performance.now(), shownMs: null,
+                       stamp: stamp(view.video, bits),
+                       created: window.spoton.lastStatus && window.spoton.lastStatus.created_unix_ms };
+      probe.samples.push(sample);
+      probe.last[view.name] = sample;
+    }
+    return result;
+  };
+  // the expected display time of a frame drawn in the page's own callback (which runs before this one)
+  setInterval(() => {
+    for (const view of Object.values(window.spoton.cameras)) {
+      const video = view.video;
+      if (!video || video.glassWatched || !video.requestVideoFrameCallback) continue;
+      video.glassWatched = true;
+      const step = (_, metadata) => {
+        const sample = probe.last[view.name];
+        if (sample && sample.media === view.frameMedia && sample.shownMs === null) {
+          sample.shownMs = performance.timeOrigin + metadata.expectedDisplayTime;
+        }
+        video.requestVideoFrameCallback(step);
+      };
+      video.requestVideoFrameCallback(step);
+    }
+  }, 100);
+})();
+"""
+
+# getUserMedia -> a canvas stream: sample frames under a stamp of the wall-clock time (24 bits of ms).
+FAKE_WEBCAM_JS = """
+(([frames, fps]) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 640; canvas.height = 480;
+  const ctx = canvas.getContext("2d");
+  const images = frames.map((src) => { const image = new Image(); image.src = src; return image; });
+  let index = 0, last = 0;
+  function paint() {
+    const now = Date.now();
+    if (now - last >= 1000 / fps) { index = (index + 1) % images.length; last = now; }
+    if (images[index].complete) ctx.drawImage(images[index], 0, 0, 640, 480);
+    const stamp = now % 2 ** BITS;
+    for (let bit = 0; bit < BITS; bit++) {
+      ctx.fillStyle = Math.floor(stamp / 2 ** bit) % 2 ? "#fff" : "#000";
+      ctx.fillRect(bit * 640 / BITS, 0, 640 / BITS + 1, BAND);
+    }
+  }
+  setInterval(paint, 1000 / 30);
+  navigator.mediaDevices.getUserMedia = async () => canvas.captureStream(30);
+})
+"""
+
+
+def stamped_clip(source: Path, target: Path) -> int:
+    """``source`` re-encoded with each frame's number in 16 blocks along the top; its frame count."""
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 7.0
+    writer, count = None, 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        height, width = image.shape[:2]
+        if writer is None:
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        band = round(STAMP_BAND * height / 480)
+        for bit in range(FILE_BITS):
+            x0, x1 = bit * width // FILE_BITS, (bit + 1) * width // FILE_BITS
+            image[:band, x0:x1] = 255 if (count >> bit) & 1 else 0
+        writer.write(image)
+        count += 1
+    capture.release()
+    writer.release()
+    return count
+
+
+def sample_frames_as_data_urls(source: Path, count: int) -> list[str]:
+    capture = cv2.VideoCapture(str(source))
+    urls = []
+    while len(urls) < count:
+        ok, image = capture.read()
+        if not ok:
+            break
+        ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, (640, 480)), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        urls.append("data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode())
+    capture.release()
+    return urls
+
+
+def run_phase(browser, base: str, kind: str, cameras: dict, seconds: float, tick_rate: float,
+              webcam_frames: list[str] | None, clip_frames: int) -> dict:
+    body = {"environment": ENV, "tick_rate_hz": tick_rate, "cameras": cameras}
+    created = httpx.post(f"{base}/api/v1/sessions", json=body, headers=HEADERS, timeout=60).json()
+    session_id = created["session_id"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        if webcam_frames is not None:
+            webcam = FAKE_WEBCAM_JS.replace("BITS", str(WEBCAM_BITS)).replace("BAND", str(STAMP_BAND))
+            page.add_init_script(script=f"({webcam})({[webcam_frames, 7]!r})")
+        page.goto(f"{base}/?token={KEY}")
+        page.wait_for_function("document.querySelectorAll('#sessions option').length > 1", timeout=30_000)
+        page.evaluate(PROBE_JS.replace("WEBCAM_BITS", str(WEBCAM_BITS)).replace("FILE_BITS", str(FILE_BITS))
+                      .replace("BAND", str(STAMP_BAND)))
+        page.select_option("#sessions", session_id)
+        if webcam_frames is not None:
+            camera = next(iter(cameras))
+            page.click(f"figure[data-camera='{camera}'] button.publish", timeout=30_000)
+        page.wait_for_function("window.glass.samples.length > 0", timeout=90_000)
+        page.evaluate("window.glass.samples = []")  # warm-up done: count from here
+        time.sleep(seconds)
+        samples = page.evaluate("window.glass.samples")
+        server = httpx.get(f"{base}/api/v1/sessions/{session_id}", headers=HEADERS, timeout=30).json()["latency_ms"]
+    finally:
+        context.close()
+        httpx.delete(f"{base}/api/v1/sessions/{session_id}", headers=HEADERS, timeout=30)
+    drawn, shown, agree = [], [], 0
+    for sample in samples:
+        if sample["stamp"] is None:
+            continue
+        if kind == "webcam":
+            age = lambda at: (int(at) % 2 ** WEBCAM_BITS - sample["stamp"]) % 2 ** WEBCAM_BITS  # noqa: E731
+            captured = sample["drawnMs"] - age(sample["drawnMs"])
+            agree += age(sample["drawnMs"]) < 10_000  # a stamp read back whole
+        else:
+            captured = sample["created"] + sample["media"] / 90
+            agree += sample["stamp"] == sample["frameIndex"] % clip_frames
+        drawn.append(sample["drawnMs"] - captured)
+        shown.append(max(sample["shownMs"] or sample["drawnMs"], sample["drawnMs"]) - captured)
+
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) if values else float("nan")
+
+    return {"kind": kind, "frames": len(samples), "agree": agree / max(len(samples), 1),
+            "drawn50": pct(drawn, 50), "drawn95": pct(drawn, 95), "shown50": pct(shown, 50),
+            "shown95": pct(shown, 95), "ft95": server["p95"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
+    parser.add_argument("--tick-rate", type=float, default=15.0)
+    parser.add_argument("--source-frames", type=int, default=96, help="sample environment length")
+    parser.add_argument("--kinds", nargs="+", default=["file", "webcam"], choices=["file", "webcam"])
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sample_store(args.source_frames, "spoton-glass-bench-") as store:
+        sub_video = store / ENV / "cam1" / "sub_video_01.mp4"
+        clip = store / "glass" / "stamped.mp4"
+        clip.parent.mkdir()
+        clip_frames = stamped_clip(sub_video, clip)
+        webcam_frames = sample_frames_as_data_urls(store / ENV / "cam3" / "sub_video_01.mp4", 24)
+        env = {"SPOTON_WEBRTC_ICE_HOSTS": "127.0.0.1", "SPOTON_MAX_TICK_RATE": "30"}
+        with running_api(store, 1, env) as (_, port), sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+            base = f"http://127.0.0.1:{port}"
+            phases = {"file": ({"cam1": {"kind": "file", "uri": str(clip)}}, None),
+                      "webcam": ({"cam3": {"kind": "webrtc", "uri": "browser"}}, webcam_frames)}
+            for kind in args.kinds:
+                cameras, frames = phases[kind]
+                rows.append(run_phase(browser, base, kind, cameras, args.seconds, args.tick_rate, frames,
+                                      clip_frames))
+            browser.close()
+
+    print(f"\nglass to glass in headless Chromium, sample environment, one camera per session, tick rate "
+          f"{args.tick_rate:g}/s, {args.seconds:g} s per phase, {os.cpu_count()} CPUs\n")
+    header = (f"{'source':>8} {'frames':>7} {'stamp ok':>9} {'drawn p50 ms':>13} {'drawn p95 ms':>13} "
+              f"{'shown p50 ms':>13} {'shown p95 ms':>13} {'server f->t p95':>16}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(f"{row['kind']:>8} {row['frames']:>7} {row['agree']:>9.0%} {row['drawn50']:>13.1f} "
+              f"{row['drawn95']:>13.1f} {row['shown50']:>13.1f} {row['shown95']:>13.1f} {row['ft95']:>16}")
+    print("\nframes: frames whose own tick was drawn on them; stamp ok: file: the number in the picture = the "
+          "drawn tick's frame_index, webcam: a time stamp read back whole; drawn: capture -> boxes drawn on "
+          "that frame; shown: -> the frame's expected display time (or the draw, if later); the bar is p95 < 200 ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,10 +17,11 @@ import json
 import statistics
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
 from spoton.artifacts import fetch_sample_video
-from spoton.live.history import HistoryConfig, LiveHistoryWriter
+from spoton.live.history import HistoryConfig, LiveHistoryWriter, _Instant, _parquet, live_tables
 from spoton.live.identity import LiveIdentityGallery
 from spoton.live.tick import TickBuilder, media_timestamp
 from spoton.models.detector import build_detector
@@ -83,6 +84,14 @@ def main() -> None:
     for name, value in (("without writer", without), ("with writer", with_)):
         print(f"| {name} | {value:,.0f} | {1e6 / value:,.0f} µs |")
     print(f"\nratio with/without: {with_ / without:.3f}; writer cost per tick: {1e6 / with_ - 1e6 / without:,.0f} µs")
+    # the CPU the background thread spends per tick, alone: columns + Parquet of a flush's instants
+    gallery = LiveIdentityGallery()
+    batch = [_Instant(r, gallery.update(r, k / 10), {name: 1.7e9 + k / 10 for name in r},
+                      sum(len(x.tracks) for x in r.values())) for k, r in enumerate(instants * 10)]
+    build = min(timeit.repeat(lambda: [_parquet(t) for t in live_tables("s-bench", "bench", batch).values()],
+                              number=1, repeat=5))
+    print(f"flush work alone (columns + Parquet of {len(batch)} instants, best of 5): "
+          f"{build / len(batch) * 1e6:,.0f} µs per tick")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Jobs: per-segment processing (what the sensor requests), per-environment analysis and daily retention."""
 from __future__ import annotations
 
-from dagster import AssetSelection, ScheduleDefinition, define_asset_job
+from dagster import AssetSelection, DefaultScheduleStatus, RunConfig, ScheduleDefinition, define_asset_job
 
 from assets.partitions import ENV_SEGMENT, ENVIRONMENTS
+from assets.retention import RetentionConfig
+from orchestration.resources import retention_days_from_env
 
 SEGMENT_GROUPS = ("ingest", "perception")
 ENVIRONMENT_GROUPS = ("identity", "analytics", "evaluation")
@@ -18,7 +20,9 @@ analyze_environment = define_asset_job(
 
 apply_retention = define_asset_job(
     "apply_retention", selection=AssetSelection.groups("maintenance"),
-    description="Delete live history and uploads older than SPOTON_RETENTION_DAYS; record them in retention_log.")
+    description="Delete live history and uploads older than SPOTON_RETENTION_DAYS; record them in retention_log.",
+    config=RunConfig(ops={"retention_log": RetentionConfig(days=retention_days_from_env())}))
 
 daily_retention = ScheduleDefinition(job=apply_retention, cron_schedule="30 3 * * *", execution_timezone="UTC",
+                                     default_status=DefaultScheduleStatus.RUNNING,  # 0 days: deletes nothing
                                      description="retention once a day, at 03:30 UTC")

@@ -14,7 +14,6 @@ from dagster_aws.s3 import S3Resource
 
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
-from resources.retention import RetentionResource
 from resources.store import LocalStoreResource, S3StoreResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +48,7 @@ def perception_from_env() -> PerceptionResource:
                               ort_threads=int(os.environ.get("SPOTON_ORT_THREADS", "1")))
 
 
-def retention_from_env() -> RetentionResource:
+def retention_days_from_env() -> float:
     """``SPOTON_RETENTION_DAYS``: days live history and uploads are kept; unset or 0: forever."""
     text = os.environ.get("SPOTON_RETENTION_DAYS", "").strip() or "0"
     try:
@@ -58,7 +57,7 @@ def retention_from_env() -> RetentionResource:
         raise ValueError(f"SPOTON_RETENTION_DAYS={text!r} is not a number of days (0: keep forever)") from None
     if days < 0:
         raise ValueError(f"SPOTON_RETENTION_DAYS={text!r}: use a number of days >= 0 (0: keep forever)")
-    return RetentionResource(days=days)
+    return days
 
 
 def local_resources() -> dict:
@@ -67,7 +66,6 @@ def local_resources() -> dict:
         "store": LocalStoreResource(root=os.environ.get("SPOTON_STORE", str(var_dir() / "store"))),
         "lake_io_manager": ParquetLakeIOManager(store=lake),
         "perception": perception_from_env(),
-        "retention": retention_from_env(),
     }
 
 
@@ -79,7 +77,6 @@ def prod_resources() -> dict:
         "store": S3StoreResource(s3=s3, bucket=bucket, prefix="store"),
         "lake_io_manager": ParquetLakeIOManager(store=S3StoreResource(s3=s3, bucket=bucket, prefix="lake")),
         "perception": perception_from_env(),
-        "retention": retention_from_env(),
     }
 
 

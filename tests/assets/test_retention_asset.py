@@ -8,13 +8,13 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster import materialize
+import pytest
+from dagster import RunConfig, materialize
 
-from assets.retention import retention_log
+from assets.retention import RetentionConfig, retention_log
 from orchestration.definitions import defs
 from orchestration.jobs import daily_retention
 from resources.lake_io import ParquetLakeIOManager
-from resources.retention import RetentionResource
 from resources.store import LocalStoreResource
 from spoton.storage.catalog import build_catalog, query
 from spoton.storage.lake import ParquetLake, live_key
@@ -24,9 +24,9 @@ from spoton.storage.store import LocalStore
 
 def run(tmp_path, days: float):
     resources = {"store": LocalStoreResource(root=str(tmp_path / "store")),
-                 "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(tmp_path / "lake"))),
-                 "retention": RetentionResource(days=days)}
-    return materialize([retention_log], resources=resources)
+                 "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(tmp_path / "lake")))}
+    return materialize([retention_log], resources=resources,
+                       run_config=RunConfig(ops={"retention_log": RetentionConfig(days=days)}))
 
 
 def test_retention_job_deletes_and_records(tmp_path):
@@ -54,7 +54,15 @@ def test_retention_job_deletes_and_records(tmp_path):
     assert rows == [("live_history", 1), ("upload", 1)]
 
 
-def test_the_schedule_runs_the_job_daily():
+def test_the_schedule_runs_the_job_daily_with_the_days_of_the_environment(monkeypatch):
     assert daily_retention.cron_schedule == "30 3 * * *"
     assert defs.resolve_job_def("apply_retention").name == daily_retention.job_name
-    assert "retention" in defs.resources
+    from orchestration.resources import retention_days_from_env
+
+    monkeypatch.setenv("SPOTON_RETENTION_DAYS", "14")
+    assert retention_days_from_env() == 14.0
+    monkeypatch.setenv("SPOTON_RETENTION_DAYS", "")
+    assert retention_days_from_env() == 0.0
+    monkeypatch.setenv("SPOTON_RETENTION_DAYS", "two weeks")
+    with pytest.raises(ValueError, match="SPOTON_RETENTION_DAYS='two weeks'"):
+        retention_days_from_env()

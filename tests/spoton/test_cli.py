@@ -57,6 +57,17 @@ def test_sql_documents_every_column_of_the_pipeline_tables(pipeline_var, capsys)
     assert capsys.readouterr().out.splitlines()[2].strip() == "0"
 
 
+@pytest.mark.integration
+def test_batch_rows_of_the_live_tables_say_batch(pipeline_var, capsys):
+    """The pipeline's camera_tracks and map_trajectories carry source = 'batch' (the lake fills it)."""
+    sql = ("select 'camera_tracks' as t, source, count(session_id) as sessions, count(*) > 0 as rows "
+           "from camera_tracks group by all union all select 'map_trajectories', source, count(session_id), "
+           "count(*) > 0 from map_trajectories group by all order by 1")
+    assert main(["sql", "--catalog", str(pipeline_var / "spoton.duckdb"), sql]) == 0
+    lines = [line.replace(" ", "") for line in capsys.readouterr().out.splitlines()[2:4]]
+    assert lines == ["camera_tracks|batch|0|True", "map_trajectories|batch|0|True"]
+
+
 # ---- accuracy evaluation: `spoton eval`, `spoton export-mot`
 def _eval_args(var) -> list[str]:
     return ["eval", "--lake", str(var / "lake"), "--store", str(var / "store")]

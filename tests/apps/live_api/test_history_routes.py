@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from live_api_server import live_store  # noqa: F401
@@ -122,3 +124,22 @@ def test_bad_input_gets_4xx_naming_the_problem(client):
     error(client.get("/api/v1/environments/nope/heatmap", headers=VIEWER), 404, "GET /api/v1/environments")
     error(client.get("/api/v1/environments/..%2Fx/trajectories", headers=VIEWER), 404)
     assert client.get(f"{BASE}/trajectories").status_code == 401
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(["trajectories", "heatmap", "occupancy"]),
+       start=st.one_of(st.none(), st.text(max_size=40), st.integers(-10**17, 10**17).map(str),
+                       st.datetimes().map(lambda d: d.isoformat())),
+       end=st.one_of(st.none(), st.text(max_size=40), st.datetimes().map(lambda d: d.isoformat() + "Z")),
+       number=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True).map(str), st.text(max_size=8)),
+       zone=st.one_of(st.none(), st.text(max_size=20), st.just("crossing")),
+       source=st.one_of(st.none(), st.sampled_from(["batch", "live", "x"])))
+def test_any_query_gets_an_answer_never_a_server_error(client, route, start, end, number, zone, source):
+    """Query strings off any distribution on an environment with data: 2xx or a 4xx, never 5xx."""
+    params = {"from": start, "to": end, "source": source, "zone": zone, "cell_m": number, "bucket_s": number,
+              "global_id": number if route == "trajectories" else None}
+    response = client.get(f"{BASE}/{route}", params={k: v for k, v in params.items() if v is not None},
+                          headers=VIEWER)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.json()["detail"]

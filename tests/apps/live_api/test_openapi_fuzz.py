@@ -37,11 +37,6 @@ KNOWN_FAILURES = {
     ("POST /api/v1/sites/{site}/cameras", "positive_data_acceptance"):
         "POST /api/v1/sites/{site}/cameras answers 422 to schema-valid bodies whose uri does not fit its "
         "kind (an rtsp:// URL for kind rtsp) or names a camera that does not answer",
-    **{(f"GET /api/v1/environments/{{environment}}/{route}", "positive_data_acceptance"):
-       f"GET .../{route} (history.py) answers 422 to schema-valid from/to that are no time (free text in the "
-       "schema: ISO 8601 or unix ms) or not in order" + (", or a cell_m too fine for the floor plan" if route ==
-                                                           "heatmap" else "")
-       for route in ("trajectories", "heatmap", "occupancy")},
 }
 GUARD_EXAMPLES = 100  # per operation and phase: about 1,000 cases
 KNOWN_EXAMPLES = 10

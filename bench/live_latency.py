@@ -108,9 +108,11 @@ def sample_api(source_frames: int, threads: int, prefix: str,
         yield api
 
 
-async def reader(url: str, delays: list[float], stop: asyncio.Event) -> int:
+async def reader(url: str, delays: list[float], stop: asyncio.Event, connected: list[int] | None = None) -> int:
     ticks = 0
     async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
+        if connected is not None:
+            connected[0] += 1
         while not stop.is_set():
             try:
                 text = await asyncio.wait_for(ws.recv(), 0.5)
@@ -129,9 +131,10 @@ def tick_time_ms(text: str) -> int:
     return int(text[start:text.index(",", start)])
 
 
-async def slow_reader(url: str, stop: asyncio.Event) -> None:
+async def slow_reader(url: str, stop: asyncio.Event, connected: list[int]) -> None:
     """Connects, then never reads: its queue on the server fills and drops old ticks."""
     async with websockets.connect(url, max_queue=1, open_timeout=60):
+        connected[0] += 1
         await stop.wait()
 
 
@@ -175,9 +178,15 @@ async def phase(base: str, ws_base: str, clients: int, slow: int, seconds: float
         url = f"{ws_base}/ws/sessions/{sid}?token={KEY}"
         stop = asyncio.Event()
         delays: list[float] = []
-        tasks = [asyncio.create_task(reader(url, delays, stop)) for _ in range(clients)]
-        tasks += [asyncio.create_task(slow_reader(url, stop)) for _ in range(slow)]
-        await asyncio.sleep(2.0)  # connected and warm: the API's CPU per tick is counted from here
+        connected = [0]
+        tasks = [asyncio.create_task(reader(url, delays, stop, connected)) for _ in range(clients)]
+        tasks += [asyncio.create_task(slow_reader(url, stop, connected)) for _ in range(slow)]
+        for _ in range(1200):  # every client connected (handshakes are not the fan-out's cost) ...
+            if connected[0] == clients + slow or all(task.done() for task in tasks):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # ... and warm: figures are counted from here
+        delays.clear()
         loop_start = cpu_seconds(pid, pid)  # uvicorn's event loop runs in the main thread: the fan-out's CPU
         cpu_start, ticks_start = cpu_seconds(pid), (await http.get(f"/api/v1/sessions/{sid}")).json()["ticks_published"]
         sends_before = send_buckets((await http.get("/metrics")).text)

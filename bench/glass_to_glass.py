@@ -253,10 +253,12 @@ def main() -> None:
     print("-" * len(header))
     for row in rows:
         print(f"{row['kind']:>8} {row['jitter_ms']:>8} {row['frames']:>7} {row['agree']:>9.0%} "
-              f"{row['drawn50']:>13.1f} {row['drawn95']:>13.1f} {row['shown50']:>13.1f} {row['shown95']:>13.1f} {row['ft95']:>16}")
-    print("\nhold: the page's receiver hold (jitterBufferTarget); frames: frames whose own tick was drawn on "
-          "them; stamp ok: file: the number in the picture = the drawn tick's frame_index, webcam: a time stamp read back whole; drawn: capture -> boxes drawn on "
-          "that frame; shown: -> the frame's expected display time (or the draw, if later); the bar is p95 < 200 ms")
+              f"{row['drawn50']:>13.1f} {row['drawn95']:>13.1f} {row['shown50']:>13.1f} {row['shown95']:>13.1f} "
+              f"{row['ft95']:>16}")
+    print("\nhold: the page's receiver hold (jitterBufferTarget); frames: frames whose own tick was drawn on them;\n"
+          "stamp ok: file: the number in the picture = the drawn tick's frame_index, webcam: a time stamp read back\n"
+          "whole; drawn: capture -> boxes drawn on that frame; shown: -> the frame's expected display time (or the\n"
+          "draw, if later); the bar is p95 < 200 ms")
 
 
 if __name__ == "__main__":

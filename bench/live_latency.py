@@ -9,23 +9,27 @@ reads it for ``--seconds``:
    figures), and the tick delay the client sees (receive time - the tick's ``ts_unix_ms``);
 2. parallel, one client: the same, so the parallel/sequential ratio comes from one run;
 3. parallel, ``--clients`` clients that read everything plus ``--slow`` that never read: the
-   fan-out's cost shows as the tick delay's p95 minus phase 2's.
+   fan-out's cost shows as the tick delay's p95 minus phase 2's, as the API's own send delay
+   (``spoton_live_tick_send_delay_seconds``: no bench client in it) and as the CPU time of the
+   API's event-loop thread per tick (robust to a busy machine);
+4. with ``--compression``: phase 3 again on an API with permessage-deflate on (the old default).
 
 Before the APIs, an in-process A/B: the same 3-camera instants through a sequential and a parallel
 FrameProcessor (one shared detector), alternated instant by instant so a busy machine weighs on
-both sides alike: process() wall time p50/p95 and the ratio (``--processor-only``: just that).
+both sides alike: process() wall time p50/p95 and the ratio (``--processor-only``: just that);
+and the CPU time to frame one tick for 200 WebSocket connections with and without compression.
 
 ``--rounds`` repeats phases 1-2 alternately (the machine is shared: alternating spreads its noise
 over both sides). The clients note a tick's receive time before anything else and read only its
 ``ts_unix_ms`` (no full JSON parse), so the bench process's own work weighs little in the delay.
 
-    .venv/bin/python bench/live_latency.py --seconds 20
+    PYTHONPATH=. .venv/bin/python bench/live_latency.py --seconds 20 --compression
 """
 from __future__ import annotations
 
 import argparse
-import json
 import asyncio
+import json
 import os
 import socket
 import subprocess

@@ -9,23 +9,27 @@ reads it for ``--seconds``:
    figures), and the tick delay the client sees (receive time - the tick's ``ts_unix_ms``);
 2. parallel, one client: the same, so the parallel/sequential ratio comes from one run;
 3. parallel, ``--clients`` clients that read everything plus ``--slow`` that never read: the
-   fan-out's cost shows as the tick delay's p95 minus phase 2's.
+   fan-out's cost shows as the tick delay's p95 minus phase 2's, as the API's own send delay
+   (``spoton_live_tick_send_delay_seconds``: no bench client in it) and as the CPU time of the
+   API's event-loop thread per tick (robust to a busy machine);
+4. with ``--compression``: phase 3 again on an API with permessage-deflate on (the old default).
 
 Before the APIs, an in-process A/B: the same 3-camera instants through a sequential and a parallel
 FrameProcessor (one shared detector), alternated instant by instant so a busy machine weighs on
-both sides alike: process() wall time p50/p95 and the ratio (``--processor-only``: just that).
+both sides alike: process() wall time p50/p95 and the ratio (``--processor-only``: just that);
+and the CPU time to frame one tick for 200 WebSocket connections with and without compression.
 
 ``--rounds`` repeats phases 1-2 alternately (the machine is shared: alternating spreads its noise
 over both sides). The clients note a tick's receive time before anything else and read only its
 ``ts_unix_ms`` (no full JSON parse), so the bench process's own work weighs little in the delay.
 
-    .venv/bin/python bench/live_latency.py --seconds 20
+    PYTHONPATH=. .venv/bin/python bench/live_latency.py --seconds 20 --compression
 """
 from __future__ import annotations
 
 import argparse
-import json
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -108,9 +112,11 @@ def sample_api(source_frames: int, threads: int, prefix: str,
         yield api
 
 
-async def reader(url: str, delays: list[float], stop: asyncio.Event) -> int:
+async def reader(url: str, delays: list[float], stop: asyncio.Event, connected: list[int] | None = None) -> int:
     ticks = 0
     async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
+        if connected is not None:
+            connected[0] += 1
         while not stop.is_set():
             try:
                 text = await asyncio.wait_for(ws.recv(), 0.5)
@@ -129,9 +135,10 @@ def tick_time_ms(text: str) -> int:
     return int(text[start:text.index(",", start)])
 
 
-async def slow_reader(url: str, stop: asyncio.Event) -> None:
+async def slow_reader(url: str, stop: asyncio.Event, connected: list[int]) -> None:
     """Connects, then never reads: its queue on the server fills and drops old ticks."""
     async with websockets.connect(url, max_queue=1, open_timeout=60):
+        connected[0] += 1
         await stop.wait()
 
 
@@ -175,9 +182,15 @@ async def phase(base: str, ws_base: str, clients: int, slow: int, seconds: float
         url = f"{ws_base}/ws/sessions/{sid}?token={KEY}"
         stop = asyncio.Event()
         delays: list[float] = []
-        tasks = [asyncio.create_task(reader(url, delays, stop)) for _ in range(clients)]
-        tasks += [asyncio.create_task(slow_reader(url, stop)) for _ in range(slow)]
-        await asyncio.sleep(2.0)  # connected and warm: the API's CPU per tick is counted from here
+        connected = [0]
+        tasks = [asyncio.create_task(reader(url, delays, stop, connected)) for _ in range(clients)]
+        tasks += [asyncio.create_task(slow_reader(url, stop, connected)) for _ in range(slow)]
+        for _ in range(1200):  # every client connected (handshakes are not the fan-out's cost) ...
+            if connected[0] == clients + slow or all(task.done() for task in tasks):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # ... and warm: figures are counted from here
+        delays.clear()
         loop_start = cpu_seconds(pid, pid)  # uvicorn's event loop runs in the main thread: the fan-out's CPU
         cpu_start, ticks_start = cpu_seconds(pid), (await http.get(f"/api/v1/sessions/{sid}")).json()["ticks_published"]
         sends_before = send_buckets((await http.get("/metrics")).text)

@@ -64,8 +64,8 @@ class Settings:
     ws_max_clients: int = 256  # WebSocket connections on this instance
     ws_max_clients_per_session: int = 32
     ws_max_message_bytes: int = 4096  # a bigger command gets an error reply
-    # permessage-deflate compresses every frame once per client (~170 us for a 4 KB tick): off, a tick
-    # is framed the same for every client and 200 clients cost ~35x less CPU
+    # permessage-deflate compresses every tick once per client (framing ~10x the CPU, bench/live_latency.py);
+    # off, the one serialised tick goes out as is to every client
     ws_compression: bool = False
     media_roots: tuple[Path, ...] | None = None  # file sources: None = the store and the project's data/
     source_hosts: tuple[str, ...] | None = None  # rtsp/http sources: names or CIDR networks; None = any

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -67,10 +68,25 @@ def test_parallel_cameras_give_the_sequential_tracks(instants):
     assert tracked > 20, "the crops should hold tracked people, or the comparison says little"
 
 
-def test_a_closed_processor_still_processes_sequentially_and_bad_workers_are_refused(instants):
-    processor = PerceptionConfig(threads=1, camera_workers=2).build_processor(CAMERAS, 7.0)
+def camera_threads() -> int:
+    return sum(t.name.startswith("camera") for t in threading.enumerate())
+
+
+def test_close_ends_the_pool_threads_and_processing_goes_on_sequentially(instants):
+    before = camera_threads()
+    processor = PerceptionConfig(threads=1, camera_workers=3).build_processor(CAMERAS, 7.0)
+    processor.process(instants[0])
+    assert camera_threads() == before + 2  # 3 workers: the caller and 2 pool threads
     processor.close()
-    assert set(processor.process(instants[0])) == set(CAMERAS)
+    deadline = time.monotonic() + 10
+    while camera_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert camera_threads() == before, "a closed processor left its pool threads running"
+    assert set(processor.process(instants[1])) == set(CAMERAS)
+
+
+def test_bad_worker_counts_are_refused():
+    processor = PerceptionConfig(threads=1).build_processor(CAMERAS, 7.0)
     with pytest.raises(ValueError, match="camera_workers must be >= 1"):
         PerceptionConfig(camera_workers=0)
     with pytest.raises(ValueError, match="workers must be >= 1"):

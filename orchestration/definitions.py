@@ -10,7 +10,7 @@ import assets.evaluation
 import assets.identity
 import assets.ingest
 import assets.perception
-from orchestration.jobs import analyze_environment, process_segments
+from orchestration.jobs import adapt_appearance, analyze_environment, process_segments
 from orchestration.resources import deployment_name, resources_for
 from orchestration.sensors import sub_video_sensor
 from orchestration.workers import CelerySettings
@@ -28,7 +28,7 @@ defs = Definitions(
     assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.adaptation,
                                     assets.analytics,
                                     assets.evaluation]),
-    jobs=[process_segments, analyze_environment],
+    jobs=[process_segments, analyze_environment, adapt_appearance],
     sensors=[sub_video_sensor],
     resources=resources_for(),
     executor=executor_for(),

@@ -135,3 +135,17 @@ def test_adapted_evidence_is_off_by_default_and_can_veto_or_weigh_a_join():
     assert (vetoed.links["kind"] == "cannot_link").all()
     weighed = resolve_global_identities(boxes, embeddings, IdentityConfig(adapted_weight=2.0), adapted=unlike)
     assert weighed.assignments["global_id"].nunique() == 2
+
+
+def test_adapted_evidence_weighs_covisibility_only_when_asked():
+    # one person seen by two cameras at the same spots: geometry joins them
+    boxes, embeddings = _two_walkers()
+    first = boxes[boxes["tracklet_id"] == "cam1/01/0"]
+    boxes = pd.concat([first, first.assign(tracklet_id="cam2/01/0", camera="cam2")], ignore_index=True)
+    embeddings = embeddings.assign(tracklet_id=["cam1/01/0", "cam2/01/0"])
+    unlike = embeddings.assign(embedding=[np.array([1.0, 0.0]), np.array([-1.0, 0.0])])
+    weighed = resolve_global_identities(boxes, embeddings, IdentityConfig(adapted_weight=2.0), adapted=unlike)
+    assert weighed.links["kind"].tolist() == ["covisible"]
+    assert weighed.assignments["global_id"].nunique() == 1
+    config = IdentityConfig(adapted_weight=2.0, adapted_on_covisible=True)
+    assert resolve_global_identities(boxes, embeddings, config, adapted=unlike).assignments["global_id"].nunique() == 2

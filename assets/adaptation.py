@@ -1,4 +1,9 @@
-"""Environment level: the appearance adaptation learned from the environment's own tracklets."""
+"""Environment level: the appearance adaptation learned from the environment's own tracklets.
+
+Its own group (``adaptation``, job ``adapt_appearance``), outside ``analyze_environment``: no
+asset reads the head yet (the resolver's adapted evidence measured worse, docs/benchmarks.md), so
+``make demo`` does not pay for the training; ``python -m orchestration.demo --adaptation`` or the
+Dagster UI materializes it."""
 
 import json
 import time
@@ -36,7 +41,7 @@ def _rounded(value: float) -> float | None:
     return None if not np.isfinite(value) else round(float(value), 4)
 
 
-@asset(partitions_def=ENVIRONMENTS, group_name="identity", io_manager_key="lake_io_manager",
+@asset(partitions_def=ENVIRONMENTS, group_name="adaptation", io_manager_key="lake_io_manager",
        ins={"tracklets": AssetIn(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT),
             "tracklet_embeddings": AssetIn(partition_mapping=ALL_SEGMENTS_OF_ENVIRONMENT)},
        check_specs=[AssetCheckSpec("adaptation_separation", asset="appearance_adaptation")])

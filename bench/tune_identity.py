@@ -136,7 +136,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, float]:
         name, _, value = pair.partition("=")
         if name not in fields:
             raise SystemExit(f"--set {pair}: IdentityConfig has no field {name!r} (fields: {', '.join(fields)})")
-        out[name] = (None if value == "none" else int(value) if fields[name] in (int, "int") else float(value))
+        kind = fields[name]
+        out[name] = (None if value == "none" else value.lower() in ("1", "true") if kind in (bool, "bool")
+                     else int(value) if kind in (int, "int") else float(value))
     return out
 
 

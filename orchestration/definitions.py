@@ -11,7 +11,7 @@ import assets.identity
 import assets.ingest
 import assets.perception
 import assets.retention
-from orchestration.jobs import analyze_environment, apply_retention, daily_retention, process_segments
+from orchestration.jobs import adapt_appearance, analyze_environment, apply_retention, daily_retention, process_segments
 from orchestration.resources import deployment_name, resources_for
 from orchestration.sensors import sub_video_sensor
 from orchestration.workers import CelerySettings
@@ -28,7 +28,7 @@ def executor_for(deployment: str | None = None) -> ExecutorDefinition:
 defs = Definitions(
     assets=load_assets_from_modules([assets.ingest, assets.perception, assets.identity, assets.adaptation,
                                      assets.analytics, assets.evaluation, assets.retention]),
-    jobs=[process_segments, analyze_environment, apply_retention],
+    jobs=[process_segments, analyze_environment, adapt_appearance, apply_retention],
     schedules=[daily_retention],
     sensors=[sub_video_sensor],
     resources=resources_for(),

@@ -1,6 +1,6 @@
 """`make demo`: build the sample environment into the local store, materialize the whole graph, summarize.
 
-    .venv/bin/python -m orchestration.demo [--max-source-frames N] [--workers 2]
+    .venv/bin/python -m orchestration.demo [--max-source-frames N] [--workers 2] [--adaptation]
 """
 import argparse
 import os
@@ -10,7 +10,7 @@ import time
 from dagster import DagsterInstance
 
 from orchestration.resources import shared_dir, use_local_instance, var_dir
-from orchestration.runner import materialize_all, register_partitions
+from orchestration.runner import materialize_adaptation, materialize_all, register_partitions
 from spoton.artifacts import fetch_sample_video
 from spoton.storage.catalog import build_catalog, query
 from spoton.environment import scan_sub_videos
@@ -40,6 +40,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-source-frames", type=int, help="build the environment from the first N frames only")
     parser.add_argument("--workers", type=int, default=2, help="segment partitions processed in parallel")
+    parser.add_argument("--adaptation", action="store_true",
+                        help="also learn the environment's appearance adaptation head (opt-in asset appearance_adaptation)")
     args = parser.parse_args()
     var = var_dir()
     use_local_instance()
@@ -55,6 +57,8 @@ def main() -> int:
     print(f"2/4 materializing {len(segments)} segment partitions ({args.workers} at a time), then {ENV_NAME}")
     started = time.perf_counter()
     runs = materialize_all(ENV_NAME, segments, workers=args.workers)
+    if args.adaptation and any(run.success for run in runs):
+        runs.append(materialize_adaptation(ENV_NAME))
     for run in runs:
         print(f"    {run.partition:<22} {'ok' if run.success else 'FAILED: ' + run.error}  run {run.run_id[:8]}")
     print(f"    {time.perf_counter() - started:.0f} s")

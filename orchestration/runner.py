@@ -16,7 +16,7 @@ from typing import Callable
 from dagster import AssetSelection, DagsterInstance, MultiPartitionKey, materialize
 
 from assets.partitions import ENVIRONMENTS, SEGMENTS
-from orchestration.jobs import ENVIRONMENT_GROUPS, SEGMENT_GROUPS
+from orchestration.jobs import ADAPTATION_GROUPS, ENVIRONMENT_GROUPS, SEGMENT_GROUPS
 from orchestration.resources import resources_for
 
 
@@ -77,6 +77,12 @@ def materialize_segment(environment: str, segment: str, resources: dict | None =
 def materialize_environment(environment: str, resources: dict | None = None,
                             instance: DagsterInstance | None = None) -> PartitionRun:
     return _materialize(ENVIRONMENT_GROUPS, environment, resources, instance)
+
+
+def materialize_adaptation(environment: str, resources: dict | None = None,
+                            instance: DagsterInstance | None = None) -> PartitionRun:
+    """The opt-in ``appearance_adaptation`` of one environment (after its segments are processed)."""
+    return _materialize(ADAPTATION_GROUPS, environment, resources, instance)
 
 
 def materialize_all(environment: str, segments: list[str], workers: int = 2, *,

@@ -268,10 +268,11 @@ def train_head(features: np.ndarray, positives: np.ndarray, negatives: np.ndarra
     generator = torch.Generator().manual_seed(params.seed)
     x = np.asarray(features, np.float64)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    mean = x.mean(axis=0)
+    mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
     centred = x - mean
     dim = min(params.dim, x.shape[1])
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    # principal axes to start from (the first coordinates when there is nothing to learn from)
+    vt = np.linalg.svd(centred, full_matrices=False)[2] if len(x) >= 2 else np.eye(x.shape[1])[:dim]
     init = np.zeros((x.shape[1], dim))
     init[:, :min(dim, len(vt))] = vt[:dim].T
     weight = torch.tensor(init + 1e-3 * torch.randn(init.shape, generator=generator, dtype=torch.float64).numpy(),

@@ -31,8 +31,10 @@ only tips the balance between candidates that geometry allows.
    + ``appearance_weight`` x (cosine - ``appearance_neutral``), the appearance term being 0 where
    an embedding is missing. Given the environment's adapted embeddings
    (:mod:`spoton.identity.adaptation`), ``adapted_weight`` x (adapted cosine - ``adapted_neutral``)
-   is added, and a candidate whose adapted cosine is below ``adapted_veto`` becomes a cannot-link
-   (both off by default: docs/benchmarks.md has what they measured).
+   is added to continuation links (co-visibility links only with ``adapted_on_covisible``: there
+   the geometry already decides, and the head is over-confident for people walking side by side),
+   and a candidate whose adapted cosine is below ``adapted_veto`` becomes a cannot-link (all off
+   by default: docs/benchmarks.md has what they measured).
 5. Clustering (``clustering``):
    - ``greedy``: links scoring at least ``min_score`` are merged by descending score with a
      union-find. A merge is refused when any cannot-link pair would end up in one cluster: the
@@ -114,11 +116,13 @@ class IdentityConfig:
     view_edge_margin: float = 0.01
     view_edge_min_gap_s: float = 1.0
     # adapted appearance (spoton.identity.adaptation), used only when the resolver is given it: a
-    # candidate link gains adapted_weight x (adapted cosine - adapted_neutral), and becomes a
-    # cannot-link where the adapted cosine is below adapted_veto (None: no veto)
+    # continuation link (and a co-visibility link too when adapted_on_covisible) gains
+    # adapted_weight x (adapted cosine - adapted_neutral), and a candidate becomes a cannot-link
+    # where the adapted cosine is below adapted_veto (None: no veto)
     adapted_weight: float = 0.0
     adapted_neutral: float = 0.5
     adapted_veto: float | None = None
+    adapted_on_covisible: bool = False
     clustering: str = "greedy"
     solver_limits: SolverLimits = field(default_factory=SolverLimits)
 
@@ -288,8 +292,8 @@ def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfi
             appearance = 0.0 if np.isnan(cosine) else config.appearance_weight * (
                 cosine - config.appearance_neutral)
             adapted_cosine = float(adapted[i] @ adapted[j]) if adapted is not None else np.nan
-            if not np.isnan(adapted_cosine):
-                appearance += config.adapted_weight * (adapted_cosine - config.adapted_neutral)
+            adapted_term = (0.0 if np.isnan(adapted_cosine) else
+                            config.adapted_weight * (adapted_cosine - config.adapted_neutral))
             base = dict(tracklet_a=a.id, tracklet_b=b.id, cosine=cosine, gap_s=b.start - a.end)
             vetoed = config.adapted_veto is not None and adapted_cosine < config.adapted_veto
             if len(ia) and a.camera == b.camera and a.segment == b.segment:
@@ -308,14 +312,15 @@ def _evidence(tracklets: list[_Tracklet], emb: np.ndarray, config: IdentityConfi
             elif len(d) >= config.min_common_frames and median < config.covisible_max_m:
                 geometry = 1.0 - median / config.covisible_max_m
                 rows.append(dict(base, kind="covisible", n_common=len(d), distance_m=median,
-                                 score=config.covisible_weight * geometry + appearance))
+                                 score=config.covisible_weight * geometry + appearance
+                                 + (adapted_term if config.adapted_on_covisible else 0.0)))
             elif len(ia) < config.min_common_frames and b.end > a.end:
                 found = _continuation(a, b, config)
                 if found is not None:
                     geometry, distance, error = found
                     rows.append(dict(base, kind="continuation", n_common=len(ia), distance_m=distance,
                                      prediction_error_m=error,
-                                     score=config.continuation_weight * geometry + appearance))
+                                     score=config.continuation_weight * geometry + appearance + adapted_term))
     return pd.DataFrame(rows, columns=LINK_COLUMNS[:-1])
 
 

@@ -6,7 +6,8 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, instance_for_test
 
 from assets.partitions import ENVIRONMENTS, SEGMENTS
-from orchestration.runner import materialize_environment, materialize_segment, register_partitions
+from orchestration.runner import (materialize_adaptation, materialize_environment, materialize_segment,
+                                  register_partitions)
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import LocalStoreResource
@@ -111,6 +112,16 @@ def test_a_person_keeps_one_global_id_across_cameras_and_segments(materialized, 
     spanning = [p for p, obs in seen.items()
                 if len({c for c, _, _ in obs}) >= 2 and len({s for _, s, _ in obs}) >= 2 and purity[p] >= 0.9]
     assert spanning, "some person seen by two cameras over two segments keeps one global id"
+
+
+def test_adaptation_job_stores_a_versioned_head_from_the_lake(materialized, instance, resources, store_root,
+                                                             lake_root):
+    run = materialize_adaptation(ENV_NAME, resources, instance)
+    assert run.success, run.error
+    record = ParquetLake(LocalStore(lake_root)).read("appearance_adaptation", ENV_NAME).to_pylist()
+    assert len(record) == 1 and record[0]["tracklets"] > 0
+    assert LocalStore(store_root).exists(record[0]["model_key"])
+    assert record[0]["version"] in record[0]["model_key"]
 
 
 def test_rematerializing_a_partition_replaces_rows(materialized, instance, resources, lake_root):

@@ -135,3 +135,29 @@ def test_adapted_evidence_is_off_by_default_and_can_veto_or_weigh_a_join():
     assert (vetoed.links["kind"] == "cannot_link").all()
     weighed = resolve_global_identities(boxes, embeddings, IdentityConfig(adapted_weight=2.0), adapted=unlike)
     assert weighed.assignments["global_id"].nunique() == 2
+
+
+def test_adapted_evidence_weighs_covisibility_only_when_asked():
+    # one person seen by two cameras at the same spots: geometry joins them
+    boxes, embeddings = _two_walkers()
+    first = boxes[boxes["tracklet_id"] == "cam1/01/0"]
+    boxes = pd.concat([first, first.assign(tracklet_id="cam2/01/0", camera="cam2")], ignore_index=True)
+    embeddings = embeddings.assign(tracklet_id=["cam1/01/0", "cam2/01/0"])
+    unlike = embeddings.assign(embedding=[np.array([1.0, 0.0]), np.array([-1.0, 0.0])])
+    weighed = resolve_global_identities(boxes, embeddings, IdentityConfig(adapted_weight=2.0), adapted=unlike)
+    assert weighed.links["kind"].tolist() == ["covisible"]
+    assert weighed.assignments["global_id"].nunique() == 1
+    config = IdentityConfig(adapted_weight=2.0, adapted_on_covisible=True)
+    assert resolve_global_identities(boxes, embeddings, config, adapted=unlike).assignments["global_id"].nunique() == 2
+
+
+def test_an_environment_without_pairs_gets_an_untrained_head_and_no_verdict():
+    boxes = pd.DataFrame({"tracklet_id": ["cam1/01/0"], "camera": ["cam1"], "segment": ["01"], "track_id": [0],
+                          "global_frame": [0], "map_x": [0.0], "map_y": [0.0]})
+    embeddings = pd.DataFrame({"tracklet_id": ["cam1/01/0"], "embedding": [np.ones(8, np.float32)]})
+    result = adapt_environment(boxes, embeddings, AdaptationParams(dim=4))
+    assert result.train_positives == result.train_negatives == 0
+    assert np.isnan(result.before.auc) and result.before.same_pairs == 0
+    assert result.head.project(np.ones((1, 8))).shape == (1, 4)
+    empty = adapt_environment(boxes.iloc[:0], embeddings.iloc[:0], AdaptationParams(dim=4))
+    assert empty.tracklets == 0

@@ -19,10 +19,11 @@ starts as a centred projection of the raw features) is trained with ``1 - cos`` 
 tracks are held out (``held_out_fraction``) and the separation (AUC, cosine gap) of their
 pairs is reported before and after, which is what the ``appearance_adaptation`` asset check shows.
 
-Trained on easy pairs, the head separates them almost perfectly (held-out AUC ~0.96 on the
-sample) but is no calibrated re-identification model: used in place of the raw features it cost
-cross-camera IDF1 (docs/benchmarks.md), so the resolver takes it only as extra evidence
-(``IdentityConfig.adapted_*``, off by default).
+On the sample the head lifts same-vs-different AUC from ~0.78 to ~0.94 (ground-truth labels),
+but it is over-confident for people walking side by side, exactly where geometry cannot help:
+used in place of the raw features, or weighed into the resolver's links, it lowered the worst
+cell of cross-camera IDF1 (docs/benchmarks.md), so the resolver's adapted evidence
+(``IdentityConfig.adapted_*``) is off by default.
 """
 from __future__ import annotations
 

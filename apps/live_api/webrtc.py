@@ -402,8 +402,9 @@ def _created(peer: Peer, answer: str, route: str) -> Response:
              response_class=Response, responses={201: {"content": {"application/sdp": {}}}})
 async def whep(session_id: str, camera: str, request: Request,
                _: Principal = Depends(viewer_by_header_or_query),
-               view: str = Query("wide", description="wide: the processed frames; ptz: the virtual PTZ's "
-                                                    "viewport (boxes: the tick's ptz.view)")) -> Response:
+               view: str = Query("wide", json_schema_extra={"enum": list(VIEWS)},  # our own 422 names them
+                                 description="wide: the processed frames; ptz: the virtual PTZ's "
+                                             "viewport (boxes: the tick's ptz.view)")) -> Response:
     """Watch a session camera's processed frames, or its virtual PTZ, over WebRTC (body: an SDP offer)."""
     if view not in VIEWS:
         raise MediaError(422, f"view {view!r} is not one of {list(VIEWS)}: omit it for the camera's processed "

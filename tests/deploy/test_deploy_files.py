@@ -68,7 +68,7 @@ def test_compose_has_every_service_with_a_health_check(compose):
     for name in ("code-location", "worker-a", "dagster-daemon"):
         env = services[name]["environment"]
         assert env["SPOTON_DEPLOYMENT"] == "prod" and env["SPOTON_CELERY_BROKER"] == "pyamqp://spoton:mq-pw@rabbitmq:5672//"
-        assert env["SPOTON_CELERY_BACKEND"].startswith("redis://redis:6379/")  # results outside the broker
+        assert env["SPOTON_CELERY_BACKEND"] == "rpc://"  # the backend whose broker-restart behaviour is tested
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert all(port["host_ip"] == "127.0.0.1" if isinstance(port, dict) else port.startswith("127.0.0.1:")
                for s in services.values() for port in s.get("ports", [])), "only loopback is published"

@@ -4,32 +4,13 @@ tick drawn on its own frame, the Range-served MP4 when WebRTC cannot connect, th
 sent in over WHIP."""
 from __future__ import annotations
 
-import shutil
-
 import httpx
 import pytest
+from chromium import browser  # noqa: F401 (fixture)
 from live_api_server import KEYS, live_server, live_store  # noqa: F401 (fixtures)
 from live_servers import h264_clip, rtsp_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required",
-                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -144,7 +125,6 @@ def test_bad_token_is_reported_on_the_page(live_server, page):
     page.goto(f"{live_server.base}/?token=not-a-key")
     page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=20_000)
     assert "401" in page.text_content("#status")
-
 
 
 def watch_in_page(live_server, page, session_id: str, role: str = "viewer", query: str = "") -> None:

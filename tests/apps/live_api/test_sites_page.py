@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chromium import browser  # noqa: F401 (fixture)
 from live_api_server import KEYS, LiveApiServer, free_port
 from live_servers import mjpeg_server, sample_jpegs  # noqa: F401 (fixtures)
 
@@ -28,27 +28,11 @@ PLAN = REPO_ROOT / "data" / "environments" / "pets_s2l1" / "floor_plan.png"
 PAIRS = json.loads((REPO_ROOT / "data" / "calibration" / "pets_s2l1_view_001.json").read_text())
 # the sample plan: 20 pixels per metre, (-22, 20) m at its top-left corner, +Y up
 ORIGIN_M, PX_PER_M = (-22.0, 20.0), 20.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
 CLIP_FRAMES = 20  # 2 s of the 10 fps sample: 2 sub-videos of 1 s
 
 
 def plan_px(x_m: float, y_m: float) -> tuple[float, float]:
     return (x_m - ORIGIN_M[0]) * PX_PER_M, (ORIGIN_M[1] - y_m) * PX_PER_M
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from apps.live_api.errors import error_responses
 from apps.live_api.uploads import UploadConfig, UploadService, receive_to_file
 from spoton.errors import SpotOnError
 from spoton.site import ingest, onboarding
+from spoton.site import storage as site_storage
 from spoton.site.model import NAME_PATTERN
 from spoton.storage.store import ObjectStore, StoreError
 
@@ -288,10 +289,14 @@ async def upload_camera(site: SiteName, request: Request, response: Response,
     return record.public()
 
 
-@router.get("/{site}/jobs", response_model=SiteJobs, responses=error_responses(401, 403, 422))
+@router.get("/{site}/jobs", response_model=SiteJobs, responses=error_responses(401, 403, 404, 422))
 def list_jobs(site: SiteName, request: Request, _: Principal = Depends(require_role(Role.viewer))) -> dict:
-    """The site's camera upload jobs, newest first."""
-    return {"jobs": [r.public() for r in SiteJobService.for_app(request.app).list(site)]}
+    """The site's camera upload jobs, newest first (a deleted site keeps its versions, so its jobs too)."""
+    service = SiteJobService.for_app(request.app)
+    jobs = service.list(site)
+    if not jobs and not site_storage.list_versions(service.store, site):
+        raise onboarding.OnboardingError(f"no site {site!r}: GET /api/v1/sites lists them", 404)
+    return {"jobs": [r.public() for r in jobs]}
 
 
 @router.get("/{site}/jobs/{job_id}", response_model=SiteJob, responses=error_responses(401, 403, 404, 422))

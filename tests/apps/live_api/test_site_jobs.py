@@ -142,6 +142,7 @@ def test_bad_requests_are_refused_before_any_work(client, store, sample_clip):
     error(upload(client, b"\0" * 4_000_001), 413, "larger than 4000000 bytes")
     error(client.get(f"{SITES}/plaza/jobs/{'0' * 32}", headers=VIEWER), 404, "no job")
     assert client.get(f"{SITES}/plaza/jobs", headers=VIEWER).json() == {"jobs": []}, "nothing was queued"
+    error(client.get(f"{SITES}/nowhere/jobs", headers=VIEWER), 404, "no site 'nowhere'")
 
     first = upload(client, body)
     assert first.status_code == 202

@@ -1,7 +1,8 @@
 """Bearer-token auth for REST and WebSocket: API keys or HS256 JWTs, roles viewer < operator < admin.
 
-Secrets come only from environment variables (see ``settings.py``). REST routes depend on
-``require_role(Role.X)``; WebSocket routes call ``authenticate_websocket`` before accepting,
+Secrets come only from environment variables (see ``settings.py``). REST routes take a ``Viewer``,
+``Operator`` or ``Admin`` parameter (``require_role(Role.X)``; ``ViewerByHeaderOrQuery`` also reads
+``?token=`` for media elements); WebSocket routes call ``authenticate_websocket`` before accepting,
 which answers a real HTTP 401/403 on the upgrade request (browsers cannot set headers on a
 WebSocket, so the token may also come as ``?token=`` or as the sub-protocol ``bearer.<token>``).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Mapping
+from typing import Annotated, Mapping
 
 import jwt
 from fastapi import Depends, HTTPException, Request, WebSocket
@@ -151,19 +152,38 @@ def auth_config(request_or_ws: Request | WebSocket) -> AuthConfig:
 _bearer = HTTPBearer(auto_error=False)
 
 
+def _principal(token: str | None, request: Request, role: Role) -> Principal:
+    """The caller with at least ``role``, else the 401 (with its challenge) or 403 as an HTTP error."""
+    try:
+        return authorize(authenticate_token(token, auth_config(request)), role)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        raise HTTPException(exc.status, exc.detail, headers=headers) from None
+
+
 def require_role(role: Role):
     """FastAPI dependency: 401 without a valid token, 403 with a lower role."""
 
     def dependency(request: Request,
                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
-        token = credentials.credentials if credentials is not None else None
-        try:
-            return authorize(authenticate_token(token, auth_config(request)), role)
-        except AuthError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            raise HTTPException(exc.status, exc.detail, headers=headers) from None
+        return _principal(credentials.credentials if credentials is not None else None, request, role)
 
     return dependency
+
+
+def viewer_by_header_or_query(request: Request,
+                              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+                              ) -> Principal:
+    """Like ``require_role(Role.viewer)``, also accepting ``?token=`` for ``<video>``/``<img>``."""
+    token = credentials.credentials if credentials is not None else request.query_params.get("token")
+    return _principal(token, request, Role.viewer)
+
+
+# the route parameter that lets in that role or higher: ``_: Viewer``
+Viewer = Annotated[Principal, Depends(require_role(Role.viewer))]
+Operator = Annotated[Principal, Depends(require_role(Role.operator))]
+Admin = Annotated[Principal, Depends(require_role(Role.admin))]
+ViewerByHeaderOrQuery = Annotated[Principal, Depends(viewer_by_header_or_query)]
 
 
 def websocket_token(websocket: WebSocket) -> tuple[str | None, str | None]:

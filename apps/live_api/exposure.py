@@ -16,8 +16,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from apps.live_api import health
-from apps.live_api.auth import Role, require_role
-from apps.live_api.media import viewer_by_header_or_query
+from apps.live_api.auth import Role, require_role, viewer_by_header_or_query
 
 Exposure = Literal["public", "auth", "off"]
 EXPOSURES: tuple[str, ...] = ("public", "auth", "off")

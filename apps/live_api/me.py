@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from apps.live_api.auth import Principal, Role, require_role
+from apps.live_api.auth import Viewer
 from apps.live_api.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -18,5 +18,5 @@ class Me(BaseModel):
 
 
 @router.get("/me", response_model=Me, responses=error_responses(401))
-def me(principal: Principal = Depends(require_role(Role.viewer))) -> dict:
+def me(principal: Viewer) -> dict:
     return {"subject": principal.subject, "role": principal.role.name}

@@ -25,11 +25,11 @@ import time
 from email.utils import format_datetime
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from apps.live_api.auth import AuthError, Principal, Role, auth_config, authenticate_token, authorize
+from apps.live_api.auth import ViewerByHeaderOrQuery
+from apps.live_api.deps import get_store
 from apps.live_api.errors import error_json
 from spoton.storage.store import LocalStore, ObjectInfo, ObjectStore, StoreError, check_key
 
@@ -42,29 +42,11 @@ _CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".avi": "video/x-msv
 
 router = APIRouter(prefix="/api/v1", tags=["media"])
 _CACHE_LOCK = threading.Lock()
-_bearer = HTTPBearer(auto_error=False)
 
 
 def media_url(key: str) -> str:
     """The API path that serves a store key."""
     return MEDIA_PREFIX + check_key(key)
-
-
-def app_store(request: Request) -> ObjectStore:
-    """The app's object store (``create_app`` puts it on ``app.state.store``)."""
-    return request.app.state.store
-
-
-def viewer_by_header_or_query(request: Request,
-                              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-                              ) -> Principal:
-    """Like ``require_role(Role.viewer)``, also accepting ``?token=`` for ``<video>``/``<img>``."""
-    token = credentials.credentials if credentials is not None else request.query_params.get("token")
-    try:
-        return authorize(authenticate_token(token, auth_config(request)), Role.viewer)
-    except AuthError as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        raise HTTPException(exc.status, exc.detail, headers=headers) from None
 
 
 def content_type(key: str) -> str:
@@ -165,9 +147,9 @@ def _if_range_matches(header: str | None, info: ObjectInfo) -> bool:
 
 
 @router.api_route("/media/{key:path}", methods=["GET", "HEAD"])
-def get_media(key: str, request: Request, _: Principal = Depends(viewer_by_header_or_query)):
+def get_media(key: str, request: Request, _: ViewerByHeaderOrQuery):
     """Serve one store object, whole or one byte range of it."""
-    store, cache = app_store(request), info_cache(request)
+    store, cache = get_store(request), info_cache(request)
     info, cached = resolve_media(store, key, cache)
     while True:
         answer = _answer(store, key, info, request)

@@ -10,6 +10,7 @@ Frame-to-tick latency runs from the moment the source made the frame available
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -540,6 +541,18 @@ class SessionManager:
         with self._lock:
             session = self.sessions.pop(session_id, None)
         return None if session is None else session.stop("deleted")
+
+    async def remote_command(self, session_id: str, data: dict) -> None:
+        """A command sent to another instance for a session this instance owns (``Fanout.on_remote_command``)."""
+        if session_id not in self.sessions:
+            return
+        if data.get("type") == "__delete__":
+            await asyncio.get_running_loop().run_in_executor(None, self.delete, session_id)
+            return
+        try:
+            self.sessions[session_id].apply(parse_command(data))
+        except CommandError:
+            log.warning("ignored a bad forwarded command for %s: %r", session_id, data)
 
     def stop_all(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         """Stop every session, all told at once, so the whole wait is about ``timeout_s`` at most."""

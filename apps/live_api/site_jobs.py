@@ -32,11 +32,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path as PathParam, Query, Request, Response
+from fastapi import APIRouter, Path as PathParam, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from apps.live_api.auth import Principal, Role, require_role
+from apps.live_api.auth import Operator, Viewer
 from apps.live_api.errors import error_responses
 from apps.live_api.uploads import UploadConfig, UploadService, receive_to_file
 from spoton.errors import SpotOnError
@@ -273,10 +273,9 @@ RAW_VIDEO = {"requestBody": {"required": True, "description": "the video file's 
 
 @router.post("/{site}/cameras/upload", status_code=202, response_model=SiteJob, openapi_extra=RAW_VIDEO,
              responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422))
-async def upload_camera(site: SiteName, request: Request, response: Response,
+async def upload_camera(site: SiteName, request: Request, response: Response, _: Operator,
                         name: str = Query(pattern=NAME_PATTERN.pattern, description="the new camera's name"),
-                        fps: float | None = Query(None, gt=0, description="the camera's rate (default: the video's)"),
-                        _: Principal = Depends(require_role(Role.operator))) -> dict:
+                        fps: float | None = Query(None, gt=0, description="the camera's rate (default: the video's)")) -> dict:
     """Add a camera from a video sent as the raw body: answers the queued job (poll its ``url``)."""
     service = SiteJobService.for_app(request.app)
     await run_in_threadpool(service.check, site, name)  # before a byte of the body is read
@@ -290,7 +289,7 @@ async def upload_camera(site: SiteName, request: Request, response: Response,
 
 
 @router.get("/{site}/jobs", response_model=SiteJobs, responses=error_responses(401, 403, 404, 422))
-def list_jobs(site: SiteName, request: Request, _: Principal = Depends(require_role(Role.viewer))) -> dict:
+def list_jobs(site: SiteName, request: Request, _: Viewer) -> dict:
     """The site's camera upload jobs, newest first (a deleted site keeps its versions, so its jobs too)."""
     service = SiteJobService.for_app(request.app)
     jobs = service.list(site)
@@ -300,6 +299,5 @@ def list_jobs(site: SiteName, request: Request, _: Principal = Depends(require_r
 
 
 @router.get("/{site}/jobs/{job_id}", response_model=SiteJob, responses=error_responses(401, 403, 404, 422))
-def get_job(site: SiteName, job_id: str, request: Request,
-            _: Principal = Depends(require_role(Role.viewer))) -> dict:
+def get_job(site: SiteName, job_id: str, request: Request, _: Viewer) -> dict:
     return SiteJobService.for_app(request.app).get(site, job_id).public()

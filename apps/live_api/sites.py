@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from apps.live_api.auth import Principal, Role, require_role
+from apps.live_api.auth import Operator, Viewer
 from apps.live_api.errors import error_responses
-from apps.live_api.media import app_store, media_url
+from apps.live_api.deps import get_store
+from apps.live_api.media import media_url
 from apps.live_api.site_jobs import SiteJob, SiteJobService
 from apps.live_api.uploads import resolve_upload
 from spoton.site import onboarding
@@ -36,8 +37,6 @@ from spoton.site.model import NAME_PATTERN, check_name
 from spoton.live.sources import SourceSpec
 
 router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
-VIEW = Depends(require_role(Role.viewer))
-EDIT = Depends(require_role(Role.operator))
 Point = tuple[float, float]
 NAME = NAME_PATTERN.pattern
 SiteName = Annotated[str, Path(pattern=NAME, description="the site's name")]
@@ -168,20 +167,19 @@ def _check_source(request: Request, kind: str, uri: str) -> None:
 
 
 @router.get("", response_model=Sites, responses=error_responses(401, 403))
-def list_sites(request: Request, _: Principal = VIEW) -> dict:
-    store = app_store(request)
+def list_sites(request: Request, _: Viewer) -> dict:
+    store = get_store(request)
     return {"sites": [_site(store, env.name) for env in onboarding.list_sites(store)]}
 
 
 @router.post("", status_code=201, response_model=Site,
              responses=error_responses(400, 401, 403, 409, 413, 415, 422))
-async def create_site(request: Request, name: str = Query(pattern=NAME),
+async def create_site(request: Request, _: Operator, name: str = Query(pattern=NAME),
                       metres_per_pixel: float | None = Query(None, gt=0),
                       scale_points: str | None = Query(None, description="x1,y1,x2,y2: two plan pixels"),
                       distance_m: float | None = Query(None, gt=0, description="metres between the scale points"),
                       origin_m: str = Query("0,0", description="X,Y floor metres at the plan's top-left corner"),
-                      y_axis: Literal["up", "down"] = "down", segment_length_s: float = Query(60.0, gt=0),
-                      _: Principal = EDIT) -> dict:
+                      y_axis: Literal["up", "down"] = "down", segment_length_s: float = Query(60.0, gt=0)) -> dict:
     """Create a site; the body is the floor-plan image (PNG or JPEG)."""
     if (metres_per_pixel is None) == (scale_points is None or distance_m is None):
         raise onboarding.OnboardingError("give the plan's scale: metres_per_pixel, or scale_points=x1,y1,x2,y2 "
@@ -193,34 +191,34 @@ async def create_site(request: Request, name: str = Query(pattern=NAME),
     scale = metres_per_pixel or onboarding.scale_from_points(
         *onboarding.parse_numbers(scale_points, 4, "scale_points"), distance_m)
     origin = onboarding.parse_numbers(origin_m, 2, "origin_m")
-    store = app_store(request)
+    store = get_store(request)
     onboarding.create_site(store, name, await request.body(), scale, origin, y_axis,
                            segment_length_s=segment_length_s)
     return _site(store, name)
 
 
 @router.get("/{site}", response_model=Site, responses=error_responses(401, 403, 404, 422))
-def get_site(site: SiteName, request: Request, _: Principal = VIEW) -> dict:
-    return _site(app_store(request), site)
+def get_site(site: SiteName, request: Request, _: Viewer) -> dict:
+    return _site(get_store(request), site)
 
 
 @router.post("/{site}/rename", response_model=Site, responses=error_responses(400, 401, 403, 404, 409, 422))
-def rename_site(site: SiteName, body: Rename, request: Request, _: Principal = EDIT) -> dict:
-    store = app_store(request)
+def rename_site(site: SiteName, body: Rename, request: Request, _: Operator) -> dict:
+    store = get_store(request)
     onboarding.rename_site(store, site, body.name)
     return _site(store, body.name)
 
 
 @router.delete("/{site}", status_code=204, responses=error_responses(401, 403, 404, 422))
-def delete_site(site: SiteName, request: Request, _: Principal = EDIT) -> Response:
+def delete_site(site: SiteName, request: Request, _: Operator) -> Response:
     """Take the site out of the list; its versions, videos and tables stay (restore a version to undo)."""
-    onboarding.delete_site(app_store(request), site)
+    onboarding.delete_site(get_store(request), site)
     return Response(status_code=204)
 
 
 @router.get("/{site}/versions", response_model=Versions, responses=error_responses(401, 403, 422))
-def list_versions(site: SiteName, request: Request, _: Principal = VIEW) -> dict:
-    store = app_store(request)
+def list_versions(site: SiteName, request: Request, _: Viewer) -> dict:
+    store = get_store(request)
     check_name("site", site)
     return {"site": site, "current": site_storage.current_version(store, site),
             "versions": site_storage.list_versions(store, site)}
@@ -228,17 +226,17 @@ def list_versions(site: SiteName, request: Request, _: Principal = VIEW) -> dict
 
 @router.post("/{site}/versions/{version}/restore", response_model=Saved,
              responses=error_responses(401, 403, 404, 422))
-def restore_version(site: SiteName, version: int, request: Request, _: Principal = EDIT) -> dict:
-    return {"site": site, "version": onboarding.restore_site(app_store(request), site, version)}
+def restore_version(site: SiteName, version: int, request: Request, _: Operator) -> dict:
+    return {"site": site, "version": onboarding.restore_site(get_store(request), site, version)}
 
 
 @router.post("/{site}/cameras", status_code=201, response_model=Site,
              responses={202: {"model": SiteJob, "description": "kind upload: the queued job (poll its url)"}}
              | error_responses(400, 401, 403, 404, 409, 415, 422))
-def add_camera(site: SiteName, body: CameraBody, request: Request, _: Principal = EDIT):
+def add_camera(site: SiteName, body: CameraBody, request: Request, _: Operator):
     """Add a camera by URI (its source is tested by reading a frame: 201 with the site) or from an
     uploaded video (202 with the job that cuts it into sub-videos, see ``GET .../jobs/{id}``)."""
-    store = app_store(request)
+    store = get_store(request)
     if body.kind == "upload":
         key = resolve_upload(body.uri, store)
         record = SiteJobService.for_app(request.app).submit(site, body.name, key, body.fps)
@@ -253,19 +251,19 @@ JPEG = {200: {"content": {"image/jpeg": {}}, "description": "one frame of the so
 
 @router.post("/{site}/cameras/test", response_class=Response,
              responses=JPEG | error_responses(400, 401, 403, 404, 415, 422))
-def test_connection(site: SiteName, body: SourceBody, request: Request, _: Principal = EDIT) -> Response:
+def test_connection(site: SiteName, body: SourceBody, request: Request, _: Operator) -> Response:
     """Read one frame of a source: a JPEG snapshot, or why not (unreachable, refused, authentication
     failed, not a video, unsupported codec) within a few seconds."""
-    onboarding.load_site(app_store(request), site)
+    onboarding.load_site(get_store(request), site)
     _check_source(request, body.kind, body.uri)
     return Response(onboarding.snapshot(body.uri, body.kind).jpeg, media_type="image/jpeg")
 
 
 @router.get("/{site}/cameras/{camera}/snapshot", response_class=Response,
             responses=JPEG | error_responses(401, 403, 404, 415, 422))
-def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Principal = VIEW) -> Response:
+def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Viewer) -> Response:
     """A frame of the camera's source: what its calibration and region are drawn on."""
-    store = app_store(request)
+    store = get_store(request)
     source = onboarding.camera_source(store, site, camera)
     if source.kind == "store":  # a file, or a presigned URL on S3 (errors name the key)
         shot = onboarding.snapshot(store.video_source(source.uri), "store", name=source.uri)
@@ -276,23 +274,22 @@ def camera_snapshot(site: SiteName, camera: CameraName, request: Request, _: Pri
 
 @router.post("/{site}/cameras/{camera}/rename", response_model=Site,
              responses=error_responses(400, 401, 403, 404, 409, 422))
-def rename_camera(site: SiteName, camera: CameraName, body: Rename, request: Request, _: Principal = EDIT) -> dict:
-    store = app_store(request)
+def rename_camera(site: SiteName, camera: CameraName, body: Rename, request: Request, _: Operator) -> dict:
+    store = get_store(request)
     onboarding.rename_camera(store, site, camera, body.name)
     return _site(store, site)
 
 
 @router.put("/{site}/cameras/{camera}/enabled", response_model=Saved,
             responses=error_responses(400, 401, 403, 404, 422))
-def enable_camera(site: SiteName, camera: CameraName, body: Enabled, request: Request,
-                  _: Principal = EDIT) -> dict:
+def enable_camera(site: SiteName, camera: CameraName, body: Enabled, request: Request, _: Operator) -> dict:
     """Disable a camera (kept with its calibration and videos; not materialized or streamed), or enable it."""
-    return {"site": site, "version": onboarding.enable_camera(app_store(request), site, camera, body.enabled)}
+    return {"site": site, "version": onboarding.enable_camera(get_store(request), site, camera, body.enabled)}
 
 
 @router.delete("/{site}/cameras/{camera}", response_model=Saved, responses=error_responses(401, 403, 404, 422))
-def delete_camera(site: SiteName, camera: CameraName, request: Request, _: Principal = EDIT) -> dict:
-    return {"site": site, "version": onboarding.delete_camera(app_store(request), site, camera)}
+def delete_camera(site: SiteName, camera: CameraName, request: Request, _: Operator) -> dict:
+    return {"site": site, "version": onboarding.delete_camera(get_store(request), site, camera)}
 
 
 def _report(report: onboarding.CalibrationReport, version: int | None) -> dict:
@@ -303,37 +300,34 @@ def _report(report: onboarding.CalibrationReport, version: int | None) -> dict:
 
 @router.post("/{site}/cameras/{camera}/calibration/check", response_model=CalibrationReport,
              responses=error_responses(400, 401, 403, 404, 422))
-def check_calibration(site: SiteName, camera: CameraName, body: PointPairs, request: Request,
-                      _: Principal = VIEW) -> dict:
+def check_calibration(site: SiteName, camera: CameraName, body: PointPairs, request: Request, _: Viewer) -> dict:
     """Fit the pairs and answer the errors; saves nothing (refused sets: 422 saying why)."""
-    onboarding.camera_source(app_store(request), site, camera)  # 404 for an unknown site or camera
+    onboarding.camera_source(get_store(request), site, camera)  # 404 for an unknown site or camera
     return _report(onboarding.fit_calibration(body.image_points, body.map_points, body.max_error_m), None)
 
 
 @router.put("/{site}/cameras/{camera}/calibration", response_model=CalibrationReport,
             responses=error_responses(400, 401, 403, 404, 422))
-def save_calibration(site: SiteName, camera: CameraName, body: PointPairs, request: Request,
-                     _: Principal = EDIT) -> dict:
-    version, report = onboarding.calibrate_camera(app_store(request), site, camera, body.image_points,
+def save_calibration(site: SiteName, camera: CameraName, body: PointPairs, request: Request, _: Operator) -> dict:
+    version, report = onboarding.calibrate_camera(get_store(request), site, camera, body.image_points,
                                                   body.map_points, body.max_error_m)
     return _report(report, version)
 
 
 @router.put("/{site}/cameras/{camera}/region", response_model=Saved,
             responses=error_responses(400, 401, 403, 404, 409, 422))
-def set_region(site: SiteName, camera: CameraName, body: Polygon, request: Request, _: Principal = EDIT) -> dict:
+def set_region(site: SiteName, camera: CameraName, body: Polygon, request: Request, _: Operator) -> dict:
     """The floor the camera tracks people on, drawn in its image (``polygon`` in pixels)."""
-    version, _metres = onboarding.set_region(app_store(request), site, camera, body.polygon)
+    version, _metres = onboarding.set_region(get_store(request), site, camera, body.polygon)
     return {"site": site, "version": version}
 
 
 @router.put("/{site}/zones", response_model=Saved, responses=error_responses(400, 401, 403, 404, 422))
-def set_zone(site: SiteName, body: ZoneBody, request: Request, _: Principal = EDIT) -> dict:
+def set_zone(site: SiteName, body: ZoneBody, request: Request, _: Operator) -> dict:
     """Add the named zone, or replace the zone of that name."""
-    return {"site": site, "version": onboarding.set_zone(app_store(request), site, body.name, body.polygon_m)}
+    return {"site": site, "version": onboarding.set_zone(get_store(request), site, body.name, body.polygon_m)}
 
 
 @router.delete("/{site}/zones/{zone}", response_model=Saved, responses=error_responses(401, 403, 404, 422))
-def delete_zone(site: SiteName, zone: Annotated[str, Path(pattern=NAME)], request: Request,
-                _: Principal = EDIT) -> dict:
-    return {"site": site, "version": onboarding.delete_zone(app_store(request), site, zone)}
+def delete_zone(site: SiteName, zone: Annotated[str, Path(pattern=NAME)], request: Request, _: Operator) -> dict:
+    return {"site": site, "version": onboarding.delete_zone(get_store(request), site, zone)}

@@ -48,11 +48,11 @@ from pathlib import Path
 from typing import Mapping
 
 import cv2
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from apps.live_api.api_models import Upload, UploadFrames, Uploads
-from apps.live_api.auth import Principal, Role, require_role
+from apps.live_api.auth import Admin, Operator, Viewer
 from apps.live_api.media import media_url
 from spoton.errors import SpotOnError, VideoError
 from spoton.redact import hide_path
@@ -446,8 +446,7 @@ async def receive_to_file(request: Request, config: UploadConfig, check_quota=No
 
 
 @router.post("/videos", status_code=202, response_model=Upload)
-async def upload_video(request: Request, filename: str = "upload",
-                       _: Principal = Depends(require_role(Role.admin))) -> dict:
+async def upload_video(request: Request, _: Admin, filename: str = "upload") -> dict:
     """Upload a video as the raw request body; answers the queued job."""
     if request.headers.get("content-type", "").lower().startswith("multipart/"):
         raise HTTPException(415, "send the video as the raw request body (Content-Type: "
@@ -464,13 +463,12 @@ async def upload_video(request: Request, filename: str = "upload",
 
 
 @router.get("/videos", response_model=Uploads)
-def list_videos(request: Request, _: Principal = Depends(require_role(Role.viewer))) -> dict:
+def list_videos(request: Request, _: Viewer) -> dict:
     return {"videos": [record.public() for record in _service(request).list()]}
 
 
 @router.get("/videos/{upload_id}", response_model=Upload)
-def get_video(upload_id: str, request: Request,
-              _: Principal = Depends(require_role(Role.viewer))) -> dict:
+def get_video(upload_id: str, request: Request, _: Viewer) -> dict:
     try:
         return _service(request).get(upload_id).public()
     except UploadError as exc:
@@ -478,8 +476,7 @@ def get_video(upload_id: str, request: Request,
 
 
 @router.delete("/videos/{upload_id}", status_code=204)
-def delete_video(upload_id: str, request: Request,
-                 _: Principal = Depends(require_role(Role.operator))) -> Response:
+def delete_video(upload_id: str, request: Request, _: Operator) -> Response:
     """Remove an upload: its record, video, thumbnail and frames (a running job is abandoned)."""
     try:
         _service(request).delete(upload_id)
@@ -489,8 +486,7 @@ def delete_video(upload_id: str, request: Request,
 
 
 @router.get("/videos/{upload_id}/frames", response_model=UploadFrames)
-def list_frames(upload_id: str, request: Request,
-                _: Principal = Depends(require_role(Role.viewer))) -> dict:
+def list_frames(upload_id: str, request: Request, _: Viewer) -> dict:
     try:
         record = _service(request).get(upload_id)
     except UploadError as exc:

@@ -41,10 +41,9 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from apps.live_api.auth import Principal, Role, require_role
-from apps.live_api.media import viewer_by_header_or_query
+from apps.live_api.auth import Operator, ViewerByHeaderOrQuery
 from spoton.live.sources import LiveSource
 from spoton.live.tick import MEDIA_CLOCK_HZ, MEDIA_TS_STEP
 from spoton.video import VideoFrame
@@ -401,7 +400,7 @@ def _created(peer: Peer, answer: str, route: str) -> Response:
 @router.post("/sessions/{session_id}/cameras/{camera}/whep", status_code=201,
              response_class=Response, responses={201: {"content": {"application/sdp": {}}}})
 async def whep(session_id: str, camera: str, request: Request,
-               _: Principal = Depends(viewer_by_header_or_query),
+               _: ViewerByHeaderOrQuery,
                view: str = Query("wide", json_schema_extra={"enum": list(VIEWS)},  # our own 422 names them
                                  description="wide: the processed frames; ptz: the virtual PTZ's "
                                              "viewport (boxes: the tick's ptz.view)")) -> Response:
@@ -417,8 +416,7 @@ async def whep(session_id: str, camera: str, request: Request,
 
 @router.post("/sessions/{session_id}/cameras/{camera}/whip", status_code=201,
              response_class=Response, responses={201: {"content": {"application/sdp": {}}}})
-async def whip(session_id: str, camera: str, request: Request,
-               _: Principal = Depends(require_role(Role.operator))) -> Response:
+async def whip(session_id: str, camera: str, request: Request, _: Operator) -> Response:
     """Publish a browser's video into a session camera of kind ``webrtc`` (body: an SDP offer)."""
     session = _session_camera(request, session_id, camera)
     source = session.sources[camera]
@@ -439,8 +437,7 @@ def _peer(request: Request, session_id: str, camera: str, kind: str, peer_id: st
 
 
 @router.get("/sessions/{session_id}/cameras/{camera}/whep/{peer_id}")
-def whep_state(session_id: str, camera: str, peer_id: str, request: Request,
-               _: Principal = Depends(viewer_by_header_or_query)) -> dict:
+def whep_state(session_id: str, camera: str, peer_id: str, request: Request, _: ViewerByHeaderOrQuery) -> dict:
     """The viewer's connection state and RTP timestamp offset (null until the first frames went out)."""
     peer = _peer(request, session_id, camera, "whep", peer_id)
     return {"id": peer.id, "view": peer.view, "state": peer.pc.connectionState, "clock_hz": MEDIA_CLOCK_HZ,
@@ -454,13 +451,12 @@ async def _delete(request: Request, session_id: str, camera: str, kind: str, pee
 
 @router.delete("/sessions/{session_id}/cameras/{camera}/whep/{peer_id}")
 async def whep_delete(session_id: str, camera: str, peer_id: str, request: Request,
-                      _: Principal = Depends(viewer_by_header_or_query)) -> Response:
+                      _: ViewerByHeaderOrQuery) -> Response:
     """Stop watching: closes the peer connection."""
     return await _delete(request, session_id, camera, "whep", peer_id)
 
 
 @router.delete("/sessions/{session_id}/cameras/{camera}/whip/{peer_id}")
-async def whip_delete(session_id: str, camera: str, peer_id: str, request: Request,
-                      _: Principal = Depends(require_role(Role.operator))) -> Response:
+async def whip_delete(session_id: str, camera: str, peer_id: str, request: Request, _: Operator) -> Response:
     """Stop publishing: closes the peer connection (the camera waits for a new publisher)."""
     return await _delete(request, session_id, camera, "whip", peer_id)

@@ -125,11 +125,18 @@ def route_template(scope: dict) -> str:
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _flat_routes(request.app.router.routes):
         regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
         if regex is not None and route_methods and regex.match(request.url.path):
             methods |= route_methods
     return sorted(methods)
+
+
+def _flat_routes(routes):
+    """The routes with each included router's own in its place (FastAPI keeps those routers whole)."""
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        yield from contexts() if contexts is not None else (route,)
 
 
 def _document_error_body(schema: dict) -> dict:

@@ -118,6 +118,11 @@ def test_405_allows_every_method_of_the_path(client):
     """Starlette names only the first matching route's methods; /api/v1/sessions has GET and POST."""
     response = client.put("/api/v1/sessions", headers=ADMIN)
     assert response.headers["allow"] == "GET, POST"
+    # routes of an included router are found too (FastAPI keeps the router whole in app.router.routes)
+    for path, allow in [("/api/v1/sites/lobby", "DELETE, GET"), ("/api/v1/me", "GET"),
+                        ("/api/v1/videos", "GET, POST"), ("/api/v1/environments", "GET")]:
+        response = client.put(path, headers=ADMIN)
+        assert (response.status_code, response.headers["allow"]) == (405, allow), path
 
 
 def test_an_unexpected_exception_is_500_in_the_same_shape_and_logged_with_its_request_id(client, json_logs):

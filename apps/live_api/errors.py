@@ -123,13 +123,17 @@ def route_template(scope: dict) -> str:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
-    methods: set[str] = set()
+    """Every method some route serves at this path (Starlette's 405 names only the first route's).
+
+    Only the most literal templates count: at ``/sites/s/cameras/test`` that is ``.../cameras/test``
+    (POST), not ``.../cameras/{camera}`` (DELETE), as the OpenAPI document describes the resource.
+    """
+    by_params: dict[int, set[str]] = {}
     for route in _flat_routes(request.app.router.routes):
         regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
         if regex is not None and route_methods and regex.match(request.url.path):
-            methods |= route_methods
-    return sorted(methods)
+            by_params.setdefault(len(getattr(route, "param_convertors", {})), set()).update(route_methods)
+    return sorted(by_params[min(by_params)]) if by_params else []
 
 
 def _flat_routes(routes):

@@ -83,8 +83,7 @@ async def list_sessions(sessions: SessionsDep, fanout: FanoutDep, _: Viewer) -> 
 @router.get(f"{API}/sessions/{{session_id}}", response_model=SessionStatus,
             responses=error_responses(401, 403, 404, 503))
 async def get_session(session_id: str, sessions: SessionsDep, fanout: FanoutDep, _: Viewer) -> dict:
-    session = sessions.get(session_id)
-    status = session.status() if session is not None else await fanout.remote_status(session_id)
+    status = await sessions.find_status(session_id)
     if status is None:
         raise _not_here(session_id, fanout)
     return status

@@ -542,6 +542,11 @@ class SessionManager:
             session = self.sessions.pop(session_id, None)
         return None if session is None else session.stop("deleted")
 
+    async def find_status(self, session_id: str) -> dict | None:
+        """The session's status, from this instance or (through Redis) the one running it; None if none does."""
+        session = self.sessions.get(session_id)
+        return session.status() if session is not None else await self.fanout.remote_status(session_id)
+
     async def remote_command(self, session_id: str, data: dict) -> None:
         """A command sent to another instance for a session this instance owns (``Fanout.on_remote_command``)."""
         if session_id not in self.sessions:

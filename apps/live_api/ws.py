@@ -158,8 +158,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         return
     principal, subprotocol = auth
     app = websocket.app
-    session = app.state.sessions.get(session_id)
-    status = session.status() if session is not None else await app.state.fanout.remote_status(session_id)
+    status = await app.state.sessions.find_status(session_id)
     if status is None:
         await websocket.send_denial_response(JSONResponse(
             {"detail": f"no session {session_id}: create one with POST /api/v1/sessions"}, status_code=404))

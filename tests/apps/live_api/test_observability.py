@@ -126,6 +126,15 @@ def test_405_allows_every_method_of_the_path(client):
         assert (response.status_code, response.headers["allow"]) == (405, allow), path
 
 
+def test_create_app_only_wires_every_route_lives_in_a_router_module(app):
+    from apps.live_api.errors import _flat_routes
+
+    modules = {route.endpoint.__module__ for route in _flat_routes(app.router.routes)
+               if getattr(route, "endpoint", None) is not None}
+    assert "apps.live_api.app" not in modules
+    assert {"apps.live_api.environments", "apps.live_api.session_routes", "apps.live_api.sites"} <= modules
+
+
 def test_an_unexpected_exception_is_500_in_the_same_shape_and_logged_with_its_request_id(client, json_logs):
     response = client.get("/boom", headers={"X-Request-ID": "req-boom-1"})
     assert response.status_code == 500

@@ -214,3 +214,12 @@ def test_build_embedder_names(cache_dir):
     assert isinstance(build_embedder(cache_dir=cache_dir), MobileNetV2Embedder)
     with pytest.raises(ValueError, match="unknown embedder"):
         build_embedder("clip")
+
+
+def test_boxmot_reads_its_own_backend_variable(monkeypatch):
+    """The ONNX-runtime check asks boxmot's selector, so the core reads no environment and agrees with the load."""
+    monkeypatch.setenv("BOXMOT_REID_BACKEND", "opencv")
+    assert BoxmotReidEmbedder._check_onnx_runtime("cpu") is None
+    monkeypatch.setenv("BOXMOT_REID_BACKEND", "tensorrt")
+    with pytest.raises(ValueError, match="Invalid BOXMOT_REID_BACKEND value 'tensorrt'"):
+        BoxmotReidEmbedder._check_onnx_runtime("cpu")

@@ -32,6 +32,15 @@ def test_the_dagster_resource_maps_onto_the_configuration():
                                       tracklet_cut=TrackletCut(None, TrackletCut.max_tracklet_s))
 
 
+def test_the_dagster_resources_take_the_cache_folder_from_spoton_cache(monkeypatch, tmp_path):
+    from orchestration.resources import perception_from_env
+
+    monkeypatch.setenv("SPOTON_CACHE", str(tmp_path))
+    assert perception_from_env().config().cache_dir == tmp_path
+    monkeypatch.delenv("SPOTON_CACHE")
+    assert perception_from_env().config().cache_dir == DEFAULT_CACHE_DIR == PerceptionResource().config().cache_dir
+
+
 def test_the_live_settings_map_onto_the_configuration():
     settings = Settings.from_env({"SPOTON_TRACKER": "ocsort", "SPOTON_ORT_THREADS": "3", "SPOTON_STORE": "s"})
     assert settings.perception() == PerceptionConfig(tracker="ocsort", threads=3, camera_workers=os.cpu_count() or 1)

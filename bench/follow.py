@@ -94,7 +94,8 @@ def run_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: int, c
     else:
         geometry = PtzGeometry(world.size)
         ptz = VirtualPtz(geometry, clock=clock)
-    loop = FollowLoop(ptz, geometry, build_detector(threads=1, cache_dir=CACHE), Tracker(TrackerConfig("bytetrack", frame_rate=world.fps)),
+    loop = FollowLoop(ptz, geometry, build_detector(threads=1, cache_dir=CACHE),
+                      Tracker(TrackerConfig("bytetrack", frame_rate=world.fps)),
                       build_embedder(cache_dir=CACHE), Follower())
     result, started = FollowRun(), time.perf_counter()
     selected = False
@@ -152,7 +153,8 @@ def run_live_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: i
     ptz, framing, phase = VirtualPtz(geometry, clock=clock), FramingController(geometry), PhaseMachine()
     perception = PerceptionConfig(threads=1, cache_dir=CACHE)
     processor = perception.build_processor([CameraSpec.from_calibration("view", CALIBRATION)], world.fps)
-    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE, cache_dir=CACHE)) if appearance else None
+    sampler = (AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE, cache_dir=CACHE))
+               if appearance else None)
     gallery = LiveIdentityGallery()
     result, started, target, command, last = FollowRun(), time.perf_counter(), None, (0.0, 0.0, 0.0), None
     try:
@@ -219,8 +221,8 @@ def main() -> None:
                               args.frames, args.live == "appearance")
         args.camera = f"virtual, live ids ({args.live})"
     else:
-        run = run_follow(fetch_sample_video(CACHE), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame, args.frames,
-                         args.camera)
+        run = run_follow(fetch_sample_video(CACHE), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame,
+                         args.frames, args.camera)
     print(f"| camera | person | frames | visible | centred (central {CENTRAL:.0%}) | on the right person "
           "| time to lock | PTZ commands | s per frame |")
     print("|---|---|---|---|---|---|---|---|---|")

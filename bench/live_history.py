@@ -39,7 +39,8 @@ CAMERAS = ("c1", "c2", "c3")
 def real_results(frames: int) -> list[dict]:
     """Per instant, the three cameras' results on the sample (one video seen as three cameras)."""
     processor = FrameProcessor([CameraSpec(name) for name in CAMERAS], build_detector(threads=1, cache_dir=CACHE))
-    return [processor.process({name: frame for name in CAMERAS}) for frame in iter_frames(fetch_sample_video(CACHE), stop=frames)]
+    return [processor.process({name: frame for name in CAMERAS})
+            for frame in iter_frames(fetch_sample_video(CACHE), stop=frames)]
 
 
 def run(instants: list[dict], ticks: int, writer: LiveHistoryWriter | None) -> float:

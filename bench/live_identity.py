@@ -84,7 +84,8 @@ def main() -> None:
     gt = MotBoxes.read_mot(args.gt or Path(os.environ.get("SPOTON_SHARED", REPO_ROOT.parent / "shared")) / DEFAULT_GT)
     perception = PerceptionConfig(threads=1, cache_dir=CACHE)
     processor = perception.build_processor([CameraSpec.from_calibration(CAMERA, CALIBRATION)], FPS)
-    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE, cache_dir=CACHE), every_n_frames=args.every)
+    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE, cache_dir=CACHE),
+                                every_n_frames=args.every)
     galleries = {"position only": LiveIdentityGallery(), "appearance + motion": LiveIdentityGallery()}
     scores = {name: Score() for name in galleries}
     processing = 0.0

@@ -115,11 +115,13 @@ def main() -> None:
 
         started = time.perf_counter()
         for video in videos:
-            track_video(video, Path(tmp) / "track" / video.parent.name / video.stem, TrackOptions(PerceptionConfig(cache_dir=CACHE), write_video=False))
+            track_video(video, Path(tmp) / "track" / video.parent.name / video.stem,
+                        TrackOptions(PerceptionConfig(cache_dir=CACHE), write_video=False))
         track_s = time.perf_counter() - started
 
         found = scan_sub_videos(LocalStore(store_root))
-        pipeline_s = materialize_sequentially(found, store_root, Path(tmp) / "lake", PerceptionResource(ort_threads=1, cache_dir=str(CACHE)))
+        pipeline_s = materialize_sequentially(found, store_root, Path(tmp) / "lake",
+                                              PerceptionResource(ort_threads=1, cache_dir=str(CACHE)))
         # the same with the previous tracklet appearance: 8 crops a tracklet at 224x224
         big_crops_s = materialize_sequentially(found, store_root, Path(tmp) / "lake-224", PerceptionResource(
             ort_threads=1, crops_per_tracklet=8, crop_width=224, crop_height=224, cache_dir=str(CACHE)))

@@ -49,7 +49,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         for label, tracker in (("spoton track (ByteTrack)", "bytetrack"),
                                ("spoton track (BoT-SORT + MobileNetV2 embed)", "botsort")):
-            summary = track_video(video, Path(out) / tracker, TrackOptions(PerceptionConfig(tracker=tracker, cache_dir=CACHE), max_frames=args.frames))
+            options = TrackOptions(PerceptionConfig(tracker=tracker, cache_dir=CACHE), max_frames=args.frames)
+            summary = track_video(video, Path(out) / tracker, options)
             rows.append((label, summary.fps))
 
     detect_fps = rows[1][1]

@@ -48,7 +48,8 @@ def main() -> int:
     store_root = os.environ.get("SPOTON_STORE", str(var / "store"))
 
     print(f"1/4 sample environment {ENV_NAME!r} -> {store_root}")
-    build_sample_environment(fetch_sample_video(cache_dir_from(os.environ)), store_root, ENV_NAME, max_source_frames=args.max_source_frames)
+    build_sample_environment(fetch_sample_video(cache_dir_from(os.environ)), store_root, ENV_NAME,
+                             max_source_frames=args.max_source_frames)
     print(f"    {store_sample_ground_truth(LocalStore(store_root), args.max_source_frames)}")
     found = scan_sub_videos(LocalStore(store_root))
     segments = sorted(found[ENV_NAME])

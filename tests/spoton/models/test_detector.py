@@ -41,8 +41,9 @@ def test_nothing_on_a_blank_frame(detector):
 
 
 def test_threshold_and_nms_apply(frame_100, cache_dir):
-    loose = NanoDetDetector(config=DetectorConfig(score_threshold=0.1, nms_iou=0.9), cache_dir=cache_dir).detect(frame_100)
-    strict = NanoDetDetector(config=DetectorConfig(score_threshold=0.5, nms_iou=0.3), cache_dir=cache_dir).detect(frame_100)
+    loose = NanoDetDetector(config=DetectorConfig(score_threshold=0.1, nms_iou=0.9), cache_dir=cache_dir)
+    strict = NanoDetDetector(config=DetectorConfig(score_threshold=0.5, nms_iou=0.3), cache_dir=cache_dir)
+    loose, strict = loose.detect(frame_100), strict.detect(frame_100)
     assert len(loose) > len(strict) > 0
     assert strict.confidence.min() >= 0.5
 

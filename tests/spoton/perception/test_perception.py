@@ -66,7 +66,8 @@ def test_a_bad_configuration_says_what_to_fix(kwargs, message):
 def test_the_processor_gets_the_configured_threads_and_tracker_without_touching_the_environment(monkeypatch, cache_dir):
     monkeypatch.delenv("SPOTON_ORT_THREADS", raising=False)
     monkeypatch.setenv("SPOTON_DEVICE", "cuda")  # read by nothing any more
-    processor = PerceptionResource(tracker="ocsort", ort_threads=1, cache_dir=str(cache_dir)).config().build_processor(["cam"], frame_rate=7.0)
+    resource = PerceptionResource(tracker="ocsort", ort_threads=1, cache_dir=str(cache_dir))
+    processor = resource.config().build_processor(["cam"], frame_rate=7.0)
     assert processor.tracker_config.name == "ocsort" and processor.tracker_config.frame_rate == 7.0
     assert processor.detector.session.get_session_options().intra_op_num_threads == 1
     assert processor.detector.session.get_providers() == ["CPUExecutionProvider"]

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from spoton.perception.appearance import TRACKLET_CROP_SIZE
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.models.embedder import MobileNetV2Embedder, crop_boxes
 from spoton.video import iter_frames
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "vtest_person_boxes.json"
 
@@ -28,13 +30,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     boxes = [b for b in json.loads(FIXTURE.read_text())["boxes"] if b["frame_index"] == 100]
-    frame = next(f.image for f in iter_frames(fetch_sample_video(), stop=101) if f.index == 100)
+    frame = next(f.image for f in iter_frames(fetch_sample_video(CACHE), stop=101) if f.index == 100)
     xyxy = np.array([b["xyxy"] for b in boxes] * 2, np.float32)  # 8 crops
     print(f"\nMobileNetV2 on {len(xyxy)} real crops, {os.cpu_count()} cores, 1 thread, {args.repeats} repeats\n")
     print("| input (w x h) | batch | ONNX Runtime ms/crop | PyTorch ms/crop | PyTorch / ONNX Runtime |")
     print("|---|---|---|---|---|")
     for size in ((224, 224), TRACKLET_CROP_SIZE):
-        embedder = MobileNetV2Embedder(threads=1, input_size=size)
+        embedder = MobileNetV2Embedder(threads=1, input_size=size, cache_dir=CACHE)
         for batch in (1, 4, 8):
             inputs = [embedder.preprocess(frame, crop_boxes(xyxy[k:k + batch], frame.shape))
                       for k in range(0, len(xyxy), batch)]

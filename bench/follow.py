@@ -54,6 +54,9 @@ from spoton.live.identity import LIVE_CROP_SIZE, AppearanceSampler, LiveIdentity
 from spoton.perception.config import PerceptionConfig  # noqa: E402
 from spoton.perception.processor import CameraSpec  # noqa: E402
 from spoton.video import VideoFrame  # noqa: E402
+from spoton.artifacts import cache_dir_from  # noqa: E402
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 CALIBRATION = REPO_ROOT / "data" / "calibration" / "pets_s2l1_view_001.json"
 
@@ -91,8 +94,9 @@ def run_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: int, c
     else:
         geometry = PtzGeometry(world.size)
         ptz = VirtualPtz(geometry, clock=clock)
-    loop = FollowLoop(ptz, geometry, build_detector(threads=1), Tracker(TrackerConfig("bytetrack", frame_rate=world.fps)),
-                      build_embedder(), Follower())
+    loop = FollowLoop(ptz, geometry, build_detector(threads=1, cache_dir=CACHE),
+                      Tracker(TrackerConfig("bytetrack", frame_rate=world.fps)),
+                      build_embedder(cache_dir=CACHE), Follower())
     result, started = FollowRun(), time.perf_counter()
     selected = False
     try:
@@ -147,9 +151,10 @@ def run_live_follow(video: Path, gt: MotBoxes, gt_id: int, start: int, frames: i
     geometry = PtzGeometry(world.size)
     clock = ManualClock()
     ptz, framing, phase = VirtualPtz(geometry, clock=clock), FramingController(geometry), PhaseMachine()
-    perception = PerceptionConfig(threads=1)
+    perception = PerceptionConfig(threads=1, cache_dir=CACHE)
     processor = perception.build_processor([CameraSpec.from_calibration("view", CALIBRATION)], world.fps)
-    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE)) if appearance else None
+    sampler = (AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE, cache_dir=CACHE))
+               if appearance else None)
     gallery = LiveIdentityGallery()
     result, started, target, command, last = FollowRun(), time.perf_counter(), None, (0.0, 0.0, 0.0), None
     try:
@@ -212,12 +217,12 @@ def main() -> None:
 
     gt_path = args.gt or Path(os.environ.get("SPOTON_SHARED", REPO_ROOT.parent / "shared")) / DEFAULT_GT
     if args.live:
-        run = run_live_follow(fetch_sample_video(), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame,
+        run = run_live_follow(fetch_sample_video(CACHE), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame,
                               args.frames, args.live == "appearance")
         args.camera = f"virtual, live ids ({args.live})"
     else:
-        run = run_follow(fetch_sample_video(), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame, args.frames,
-                         args.camera)
+        run = run_follow(fetch_sample_video(CACHE), MotBoxes.read_mot(gt_path), args.gt_id, args.start_frame,
+                         args.frames, args.camera)
     print(f"| camera | person | frames | visible | centred (central {CENTRAL:.0%}) | on the right person "
           "| time to lock | PTZ commands | s per frame |")
     print("|---|---|---|---|---|---|---|---|---|")

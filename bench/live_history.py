@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
 import timeit
 from pathlib import Path
 
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.live.history import HistoryConfig, LiveHistoryWriter, _Instant, _parquet, live_tables
 from spoton.live.identity import LiveIdentityGallery
 from spoton.live.tick import TickBuilder, media_timestamp
@@ -30,13 +31,16 @@ from spoton.storage.lake import ParquetLake
 from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
 
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
+
 CAMERAS = ("c1", "c2", "c3")
 
 
 def real_results(frames: int) -> list[dict]:
     """Per instant, the three cameras' results on the sample (one video seen as three cameras)."""
-    processor = FrameProcessor([CameraSpec(name) for name in CAMERAS], build_detector(threads=1))
-    return [processor.process({name: frame for name in CAMERAS}) for frame in iter_frames(fetch_sample_video(), stop=frames)]
+    processor = FrameProcessor([CameraSpec(name) for name in CAMERAS], build_detector(threads=1, cache_dir=CACHE))
+    return [processor.process({name: frame for name in CAMERAS})
+            for frame in iter_frames(fetch_sample_video(CACHE), stop=frames)]
 
 
 def run(instants: list[dict], ticks: int, writer: LiveHistoryWriter | None) -> float:

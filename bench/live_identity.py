@@ -30,6 +30,9 @@ from spoton.models.embedder import build_embedder
 from spoton.perception.config import PerceptionConfig
 from spoton.perception.processor import CameraSpec
 from spoton.video import iter_frames
+from spoton.artifacts import cache_dir_from
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION = REPO_ROOT / "data" / "calibration" / "pets_s2l1_view_001.json"
@@ -79,13 +82,14 @@ def main() -> None:
     from spoton.artifacts import fetch_sample_video
 
     gt = MotBoxes.read_mot(args.gt or Path(os.environ.get("SPOTON_SHARED", REPO_ROOT.parent / "shared")) / DEFAULT_GT)
-    perception = PerceptionConfig(threads=1)
+    perception = PerceptionConfig(threads=1, cache_dir=CACHE)
     processor = perception.build_processor([CameraSpec.from_calibration(CAMERA, CALIBRATION)], FPS)
-    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE), every_n_frames=args.every)
+    sampler = AppearanceSampler(build_embedder(threads=1, crop_size=LIVE_CROP_SIZE, cache_dir=CACHE),
+                                every_n_frames=args.every)
     galleries = {"position only": LiveIdentityGallery(), "appearance + motion": LiveIdentityGallery()}
     scores = {name: Score() for name in galleries}
     processing = 0.0
-    for frame in iter_frames(fetch_sample_video(), stop=args.frames):
+    for frame in iter_frames(fetch_sample_video(CACHE), stop=args.frames):
         started = time.perf_counter()
         results = processor.process({CAMERA: frame})
         processing += time.perf_counter() - started

@@ -46,6 +46,9 @@ import websockets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from spoton.artifacts import cache_dir_from  # noqa: E402
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 KEY = "bench-admin-key-0123456789"
 
@@ -87,7 +90,7 @@ def sample_store(source_frames: int, prefix: str) -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         store = Path(tmp) / "store"
-        build_sample_environment(fetch_sample_video(), store, ENV_NAME, max_source_frames=source_frames)
+        build_sample_environment(fetch_sample_video(CACHE), store, ENV_NAME, max_source_frames=source_frames)
         yield store
 
 
@@ -232,9 +235,9 @@ def processor_ab(store: Path, workers: int, threads: int, instants: int) -> dict
         if any(image is None for image in images.values()):
             break
         frames.append({cam: ClockFrame(index, index, index / 7, image) for cam, image in images.items()})
-    detector = PerceptionConfig(threads=threads).build_detector()
-    sequential = PerceptionConfig(threads=threads).build_processor(cameras, 7.0, detector=detector)
-    parallel = PerceptionConfig(threads=threads, camera_workers=workers).build_processor(cameras, 7.0,
+    detector = PerceptionConfig(threads=threads, cache_dir=CACHE).build_detector()
+    sequential = PerceptionConfig(threads=threads, cache_dir=CACHE).build_processor(cameras, 7.0, detector=detector)
+    parallel = PerceptionConfig(threads=threads, camera_workers=workers, cache_dir=CACHE).build_processor(cameras, 7.0,
                                                                                         detector=detector)
     times: dict[str, list[float]] = {"sequential": [], "parallel": []}
     results = {}

@@ -27,14 +27,17 @@ from orchestration.runner import materialize_all, materialize_environment, mater
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import LocalStoreResource
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.environment import scan_sub_videos
 from spoton.models.detector import NanoDetDetector
+from spoton.perception.config import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
 from spoton.sample import ENV_NAME
 from spoton.sample.builder import build_sample_environment
 from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 
 def materialize_sequentially(found: dict, store_root: Path, lake_root: Path, perception: PerceptionResource) -> float:
@@ -53,7 +56,7 @@ def materialize_sequentially(found: dict, store_root: Path, lake_root: Path, per
 
 def detect_all(videos: list[Path]) -> int:
     """Decode and detect every frame of ``videos`` with a one-thread NanoDet; frames done."""
-    detector, done = NanoDetDetector(threads=1), 0
+    detector, done = NanoDetDetector(threads=1, cache_dir=CACHE), 0
     for video in videos:
         for frame in iter_frames(video):
             detector.detect(frame.image)
@@ -77,7 +80,7 @@ def naive_baseline(videos: list[Path]) -> int:
     import boxmot
 
     logging.getLogger("boxmot").setLevel(logging.WARNING)  # it logs each constructor at INFO
-    detector, done = NanoDetDetector(threads=os.cpu_count()), 0
+    detector, done = NanoDetDetector(threads=os.cpu_count(), cache_dir=CACHE), 0
     for video in videos:
         tracker = boxmot.ByteTrack()
         for frame in iter_frames(video):
@@ -94,7 +97,7 @@ def main() -> None:
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
         store_root = Path(tmp) / "store"
-        build_sample_environment(fetch_sample_video(), store_root, ENV_NAME, max_source_frames=args.source_frames)
+        build_sample_environment(fetch_sample_video(CACHE), store_root, ENV_NAME, max_source_frames=args.source_frames)
         videos = sorted(store_root.glob(f"{ENV_NAME}/cam*/sub_video_*.mp4"))
         started = time.perf_counter()
         camera_frames = sum(1 for v in videos for _ in iter_frames(v))
@@ -112,14 +115,16 @@ def main() -> None:
 
         started = time.perf_counter()
         for video in videos:
-            track_video(video, Path(tmp) / "track" / video.parent.name / video.stem, TrackOptions(write_video=False))
+            track_video(video, Path(tmp) / "track" / video.parent.name / video.stem,
+                        TrackOptions(PerceptionConfig(cache_dir=CACHE), write_video=False))
         track_s = time.perf_counter() - started
 
         found = scan_sub_videos(LocalStore(store_root))
-        pipeline_s = materialize_sequentially(found, store_root, Path(tmp) / "lake", PerceptionResource(ort_threads=1))
+        pipeline_s = materialize_sequentially(found, store_root, Path(tmp) / "lake",
+                                              PerceptionResource(ort_threads=1, cache_dir=str(CACHE)))
         # the same with the previous tracklet appearance: 8 crops a tracklet at 224x224
         big_crops_s = materialize_sequentially(found, store_root, Path(tmp) / "lake-224", PerceptionResource(
-            ort_threads=1, crops_per_tracklet=8, crop_width=224, crop_height=224))
+            ort_threads=1, crops_per_tracklet=8, crop_width=224, crop_height=224, cache_dir=str(CACHE)))
 
         var = Path(tmp) / "var"  # the demo's layout: var/store, var/lake, var/dagster_home
         shutil.copytree(store_root, var / "store")

@@ -18,12 +18,14 @@ from pipeline_speed import detect_in_processes, materialize_sequentially
 
 from orchestration.services import run_launcher, scale_cluster
 from resources.perception import PerceptionResource
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.environment import scan_sub_videos
 from spoton.sample import ENV_NAME
 from spoton.sample.builder import build_sample_environment
 from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 
 def on_celery(work: Path, workers: list[str], store_root: Path) -> tuple[float, dict[str, int]]:
@@ -43,12 +45,12 @@ def main() -> None:
     os.environ.setdefault("SPOTON_ORT_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="spoton-scale-bench-") as tmp:
         store_root = Path(tmp) / "store"
-        build_sample_environment(fetch_sample_video(), store_root, ENV_NAME, max_source_frames=args.source_frames)
+        build_sample_environment(fetch_sample_video(CACHE), store_root, ENV_NAME, max_source_frames=args.source_frames)
         videos = sorted(store_root.glob(f"{ENV_NAME}/cam*/sub_video_*.mp4"))
         camera_frames = sum(1 for v in videos for _ in iter_frames(v))
         rows = [("in-process (one process, partitions in sequence)",
                  materialize_sequentially(scan_sub_videos(LocalStore(store_root)), store_root, Path(tmp) / "lake",
-                                          PerceptionResource(ort_threads=1)), "")]
+                                          PerceptionResource(ort_threads=1, cache_dir=str(CACHE))), "")]
         for workers in (["a"], ["a", "b"]):
             seconds, steps = on_celery(Path(tmp) / f"celery-{len(workers)}", workers, store_root)
             rows.append((f"Celery, {len(workers)} worker{'s' * (len(workers) > 1)}", seconds,

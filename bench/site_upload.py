@@ -14,11 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.site.ingest import add_video_camera
 from spoton.site.onboarding import create_site
 from spoton.storage.store import LocalStore
 from spoton.video import _ffmpeg_exe, probe
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 PLAN = Path(__file__).resolve().parents[1] / "data" / "environments" / "pets_s2l1" / "floor_plan.png"
 INPUTS = (("h264.mp4", ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "{fps}"]),
@@ -31,7 +33,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--segment-s", type=float, default=10.0)
     args = parser.parse_args()
-    sample = fetch_sample_video()
+    sample = fetch_sample_video(CACHE)
     fps = probe(sample).fps
     with tempfile.TemporaryDirectory(prefix="bench-site-upload-") as work:
         work = Path(work)

@@ -9,15 +9,18 @@ BoT-SORT fed by MobileNetV2 embeddings (adds embedding every box).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.models.detector import NanoDetDetector
 from spoton.perception.config import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
 from spoton.video import iter_frames
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 
 def _rate(frames: int, seconds: float) -> float:
@@ -28,14 +31,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=300, help="frames of vtest.avi to process")
     args = parser.parse_args()
-    video = fetch_sample_video()
+    video = fetch_sample_video(CACHE)
 
     rows: list[tuple[str, float]] = []
     started = time.perf_counter()
     decoded = sum(1 for _ in iter_frames(video, stop=args.frames))
     rows.append(("decode only", _rate(decoded, time.perf_counter() - started)))
 
-    detector = NanoDetDetector()
+    detector = NanoDetDetector(cache_dir=CACHE)
     started = time.perf_counter()
     count = 0
     for frame in iter_frames(video, stop=args.frames):
@@ -46,7 +49,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         for label, tracker in (("spoton track (ByteTrack)", "bytetrack"),
                                ("spoton track (BoT-SORT + MobileNetV2 embed)", "botsort")):
-            summary = track_video(video, Path(out) / tracker, TrackOptions(PerceptionConfig(tracker=tracker), max_frames=args.frames))
+            options = TrackOptions(PerceptionConfig(tracker=tracker, cache_dir=CACHE), max_frames=args.frames)
+            summary = track_video(video, Path(out) / tracker, options)
             rows.append((label, summary.fps))
 
     detect_fps = rows[1][1]

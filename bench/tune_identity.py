@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ from spoton.identity.postprocess import TrackletCut, clean_environment_tracks
 from spoton.sample import ENV_NAME
 from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
+from spoton.artifacts import cache_dir_from
+
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +87,7 @@ class StoredRun:
         (w, h); the pipeline's defaults where None."""
         per_tracklet = per_tracklet or CROPS_PER_TRACKLET
         crop_size = crop_size or TRACKLET_CROP_SIZE
-        store, embedder, rows = LocalStore(self.var / "store"), build_embedder(crop_size=crop_size), []
+        store, embedder, rows = LocalStore(self.var / "store"), build_embedder(crop_size=crop_size, cache_dir=CACHE), []
         for segment, part in self.boxes.groupby("segment"):
             def frames_of(camera: str, stop: int, segment=segment):
                 return iter_frames(store.local_path(sub_video_key(ENV_NAME, camera, segment)), stop=stop)

@@ -12,6 +12,7 @@ MOTA / IDF1 / ID switches. Needs the annotation (``../shared/pets``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ import pandas as pd
 
 from spoton.perception.appearance import CROPS_PER_TRACKLET, embed_tracklets
 from orchestration.resources import shared_dir
-from spoton.artifacts import cache_dir, fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.evaluation.metrics import evaluate_sequence, iou_matrix
 from spoton.evaluation.mot import MotBoxes, boxes_from_tracks
 from spoton.identity.resolver import IdentityConfig, resolve_global_identities
@@ -33,6 +34,8 @@ from spoton.identity.postprocess import OfflineConfig, fill_and_prune, tracklet_
 from spoton.sample.ground_truth import shared_source_ground_truth
 from spoton.video import iter_frames
 
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
+
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "calibration" / "pets_s2l1_view_001.json"
 THRESHOLDS = (0.18, 0.19, 0.20, 0.21, 0.22, 0.25)
 FPS = 7.0
@@ -41,11 +44,11 @@ STITCH = IdentityConfig(max_gap_s=OfflineConfig().stitch_max_gap_s)  # what clea
 
 def online_tracks(threshold: float, frames: int) -> pd.DataFrame:
     """`spoton track --online-only` at ``threshold`` (cached)."""
-    out = cache_dir() / "tuning" / f"online-{threshold:.2f}-{frames}"
+    out = CACHE / "tuning" / f"online-{threshold:.2f}-{frames}"
     if not (out / "tracks.parquet").is_file():
-        perception = PerceptionConfig(detector_config=DetectorConfig(score_threshold=threshold))
+        perception = PerceptionConfig(detector_config=DetectorConfig(score_threshold=threshold), cache_dir=CACHE)
         options = TrackOptions(perception, max_frames=frames, calibration=CALIBRATION, write_video=False, offline=None)
-        track_video(fetch_sample_video(), out, options)
+        track_video(fetch_sample_video(CACHE), out, options)
     return pd.read_parquet(out / "tracks.parquet")
 
 
@@ -131,8 +134,8 @@ def main() -> int:
     scored = np.arange(args.frames)
     gt = gt.in_frames(scored)
     online = {threshold: online_tracks(threshold, args.frames) for threshold in THRESHOLDS}
-    frames = list(iter_frames(fetch_sample_video(), stop=args.frames))
-    embedder = build_embedder()
+    frames = list(iter_frames(fetch_sample_video(CACHE), stop=args.frames))
+    embedder = build_embedder(cache_dir=CACHE)
     print("| offline pass | " + " | ".join(f"score >= {t:.2f}" for t in THRESHOLDS) + " |")
     print("|---|" + "---|" * len(THRESHOLDS))
     for name, variant in VARIANTS.items():

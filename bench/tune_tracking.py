@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from orchestration.resources import shared_dir
-from spoton.artifacts import cache_dir, fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.evaluation.metrics import evaluate_sequence
 from spoton.evaluation.mot import MotBoxes
 from spoton.evaluation.report import metrics_table
@@ -32,17 +33,19 @@ from spoton.sample.ground_truth import shared_source_ground_truth
 from spoton.perception.tracking import Tracker, TrackerConfig
 from spoton.video import iter_frames
 
+CACHE = cache_dir_from(os.environ)  # models and the sample video: $SPOTON_CACHE, read here at the edge
+
 FPS = 7.0
 POST = {"botsort", "botsort buffer 90", "thresh 0.5 buffer 90", "match 0.9 buffer 90"}
 
 
 def load_frames(count: int) -> list[np.ndarray]:
-    return [frame.image for frame in iter_frames(fetch_sample_video(), stop=count)]
+    return [frame.image for frame in iter_frames(fetch_sample_video(CACHE), stop=count)]
 
 
 def cached_detections(frames: list[np.ndarray], config: DetectorConfig, embed: bool) -> list[Detections]:
     key = hashlib.sha1(json.dumps([config.__dict__, len(frames), embed], sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_dir() / "tuning" / f"detections-{key}.npz"
+    path = CACHE / "tuning" / f"detections-{key}.npz"
     if path.is_file():
         data = np.load(path)
         out = []
@@ -51,12 +54,12 @@ def cached_detections(frames: list[np.ndarray], config: DetectorConfig, embed: b
             out.append(Detections(data["xyxy"][rows], data["conf"][rows], np.zeros(rows.sum()),
                                   data["emb"][rows] if embed else None))
         return out
-    detector = build_detector("nanodet", config=config, threads=1)
+    detector = build_detector("nanodet", config=config, threads=1, cache_dir=CACHE)
     embedder = None
     if embed:
         from spoton.models.embedder import build_embedder
 
-        embedder = build_embedder()
+        embedder = build_embedder(cache_dir=CACHE)
     out = []
     for image in frames:
         detections = detector.detect(image)

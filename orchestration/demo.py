@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 
 from orchestration.resources import shared_dir, use_local_instance, var_dir
 from orchestration.runner import materialize_adaptation, materialize_all, register_partitions
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.storage.catalog import build_catalog, query
 from spoton.environment import scan_sub_videos
 from spoton.ground_truth import write_ground_truth
@@ -48,7 +48,8 @@ def main() -> int:
     store_root = os.environ.get("SPOTON_STORE", str(var / "store"))
 
     print(f"1/4 sample environment {ENV_NAME!r} -> {store_root}")
-    build_sample_environment(fetch_sample_video(), store_root, ENV_NAME, max_source_frames=args.max_source_frames)
+    build_sample_environment(fetch_sample_video(cache_dir_from(os.environ)), store_root, ENV_NAME,
+                             max_source_frames=args.max_source_frames)
     print(f"    {store_sample_ground_truth(LocalStore(store_root), args.max_source_frames)}")
     found = scan_sub_videos(LocalStore(store_root))
     segments = sorted(found[ENV_NAME])

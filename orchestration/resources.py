@@ -15,6 +15,7 @@ from dagster_aws.s3 import S3Resource
 from resources.lake_io import ParquetLakeIOManager
 from resources.perception import PerceptionResource
 from resources.store import LocalStoreResource, S3StoreResource
+from spoton.artifacts import cache_dir_from
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,8 @@ def perception_from_env() -> PerceptionResource:
     return PerceptionResource(processing_fps=float(fps) if fps else None,
                               **({"score_threshold": float(score)} if score else {}),
                               tracker=os.environ.get("SPOTON_TRACKER", "bytetrack"),
-                              ort_threads=int(os.environ.get("SPOTON_ORT_THREADS", "1")))
+                              ort_threads=int(os.environ.get("SPOTON_ORT_THREADS", "1")),
+                              cache_dir=str(cache_dir_from(os.environ)))
 
 
 def retention_days_from_env() -> float:

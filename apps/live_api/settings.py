@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from spoton.artifacts import DEFAULT_CACHE_DIR, cache_dir_from
 from spoton.perception.config import PerceptionConfig
 
 from apps.live_api.auth import AuthConfig
@@ -85,6 +86,7 @@ class Settings:
     expose_metrics: str = "public"  # public | auth | off (exposure.py); prod default: auth
     expose_docs: str = "public"  # /docs, /redoc, /openapi.json; prod default: off
     site_job_workers: int = 1  # site camera upload jobs (transcode, cut) run at once
+    cache_dir: Path = DEFAULT_CACHE_DIR  # models and the sample video (spoton fetch)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -139,6 +141,7 @@ class Settings:
             live_history=env.get("SPOTON_LIVE_HISTORY", "1") not in ("0", "false", "no"),
             history_flush_s=_float(env, "SPOTON_HISTORY_FLUSH_S", 5.0),
             appearance_every_frames=_int(env, "SPOTON_APPEARANCE_EVERY", 0),
+            cache_dir=cache_dir_from(env),
         )
 
     @property
@@ -149,7 +152,8 @@ class Settings:
 
     def perception(self) -> PerceptionConfig:
         """Live sessions on the one perception configuration: every frame, the configured tracker."""
-        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads, camera_workers=self.camera_workers)
+        return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads, camera_workers=self.camera_workers,
+                                cache_dir=self.cache_dir)
 
     def check(self) -> "Settings":
         """Refuse to start with no way in: an API with no keys and no JWT secret is useless."""

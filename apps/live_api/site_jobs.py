@@ -156,6 +156,8 @@ class SiteJobService:
             self._records[record.id] = record
             if record.state not in ("queued", "processing"):
                 continue
+            if record.state == "processing" and self._registered(record):
+                continue
             if record.state == "processing":
                 try:
                     removed = ingest.discard_orphan_videos(self.store, record.site, record.camera)
@@ -165,6 +167,23 @@ class SiteJobService:
                          record.id, record.stage, len(removed))
             self._save(replace(record, state="queued", stage="queued", progress=0.0))
             self._executor.submit(self._run, record.id)
+
+    def _registered(self, record: SiteJobRecord) -> bool:
+        """A job stopped after it saved its camera (names are never reused, so the camera in the current
+        version is this job's): record it done instead of running it again into a 409."""
+        try:
+            env = onboarding.load_site(self.store, record.site)
+        except SpotOnError:
+            return False
+        if record.camera not in env.camera_names:
+            return False
+        segments = [k for k in self.store.list_keys(f"{record.site}/{record.camera}/") if k.endswith(".mp4")]
+        log.info("site job %s had registered camera %s/%s before it stopped: done", record.id, record.site,
+                 record.camera)
+        self._save(replace(record, state="done", stage="done", progress=1.0, segments=len(segments)))
+        if record.owned_video:
+            self.store.delete(record.video_key)
+        return True
 
     def _save(self, record: SiteJobRecord, persist: bool = True) -> SiteJobRecord:
         record = replace(record, updated_unix=time.time())

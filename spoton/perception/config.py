@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from spoton.artifacts import DEFAULT_CACHE_DIR
 from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
 from spoton.models.base import Detector, Embedder
 from spoton.models.detector import DetectorConfig, build_detector
@@ -28,7 +29,8 @@ class PerceptionConfig:
     side by side share the cores. ``crop_size`` and ``crops_per_tracklet`` set each tracklet's
     appearance (the mean of that many crops, resized for MobileNetV2: ``spoton.perception.appearance``).
     ``camera_workers`` > 1 processes the cameras of an instant in parallel (live sessions: lower
-    frame-to-tick latency; see :class:`FrameProcessor`).
+    frame-to-tick latency; see :class:`FrameProcessor`). ``cache_dir`` holds the fetched models and
+    their ONNX exports (the edges pass ``$SPOTON_CACHE``: :func:`spoton.artifacts.cache_dir_from`).
     """
 
     detector: str = "nanodet"
@@ -45,6 +47,7 @@ class PerceptionConfig:
     threads: int | None = None
     device: str = "cpu"
     camera_workers: int = 1
+    cache_dir: Path = DEFAULT_CACHE_DIR
 
     def __post_init__(self) -> None:
         self.tracker_config(1.0)  # an unknown tracker fails here, with the list of known ones
@@ -61,7 +64,8 @@ class PerceptionConfig:
         return TrackerConfig(self.tracker, frame_rate=frame_rate, params=dict(self.tracker_params))
 
     def build_detector(self) -> Detector:
-        return build_detector(self.detector, self.detector_model, self.detector_config, self.threads, self.device)
+        return build_detector(self.detector, self.detector_model, self.detector_config, self.threads, self.device,
+                              cache_dir=self.cache_dir)
 
     def build_embedder(self) -> Embedder:
         import torch
@@ -71,7 +75,7 @@ class PerceptionConfig:
         if self.threads:
             torch.set_num_threads(self.threads)
         return build_embedder(self.embedder, self.embedder_weights, crop_size=self.crop_size, threads=self.threads,
-                              device=self.device)
+                              device=self.device, cache_dir=self.cache_dir)
 
     def build_processor(self, cameras: Sequence[CameraSpec | str], frame_rate: float,
                         detector: Detector | None = None) -> FrameProcessor:

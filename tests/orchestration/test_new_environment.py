@@ -52,13 +52,13 @@ def store_root(tmp_path_factory, sample_video):
     return root
 
 
-def test_a_new_environment_materializes_and_its_tables_answer_sql(store_root, tmp_path):
+def test_a_new_environment_materializes_and_its_tables_answer_sql(store_root, tmp_path, cache_dir):
     store = LocalStore(store_root)
     assert load_environment(store, ENV).camera(CAMERA).calibration.reprojection_error_m < 0.3
     lake_root = tmp_path / "lake"
     resources = {"store": LocalStoreResource(root=str(store_root)),
                  "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(lake_root))),
-                 "perception": PerceptionResource()}
+                 "perception": PerceptionResource(cache_dir=str(cache_dir))}
     found = scan_sub_videos(store)
     assert found == {ENV: {"01": {CAMERA}, "02": {CAMERA}}}
     with instance_for_test() as instance:

@@ -36,10 +36,10 @@ def lake_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def resources(store_root, lake_root):
+def resources(store_root, lake_root, cache_dir):
     return {"store": LocalStoreResource(root=str(store_root)),
             "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(lake_root))),
-            "perception": PerceptionResource()}
+            "perception": PerceptionResource(cache_dir=str(cache_dir))}
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from apps.live_api.health import LiveMetrics
 from apps.live_api.logs import configure_logging
 from apps.live_api.observe import TimedDetector
 from apps.live_api.settings import Settings
+from spoton.artifacts import cache_dir_from
 from spoton.records import Detections
 
 ADMIN, VIEWER = auth("admin"), auth("viewer")
@@ -31,7 +33,7 @@ ADMIN, VIEWER = auth("admin"), auth("viewer")
 
 def make_app(store_root, **overrides):
     settings = Settings(store_root=store_root, auth=AuthConfig(api_keys={k: Role[r] for r, k in KEYS.items()}),
-                        build_sample_environment=False, **overrides)
+                        build_sample_environment=False, cache_dir=cache_dir_from(os.environ), **overrides)
     return create_app(settings)
 
 

@@ -17,6 +17,7 @@ from prometheus_client import generate_latest
 from apps.live_api import errors, media, site_jobs, sites, uploads
 from apps.live_api.auth import AuthConfig, Role
 from apps.live_api.health import LiveMetrics
+from spoton.site import ingest
 from spoton.site.onboarding import create_site
 from spoton.site.storage import current_version, load_environment
 from spoton.storage.store import LocalStore
@@ -167,6 +168,12 @@ def test_jobs_interrupted_by_a_stop_or_a_kill_resume_at_the_next_start(store, sa
     store.upload_file(clip, killed["video_key"])
     store.write_bytes(site_jobs.job_key(killed["id"]), json.dumps(killed).encode())
     store.write_bytes("plaza/south/sub_video_01.mp4", b"what the killed job had written")
+    # killed after saving its camera, before recording done: recorded done, not re-run into a 409
+    registered = killed | {"id": "e" * 32, "camera": "east", "stage": "registering", "progress": 0.99,
+                           "video_key": "site_jobs/" + "e" * 32 + "/video"}
+    store.upload_file(clip, registered["video_key"])
+    ingest.add_video_camera(store, "plaza", "east", clip)
+    store.write_bytes(site_jobs.job_key(registered["id"]), json.dumps(registered).encode())
 
     service = site_jobs.SiteJobService(store)
     try:
@@ -174,7 +181,8 @@ def test_jobs_interrupted_by_a_stop_or_a_kill_resume_at_the_next_start(store, sa
         while any(r.state != "done" for r in service.list()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert {r.camera: (r.state, r.segments) for r in service.list("plaza")} == {
-            "north": ("done", 3), "south": ("done", 3)}
+            "north": ("done", 3), "south": ("done", 3), "east": ("done", 3)}
+        assert not store.exists(registered["video_key"]), "the job's own copy of the video goes once done"
     finally:
         service.close()
     assert [probe(store.local_path(k)).frame_count for k in store.list_keys("plaza/south/")] == [10, 10, 5]

@@ -22,8 +22,8 @@ class Counting:
 
 
 @pytest.fixture(scope="module")
-def embedder():
-    return Counting(PerceptionConfig(threads=1).build_embedder())
+def embedder(cache_dir):
+    return Counting(PerceptionConfig(threads=1, cache_dir=cache_dir).build_embedder())
 
 
 def people(track_ids: list[int], heights: list[float] | None = None) -> CameraFrameResult:

@@ -16,10 +16,10 @@ from spoton.video import iter_frames
 
 
 @pytest.mark.integration
-def test_ticks_of_real_frames_validate(sample_video):
+def test_ticks_of_real_frames_validate(sample_video, cache_dir):
     homography = Homography.from_point_pairs([[0, 0], [768, 0], [768, 576], [0, 576], [300, 200]],
                                              [[0, 0], [10, 0], [10, 8], [0, 8], [3.9, 2.8]])
-    processor = FrameProcessor([CameraSpec("c1", homography)], build_detector(threads=1))
+    processor = FrameProcessor([CameraSpec("c1", homography)], build_detector(threads=1, cache_dir=cache_dir))
     gallery, builder = LiveIdentityGallery(), TickBuilder("s-test")
     ticks = []
     for frame in iter_frames(sample_video, stop=6):

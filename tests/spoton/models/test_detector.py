@@ -6,8 +6,8 @@ from spoton.models.detector import DetectorConfig, NanoDetDetector, build_detect
 
 
 @pytest.fixture(scope="module")
-def detector():
-    return NanoDetDetector()
+def detector(cache_dir):
+    return NanoDetDetector(cache_dir=cache_dir)
 
 
 def test_finds_the_people_on_vtest_frame_100(detector, frame_100):
@@ -40,16 +40,17 @@ def test_nothing_on_a_blank_frame(detector):
     assert len(detector.detect(np.full((480, 640, 3), 127, np.uint8))) == 0
 
 
-def test_threshold_and_nms_apply(frame_100):
-    loose = NanoDetDetector(config=DetectorConfig(score_threshold=0.1, nms_iou=0.9)).detect(frame_100)
-    strict = NanoDetDetector(config=DetectorConfig(score_threshold=0.5, nms_iou=0.3)).detect(frame_100)
+def test_threshold_and_nms_apply(frame_100, cache_dir):
+    loose = NanoDetDetector(config=DetectorConfig(score_threshold=0.1, nms_iou=0.9), cache_dir=cache_dir)
+    strict = NanoDetDetector(config=DetectorConfig(score_threshold=0.5, nms_iou=0.3), cache_dir=cache_dir)
+    loose, strict = loose.detect(frame_100), strict.detect(frame_100)
     assert len(loose) > len(strict) > 0
     assert strict.confidence.min() >= 0.5
 
 
-def test_letterbox_maps_boxes_back_to_frame_pixels(frame_100):
-    stretch = NanoDetDetector().detect(frame_100)
-    letterbox = NanoDetDetector(config=DetectorConfig(resize="letterbox")).detect(frame_100)
+def test_letterbox_maps_boxes_back_to_frame_pixels(frame_100, cache_dir):
+    stretch = NanoDetDetector(cache_dir=cache_dir).detect(frame_100)
+    letterbox = NanoDetDetector(config=DetectorConfig(resize="letterbox"), cache_dir=cache_dir).detect(frame_100)
     best = stretch.xyxy[0]
     distances = np.abs(letterbox.xyxy - best).max(axis=1)
     assert distances.min() < 12, "the strongest person is found at the same place by both resize modes"

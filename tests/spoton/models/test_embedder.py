@@ -23,8 +23,8 @@ PERSON_BOXES = FIXTURES / "vtest_person_boxes.json"
 
 
 @pytest.fixture(scope="module")
-def embedder() -> MobileNetV2Embedder:
-    return MobileNetV2Embedder()
+def embedder(cache_dir) -> MobileNetV2Embedder:
+    return MobileNetV2Embedder(cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_crop_windows_are_clipped_and_never_empty():
     assert windows.tolist() == [[0, 2, 11, 21], [7, 7, 8, 8], [90, 49, 100, 50], [0, 0, 5, 5]]
 
 
-def test_weights_load_strictly_and_features_are_deterministic(embedder, frame_100):
+def test_weights_load_strictly_and_features_are_deterministic(embedder, frame_100, cache_dir):
     state = torch.load(embedder.weights, map_location="cpu", weights_only=True)
     network = MobileNetV2Features()
     assert set(network.state_dict()) == set(state)
@@ -97,7 +97,7 @@ def test_weights_load_strictly_and_features_are_deterministic(embedder, frame_10
                      [10, 10, 200, 300]], np.float32)
     first = embedder.embed(frame_100, xyxy)
     np.testing.assert_array_equal(first, embedder.embed(frame_100, xyxy))
-    one_at_a_time = MobileNetV2Embedder(batch_size=1).embed(frame_100, xyxy)
+    one_at_a_time = MobileNetV2Embedder(batch_size=1, cache_dir=cache_dir).embed(frame_100, xyxy)
     np.testing.assert_allclose(first, one_at_a_time, atol=1e-5)
     # Different people in the same frame are not the same vector.
     assert float(first[0] @ first[1]) < 0.99
@@ -114,9 +114,9 @@ def test_onnx_runtime_features_match_the_pytorch_network(embedder, frame_100, pe
 
 
 @pytest.fixture(scope="module")
-def pipeline_embedder() -> MobileNetV2Embedder:
+def pipeline_embedder(cache_dir) -> MobileNetV2Embedder:
     """The tracklet embedder as the pipeline builds it: small person-shaped crops."""
-    return MobileNetV2Embedder(input_size=TRACKLET_CROP_SIZE)
+    return MobileNetV2Embedder(input_size=TRACKLET_CROP_SIZE, cache_dir=cache_dir)
 
 
 def test_person_shaped_input_runs_the_same_network(pipeline_embedder, frame_100, person_boxes):
@@ -210,7 +210,16 @@ def test_boxmot_loads_a_local_checkpoint_offline(tmp_path, frame_100):
     assert os.environ.get("CUDA_VISIBLE_DEVICES") == cuda_visible
 
 
-def test_build_embedder_names():
-    assert isinstance(build_embedder(), MobileNetV2Embedder)
+def test_build_embedder_names(cache_dir):
+    assert isinstance(build_embedder(cache_dir=cache_dir), MobileNetV2Embedder)
     with pytest.raises(ValueError, match="unknown embedder"):
         build_embedder("clip")
+
+
+def test_boxmot_reads_its_own_backend_variable(monkeypatch):
+    """The ONNX-runtime check asks boxmot's selector, so the core reads no environment and agrees with the load."""
+    monkeypatch.setenv("BOXMOT_REID_BACKEND", "opencv")
+    assert BoxmotReidEmbedder._check_onnx_runtime("cpu") is None
+    monkeypatch.setenv("BOXMOT_REID_BACKEND", "tensorrt")
+    with pytest.raises(ValueError, match="Invalid BOXMOT_REID_BACKEND value 'tensorrt'"):
+        BoxmotReidEmbedder._check_onnx_runtime("cpu")

@@ -21,11 +21,11 @@ def _session(path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def test_converted_graph_matches_the_tf2onnx_oracle_on_real_frames(shared_dir, sample_video):
+def test_converted_graph_matches_the_tf2onnx_oracle_on_real_frames(shared_dir, sample_video, cache_dir):
     from tests.conftest import read_frame
 
-    ours, oracle = _session(nanodet_onnx_path()), _session(shared_dir / ORACLE)
-    detector = NanoDetDetector()
+    ours, oracle = _session(nanodet_onnx_path(cache_dir)), _session(shared_dir / ORACLE)
+    detector = NanoDetDetector(cache_dir=cache_dir)
     for index in (0, 100, 400, 790):
         tensor, _, _ = detector.preprocess(read_frame(sample_video, index))
         expected = dict(zip([o.name for o in oracle.get_outputs()], oracle.run(None, {"input_1:0": tensor})))
@@ -36,10 +36,10 @@ def test_converted_graph_matches_the_tf2onnx_oracle_on_real_frames(shared_dir, s
             np.testing.assert_allclose(value, expected[name + ":0"], atol=1e-3, err_msg=f"{name} frame {index}")
 
 
-def test_converted_detector_matches_committed_oracle_fixture(frame_100):
+def test_converted_detector_matches_committed_oracle_fixture(frame_100, cache_dir):
     """Runs without ../shared: figures taken once from the oracle's outputs on frame 100."""
     reference = json.loads((FIXTURES / "nanodet_frame100_reference.json").read_text())
-    detector = NanoDetDetector()
+    detector = NanoDetDetector(cache_dir=cache_dir)
     tensor, _, _ = detector.preprocess(frame_100)
     outputs = dict(zip(detector.output_names, detector.session.run(detector.output_names, {detector.input_name: tensor})))
     person = np.concatenate([outputs[n][0][:, 0] for n in ("Identity", "Identity_1", "Identity_2")])
@@ -50,8 +50,8 @@ def test_converted_detector_matches_committed_oracle_fixture(frame_100):
     np.testing.assert_allclose(detections.xyxy[:count], reference["detections_xyxy"], atol=0.5)
 
 
-def test_float16_weights_are_dequantized_to_float32():
-    json_path, _ = fetch_nanodet_graph()
+def test_float16_weights_are_dequantized_to_float32(cache_dir):
+    json_path, _ = fetch_nanodet_graph(cache_dir)
     spec = json.loads(json_path.read_text())
     weights = read_weights(spec["weightsManifest"], json_path.parent)
     quantized = [w["name"] for w in spec["weightsManifest"][0]["weights"] if w.get("quantization")]
@@ -61,8 +61,8 @@ def test_float16_weights_are_dequantized_to_float32():
     assert np.isfinite(conv).all() and conv.std() > 0
 
 
-def test_conversion_output_is_a_valid_onnx_model_with_only_standard_ops(tmp_path):
-    json_path, _ = fetch_nanodet_graph()
+def test_conversion_output_is_a_valid_onnx_model_with_only_standard_ops(tmp_path, cache_dir):
+    json_path, _ = fetch_nanodet_graph(cache_dir)
     model = convert_tfjs_graph(json_path, tmp_path / "nanodet.onnx")
     onnx.checker.check_model(model)
     assert [o.name for o in model.graph.output] == [f"Identity{s}" for s in ("", "_1", "_2", "_3", "_4", "_5")]

@@ -48,8 +48,8 @@ def run(processor: FrameProcessor, instants) -> list[dict]:
         processor.close()
 
 
-def test_parallel_cameras_give_the_sequential_tracks(instants):
-    detector = PerceptionConfig(threads=1).build_detector()
+def test_parallel_cameras_give_the_sequential_tracks(instants, cache_dir):
+    detector = PerceptionConfig(threads=1, cache_dir=cache_dir).build_detector()
     recording = ThreadRecordingDetector(detector)
     sequential = run(PerceptionConfig(threads=1).build_processor(CAMERAS, 7.0, detector=detector), instants)
     parallel = run(PerceptionConfig(threads=1, camera_workers=3).build_processor(CAMERAS, 7.0, detector=recording),
@@ -72,9 +72,9 @@ def camera_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("camera")}
 
 
-def test_close_ends_the_pool_threads_and_processing_goes_on_sequentially(instants):
+def test_close_ends_the_pool_threads_and_processing_goes_on_sequentially(instants, cache_dir):
     before = camera_threads()  # other tests' pools may still be ending: judge only this processor's threads
-    processor = PerceptionConfig(threads=1, camera_workers=3).build_processor(CAMERAS, 7.0)
+    processor = PerceptionConfig(threads=1, camera_workers=3, cache_dir=cache_dir).build_processor(CAMERAS, 7.0)
     processor.process(instants[0])
     mine = camera_threads() - before
     assert len(mine) == 2  # 3 workers: the caller and 2 pool threads
@@ -86,8 +86,8 @@ def test_close_ends_the_pool_threads_and_processing_goes_on_sequentially(instant
     assert set(processor.process(instants[1])) == set(CAMERAS)
 
 
-def test_bad_worker_counts_are_refused():
-    processor = PerceptionConfig(threads=1).build_processor(CAMERAS, 7.0)
+def test_bad_worker_counts_are_refused(cache_dir):
+    processor = PerceptionConfig(threads=1, cache_dir=cache_dir).build_processor(CAMERAS, 7.0)
     with pytest.raises(ValueError, match="camera_workers must be >= 1"):
         PerceptionConfig(camera_workers=0)
     with pytest.raises(ValueError, match="workers must be >= 1"):

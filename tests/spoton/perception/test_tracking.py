@@ -48,14 +48,14 @@ def test_unknown_tracker_is_a_clear_error():
 
 
 @pytest.mark.integration
-def test_one_id_for_a_person_walking_alone(sample_video):
+def test_one_id_for_a_person_walking_alone(sample_video, cache_dir):
     """Real clip (vtest frames 200..259): GT person 13 walks with nobody near them."""
     from spoton.models.detector import NanoDetDetector
     from spoton.video import iter_frames
 
     truth = json.loads((FIXTURES / "vtest_person13_alone.json").read_text())
     gt = dict(zip(truth["frames"], np.array(truth["xyxy"])))
-    detector, tracker = NanoDetDetector(), Tracker()
+    detector, tracker = NanoDetDetector(cache_dir=cache_dir), Tracker()
     matched_ids = []
     for frame in iter_frames(sample_video, start=min(gt), stop=max(gt) + 1):
         tracks = tracker.update(detector.detect(frame.image), frame.image)

@@ -132,12 +132,15 @@ def main() -> int:
     source_gt = source_gt.select(source_gt.frame < SOURCE_GT_FRAMES[1])
     truth = derive_camera_ground_truth(cameras, source_gt)
     detector = NanoDetDetector(config=DetectorConfig(), threads=1)
-    frames = range(SOURCE_GT_FRAMES[0], SOURCE_GT_FRAMES[1], args.step)
-    # counters[lever][camera] = [hits per bucket, gt per bucket, true detections, detections, seconds, frames]
+    wanted = set(range(SOURCE_GT_FRAMES[0], SOURCE_GT_FRAMES[1], args.step))
     names = ("small", "border", "occluded", "other")
-    counters = {lever: {c.name: {"hit": dict.fromkeys(names, 0), "gt": dict.fromkeys(names, 0),
-                                 "tp": 0, "det": 0, "tp_hi": 0, "det_hi": 0, "s": 0.0, "n": 0} for c in cameras} for lever in LEVERS}
-    wanted = set(frames)
+
+    def counter() -> dict:
+        """Hits and ground truth per bucket, true and all detections (>= 0.2, >= HIGH_SCORE), seconds, frames."""
+        return {"hit": dict.fromkeys(names, 0), "gt": dict.fromkeys(names, 0), "tp": 0, "det": 0,
+                "tp_hi": 0, "det_hi": 0, "s": 0.0, "n": 0}
+
+    counters = {lever: {camera.name: counter() for camera in cameras} for lever in LEVERS}
     for frame in iter_frames(fetch_sample_video(), stop=SOURCE_GT_FRAMES[1]):
         index, source = frame.index, frame.image
         if index not in wanted:

@@ -7,7 +7,7 @@ thresholds on the development split (vtest frames 0..399 vs the PETS annotation)
 The online tracks (`spoton track --online-only --calibration ...` at each threshold) are computed
 once and cached; each variant then re-runs only the offline pass (cutting, stitching with
 `spoton.identity.resolver`, holes filled, short identities dropped), so a row costs seconds. Cells are
-MOTA / IDF1 / ID switches. Needs the annotation (``../shared/pets``).
+MOTA / IDF1 / HOTA / ID switches. Needs the annotation (``../shared/pets``).
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def main() -> int:
             tracks = offline_pass(online[threshold], frames, embedder, **variant)
             pred = boxes_from_tracks(tracks.rename(columns={"frame_index": "global_frame"}), "track_id")
             m = evaluate_sequence(gt, pred.in_frames(scored), scored)
-            cells.append(f"{100 * m.mota:.1f} / {100 * m.idf1:.1f} / {m.id_switches}")
+            cells.append(f"{100 * m.mota:.1f} / {100 * m.idf1:.1f} / {100 * m.hota:.1f} / {m.id_switches}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

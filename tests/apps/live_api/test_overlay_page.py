@@ -287,13 +287,22 @@ def test_click_a_box_to_follow_it_on_the_zooming_virtual_ptz_track_then_steer_by
         ptz_stats = page.evaluate("window.spotonStats.cameras['cam1:ptz']")
         assert ptz_stats["maxMismatchFrames"] <= 1 and ptz_stats["exact"] >= 0.8 * ptz_stats["framesDrawn"], ptz_stats
         # it zooms in on the target: the zoom grows, the target's processed box comes near the viewport centre
-        # (watched from the click on: the person may walk out of the camera later)
-        try:
-            page.wait_for_function("window.spoton.zoomedOnTarget && window.spoton.ptzDrewTarget", timeout=60_000)
-        except Exception:
-            tick = page.evaluate("window.spoton.lastTick")
-            raise AssertionError(f"no zoom on the target: {tick['selected_target_id']} {tick['tracking_phase']} "
-                                 f"{tick['cameras']['cam1']['ptz']}") from None
+        # (watched from the click on: the person may walk out of the camera later). On a loaded machine the
+        # session may drop so many frames that the tracker loses the person (phase LOST) before the zoom
+        # settles: then click another person, at most twice more.
+        for attempt in range(3):
+            try:
+                page.wait_for_function("window.spoton.zoomedOnTarget && window.spoton.ptzDrewTarget", timeout=60_000)
+                break
+            except Exception:
+                tick = page.evaluate("window.spoton.lastTick")
+                lost = tick["tracking_phase"] in ("LOST", "IDLE") or tick["selected_target_id"] != box["gid"]
+                if attempt == 2 or not lost:
+                    raise AssertionError(f"no zoom on the target: {tick['selected_target_id']} "
+                                         f"{tick['tracking_phase']} {tick['cameras']['cam1']['ptz']}") from None
+                box = page.wait_for_function(PICK_BOX_JS, timeout=45_000).json_value()
+                page.mouse.click(box["x"], box["y"])
+                page.wait_for_function(f"window.spoton.lastTick.selected_target_id === {box['gid']}", timeout=10_000)
         # the PTZ video shows the zoomed viewport: its picture matches the wide frame's crop, not the whole frame
         compared = page.wait_for_function(f"""() => {{ const c = ({COMPARE_VIDEOS_JS})();
             return c.zoom >= 0.2 && c.vsWhole > 1.5 * c.vsCrop && c.vsWhole > 10 ? c : null; }}""",

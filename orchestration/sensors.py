@@ -15,24 +15,27 @@ from spoton.environment import scan_sub_videos
 def sub_video_sensor(context: SensorEvaluationContext, store: ObjectStoreResource):
     """Adds environment and segment partitions for sub-videos that appeared, and requests their runs.
 
-    The cursor remembers which (environment, segment) pairs were already requested,
-    so each new segment is processed once; re-processing is a manual re-materialization.
+    The cursor remembers which cameras each (environment, segment) was requested with, so a segment
+    is processed once, and again when a camera is added to its site (an upload into an existing
+    site); any other re-processing is a manual re-materialization.
     """
     found = scan_sub_videos(store.get_store())  # {environment: {segment: cameras}}
-    seen = {tuple(pair) for pair in json.loads(context.cursor or "[]")}
-    pairs = {(env, seg) for env, segments in found.items() for seg in segments}
-    new_pairs = sorted(pairs - seen)
+    current = {(env, seg): cameras for env, segments in found.items() for seg, cameras in segments.items()}
+    seen: dict[tuple[str, str], set[str]] = {}
+    for env, seg, *cameras in json.loads(context.cursor or "[]"):  # older cursors name no cameras: as now
+        seen[(env, seg)] = set(cameras) if cameras else current.get((env, seg), set())
+    due = sorted(key for key, cameras in current.items() if key not in seen or not cameras <= seen[key])
     known_envs = set(context.instance.get_dynamic_partitions(ENVIRONMENTS.name))
     known_segments = set(context.instance.get_dynamic_partitions(SEGMENTS.name))
     requests = []
     new_envs = sorted(set(found) - known_envs)
-    new_segments = sorted({seg for _, seg in pairs} - known_segments)
+    new_segments = sorted({seg for _, seg in current} - known_segments)
     if new_envs:
         requests.append(AddDynamicPartitionsRequest(ENVIRONMENTS.name, new_envs))
     if new_segments:
         requests.append(AddDynamicPartitionsRequest(SEGMENTS.name, new_segments))
-    runs = [RunRequest(run_key=f"{env}|{seg}",
+    runs = [RunRequest(run_key=f"{env}|{seg}|{'+'.join(sorted(current[(env, seg)]))}",
                        partition_key=MultiPartitionKey({"environment": env, "segment": seg}))
-            for env, seg in new_pairs]
-    return SensorResult(run_requests=runs, dynamic_partitions_requests=requests,
-                        cursor=json.dumps(sorted(pairs | seen)))
+            for env, seg in due]
+    cursor = [[env, seg, *sorted(cameras)] for (env, seg), cameras in sorted((seen | current).items())]
+    return SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=json.dumps(cursor))

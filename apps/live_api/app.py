@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from spoton.redact import install_log_redaction
-from spoton.storage.store import LocalStore
+from spoton.storage.lake import ParquetLake
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
 from apps.live_api import (environments, errors, exposure, health, history, me, media, overlay, session_routes,
@@ -67,14 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state.metrics, state.readiness, state.auth = metrics, Readiness(), settings.auth
     state.detector = state.embedder = None
     state.check_store = startup.store_check(settings)
-    state.lake = settings.lake
+    lake = settings.open_lake()  # a folder, or S3 beside an S3 store (live history and the history REST)
+    state.lake = ParquetLake(lake)
     state.media = webrtc.MediaPlane(webrtc.MediaSettings(
         max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
         ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in state.sessions.sessions)
     state.history_writer = None
     if settings.live_history:
         writer = state.history_writer = LiveHistoryWriter(
-            LocalStore(settings.lake), HistoryConfig(settings.history_flush_s),
+            lake, HistoryConfig(settings.history_flush_s),
             on_failure=lambda _: metrics.history_write_failures.inc())
         metrics.history_rows_dropped.set_function(lambda: writer.stats.rows_dropped)
     state.sessions = SessionManager(

@@ -3,7 +3,9 @@
 ``GET /api/v1/environments/{env}/trajectories|heatmap|occupancy`` read the lake's
 ``map_trajectories`` (batch partitions and live sessions' files alike, ``spoton.live.history``)
 with DuckDB: an in-memory connection per request that only reads Parquet files, so requests never
-share state or lock the catalog. Viewers and up.
+share state or lock the catalog. A local lake is globbed in place; a lake on S3 (the API's store on
+S3) has the environment's objects, pruned by source, session and date folder, read through the
+store into Arrow and registered in the connection (DuckDB's S3 extension is a download). Viewers and up.
 
 Times: ``from``/``to`` are ISO 8601 (``2026-12-03T10:00:00Z``; no zone means UTC) or unix
 milliseconds; the window is ``from <= ts < to``. Live rows carry unix time; batch rows carry the
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 import duckdb
@@ -27,7 +28,8 @@ from pydantic import BaseModel, Field
 from spoton import analytics
 from spoton.site.model import Environment
 from spoton.site.storage import environment_exists, load_environment
-from spoton.storage.catalog import table_select
+from spoton.storage.catalog import environment_keys, register_table, table_select
+from spoton.storage.lake import ParquetLake
 from spoton.storage.store import StoreError, check_name
 
 from apps.live_api.auth import Role, require_role
@@ -136,13 +138,23 @@ def _environment(request: Request, name: str) -> Environment:
     raise SessionError(404, f"unknown environment {name[:64]!r}: list them with GET /api/v1/environments")
 
 
-def trajectory_rows(lake: FilePath, environment: str, span: Window, *, source: str | None = None,
+def trajectory_rows(lake: ParquetLake, environment: str, span: Window, *, source: str | None = None,
                     session_id: str | None = None, global_id: int | None = None,
                     limit: int | None = None) -> pd.DataFrame:
     """``map_trajectories`` rows of the environment in the window (all sources unless one is named)."""
     columns = ["source", "session_id", "global_id", "ts", "map_x", "map_y", "n_cameras"]
+    table, root = "map_trajectories", lake.local_root()
     with duckdb.connect() as connection:
-        select = table_select(connection, lake, "map_trajectories")
+        if root is not None:
+            select = table_select(connection, root, table)
+        else:
+            try:
+                keys = environment_keys(lake, table, environment, source=source, session_id=session_id,
+                                        from_s=span.from_s, to_s=span.to_s)
+                select = register_table(connection, lake, table, keys)
+            except StoreError as exc:
+                raise SessionError(503, f"could not read the lake ({exc}); retry, or tell an admin to check "
+                                        "the lake's S3") from None
         if select is None:
             return pd.DataFrame(columns=columns)
         where, params = ["environment = ?"], [environment]

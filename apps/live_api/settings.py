@@ -78,6 +78,7 @@ class Settings:
     webrtc_max_peers_per_session: int = 8
     webrtc_ice_hosts: tuple[str, ...] | None = None  # addresses for ICE host candidates; None: all interfaces
     lake_root: Path | None = None  # the Parquet lake (live history, history REST); None: beside the store
+    lake_s3: str | None = None  # s3://bucket/prefix of the lake; the default when the store is on S3 (lake_uri)
     live_history: bool = True  # sessions append their tracks to the lake
     history_flush_s: float = 5.0  # a session's tracks reach the lake within about this
     appearance_every_frames: int = 0  # live global ids: a crop per track every N frames (0: position only;
@@ -137,7 +138,8 @@ class Settings:
             webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
             webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
             site_job_workers=_int(env, "SPOTON_SITE_JOB_WORKERS", 1),
-            lake_root=Path(env["SPOTON_LAKE"]) if env.get("SPOTON_LAKE") else None,
+            lake_root=Path(lake) if (lake := env.get("SPOTON_LAKE")) and not lake.startswith("s3://") else None,
+            lake_s3=lake if lake and lake.startswith("s3://") else None,
             live_history=env.get("SPOTON_LIVE_HISTORY", "1") not in ("0", "false", "no"),
             history_flush_s=_float(env, "SPOTON_HISTORY_FLUSH_S", 5.0),
             appearance_every_frames=_int(env, "SPOTON_APPEARANCE_EVERY", 0),
@@ -147,8 +149,21 @@ class Settings:
     @property
     def lake(self) -> Path:
         """The lake folder: ``SPOTON_LAKE``, else ``lake/`` beside the store (``$SPOTON_VAR/lake``, where
-        the pipeline writes, for the default store)."""
+        the pipeline writes, for the default store). Unused when the lake is on S3 (``lake_uri``)."""
         return self.lake_root if self.lake_root is not None else self.store_root.parent / "lake"
+
+    @property
+    def lake_uri(self) -> str | None:
+        """The lake's ``s3://`` location, or None for a local lake: ``SPOTON_LAKE=s3://...``; else, when the
+        store is on S3 and ``SPOTON_LAKE`` names no folder, ``lake`` beside the store's prefix (the prod
+        profile's layout: ``s3://B/store`` -> ``s3://B/lake``, where the pipeline writes)."""
+        if self.lake_s3 is not None:
+            return self.lake_s3
+        if self.store_s3 is None or self.lake_root is not None:
+            return None
+        bucket, prefix = parse_s3_uri(self.store_s3)
+        parent = prefix.rpartition("/")[0]
+        return f"s3://{bucket}/{parent + '/' if parent else ''}lake"
 
     def perception(self) -> PerceptionConfig:
         """Live sessions on the one perception configuration: every frame, the configured tracker."""
@@ -175,11 +190,12 @@ class Settings:
             raise ValueError("SPOTON_WS_MAX_CLIENTS, SPOTON_WS_MAX_CLIENTS_PER_SESSION and "
                              "SPOTON_WS_MAX_MESSAGE_BYTES must be >= 1")
         self.auth.check()
-        if self.store_s3 is not None:
-            try:
-                parse_s3_uri(self.store_s3)
-            except ValueError as exc:
-                raise ValueError(f"SPOTON_STORE: {exc}") from None
+        for name, uri in (("SPOTON_STORE", self.store_s3), ("SPOTON_LAKE", self.lake_s3)):
+            if uri is not None:
+                try:
+                    parse_s3_uri(uri)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
         self.source_allow_list()  # a malformed SPOTON_SOURCE_HOSTS entry fails here, at startup
         for name, value in (("SPOTON_EXPOSE_METRICS", self.expose_metrics), ("SPOTON_EXPOSE_DOCS", self.expose_docs)):
             if value not in EXPOSURES:
@@ -194,6 +210,15 @@ class Settings:
         bucket, prefix = parse_s3_uri(self.store_s3)
         client = s3_client(retry, endpoint_url=self.s3_endpoint, region_name=self.s3_region)
         return S3Store(client, bucket, prefix, cache_dir=self.store_root)
+
+    def open_lake(self, retry: S3Retry = S3Retry()) -> ObjectStore:
+        """The lake's store: the folder ``lake``, or the S3 location ``lake_uri`` (same endpoint and keys
+        as the store's)."""
+        if self.lake_uri is None:
+            return LocalStore(self.lake)
+        bucket, prefix = parse_s3_uri(self.lake_uri)
+        client = s3_client(retry, endpoint_url=self.s3_endpoint, region_name=self.s3_region)
+        return S3Store(client, bucket, prefix, cache_dir=self.store_root / "lake-cache")
 
     def source_allow_list(self) -> SourceAllowList:
         """What session sources may open: files under the media roots (default: the store and the

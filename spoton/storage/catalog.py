@@ -7,17 +7,25 @@ A live table's view (camera_tracks, map_trajectories) is the union of its batch 
 live sessions' files (one glob, ``union_by_name``); filter on ``source`` ('batch' / 'live'). Batch
 files written before the lake added ``source`` read as 'batch'.
 
-A local lake is read in place. An S3 lake is mirrored into a local folder first
-(DuckDB's own S3 support is an extension it would download at run time).
+A local lake is read in place. DuckDB's own S3 support (the httpfs extension) is a download at run
+time, so an S3 lake is either mirrored into a local folder first (the catalog file), or, for a
+query that needs a few files (the history REST), its objects are read through the store into Arrow
+and registered in the connection (:func:`register_table`, :func:`environment_keys`).
 """
 from __future__ import annotations
 
-from pathlib import Path
+import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path, PurePosixPath
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from spoton.storage.lake import ParquetLake
 from spoton.storage.schemas import TABLES
+from spoton.storage.store import StoreError
 
 
 def mirror_lake(lake: ParquetLake, folder: Path) -> Path:
@@ -71,6 +79,79 @@ def table_select(connection: duckdb.DuckDBPyConnection, root: Path, table: str) 
     extra = [f"{source} AS source"] + ([] if "session_id" in present else ["CAST(NULL AS VARCHAR) AS session_id"])
     exclude = " EXCLUDE (source)" if "source" in present else ""
     return f"SELECT *{exclude}, {', '.join(extra)} FROM {scan}"
+
+
+def environment_keys(lake: ParquetLake, table: str, environment: str, *, source: str | None = None,
+                     session_id: str | None = None, from_s: float | None = None,
+                     to_s: float | None = None) -> list[str]:
+    """The Parquet keys of ``table`` that can hold rows of ``environment`` with this ``source``
+    ('batch'/'live'), live ``session_id`` and unix-time window ``[from_s, to_s)``: the batch partitions
+    (``{table}/{env}.parquet``, ``{table}/{env}/{segment}.parquet``) and the live files, pruned by
+    their file name (session) and date folder (the UTC day of a file's first row; a file is taken to
+    span less than a day, as retention also assumes). A superset: filter the rows too."""
+    keys = []
+    if source in (None, "batch") and session_id is None:
+        keys += [k for k in lake.keys(table) if k == f"{table}/{environment}.parquet"
+                 or (k.startswith(f"{table}/{environment}/") and k.count("/") == 2)]
+    if source in (None, "live") and table in TABLES and TABLES[table].live:
+        first_day = _day(from_s) - timedelta(days=1) if from_s is not None else None
+        last_day = _day(to_s) if to_s is not None else None
+        for key in lake.live_keys(table, environment):
+            _, _, _, day, name = key.split("/")
+            if session_id is not None and name.rsplit("-", 1)[0] != session_id:
+                continue
+            try:
+                dated = date.fromisoformat(day)
+            except ValueError:
+                dated = None  # not a date folder: keep it
+            if dated is not None and ((first_day and dated < first_day) or (last_day and dated > last_day)):
+                continue
+            keys.append(key)
+    return keys
+
+
+def _day(unix_s: float) -> date:
+    return datetime.fromtimestamp(min(max(unix_s, 0.0), 253_402_300_799.0), timezone.utc).date()
+
+
+def read_tables(lake: ParquetLake, keys: list[str], workers: int = 8) -> pa.Table | None:
+    """The Parquet objects ``keys`` read through the lake's store (in parallel) into one table, by
+    column name like ``table_select`` (a live table's rows always carry ``source``/``session_id``;
+    older batch files read as 'batch'). A key deleted meanwhile (retention) is skipped; any other
+    read failure raises StoreError. None when no key has rows."""
+    def read(key: str) -> pa.Table | None:
+        try:
+            data = lake.store.read_bytes(key)
+        except StoreError:
+            if not lake.store.exists(key):
+                return None
+            raise
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(f"the lake object {key!r} is not a readable Parquet file ({exc})") from exc
+        name = PurePosixPath(key).parts[0]
+        if name in TABLES and TABLES[name].live:
+            if "source" not in table.column_names:
+                table = table.append_column("source", pa.array(["batch"] * table.num_rows, pa.string()))
+            if "session_id" not in table.column_names:
+                table = table.append_column("session_id", pa.nulls(table.num_rows, pa.string()))
+        return table.replace_schema_metadata(None)
+
+    with ThreadPoolExecutor(max(1, min(workers, len(keys)))) as pool:
+        tables = [t for t in pool.map(read, keys) if t is not None]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+
+
+def register_table(connection: duckdb.DuckDBPyConnection, lake: ParquetLake, table: str, keys: list[str]) -> str | None:
+    """Read ``keys`` (:func:`read_tables`) and register them in ``connection`` as ``{table}_objects``;
+    ``SELECT ...`` of it like :func:`table_select`'s, or None when there is nothing."""
+    rows = read_tables(lake, keys)
+    if rows is None:
+        return None
+    name = f"{table}_objects"
+    connection.register(name, rows)
+    return f"SELECT * FROM {name}"
 
 
 def _comment(connection: duckdb.DuckDBPyConnection, view: str) -> None:

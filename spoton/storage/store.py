@@ -290,12 +290,14 @@ class S3Store:
         return self._head(key) is not None
 
     def read_bytes(self, key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except ClientError as error:
             raise StoreError(f"no object {key!r} in {self.uri}: {error}") from None
+        except BotoCoreError as error:  # unreachable after the client's retries
+            raise StoreError(f"could not read {key!r} from {self.uri}: {error}") from None
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self._writing(key):

@@ -25,7 +25,9 @@ that extracts frames (JPEG, every ``frame_interval_s``), a thumbnail and the vid
 - A failed job's video, thumbnail and frames are deleted (only its record and reason stay), so
   the media route and session sources never serve a video that failed.
 - Job state lives in memory and in the JSON record in the store, so it survives a restart: a new
-  service re-queues the jobs it finds ``queued`` or ``processing``.
+  service re-queues the jobs it finds ``queued`` or ``processing``. The store has the last word:
+  an upload whose record is gone from it (deleted by retention, ``spoton.storage.retention``, or by
+  another instance) is forgotten when the list, the quota or that upload is next read.
 
 Roles: admin uploads, operator deletes, viewer reads. The routes find the service on
 ``app.state.uploads`` and create it on first use from ``app.state.store``;
@@ -255,20 +257,41 @@ class UploadService:
             self._records[record.id] = record
         return record
 
+    def _forget(self, upload_ids) -> None:
+        """Uploads whose record left the store: never listed or written again."""
+        with self._lock:
+            for upload_id in upload_ids:
+                self._records.pop(upload_id, None)
+                self._deleted.add(upload_id)
+
+    def _sync(self) -> None:
+        """Forget the uploads whose record is no longer in the store (one listing). Records saved while
+        it lists are kept: a record is written to the store before it is known here."""
+        with self._lock:
+            known = set(self._records)
+        present = {key.split("/")[1] for key in self.store.list_keys(UPLOAD_PREFIX + "/")
+                   if key.endswith("/upload.json")}
+        self._forget(known - present)
+
     def get(self, upload_id: str) -> UploadRecord:
         with self._lock:
             record = self._records.get(upload_id) if _ID.match(upload_id or "") else None
+        if record is not None and not self.store.exists(record.record_key):
+            self._forget([upload_id])
+            record = None
         if record is None:
             raise UploadError(404, f"no upload {upload_id!r}: POST /api/v1/videos first, and use the "
                                    "id it returns")
         return record
 
     def list(self) -> list[UploadRecord]:
+        self._sync()
         with self._lock:
             return sorted(self._records.values(), key=lambda r: r.created_unix)
 
     def used_bytes(self) -> int:
         """The quota's use: the videos of all uploads that did not fail (those are deleted)."""
+        self._sync()
         with self._lock:
             return sum(r.size_bytes for r in self._records.values() if r.state != "failed")
 

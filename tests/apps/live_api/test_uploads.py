@@ -21,6 +21,7 @@ from live_servers import ADMIN, OPERATOR, VIEWER, free_port, routers_app
 from apps.live_api.media import media_url
 from apps.live_api.uploads import UploadConfig, UploadError, UploadRecord, UploadService, resolve_upload
 from spoton.live.sources import SourceError, SourceSpec, open_source
+from spoton.storage.retention import apply_retention
 from spoton.storage.store import LocalStore
 from spoton.video import encode_h264, iter_frames
 
@@ -178,6 +179,25 @@ def test_delete_removes_record_video_thumbnail_and_frames(client, clip, store):
     with pytest.raises(UploadError, match="no upload"):
         resolve_upload(done["id"], store)
     assert UploadService(store, CONFIG).list() == []  # nothing comes back after a restart
+
+
+def test_uploads_retention_deleted_leave_the_running_apps_lists(client, clip, store, tmp_path):
+    """Retention deletes in the store behind the app's back: the app's list, its GETs and its quota
+    follow the store (and a job's late write does not bring the record back)."""
+    done = wait_state(client, upload(client, clip.read_bytes()).json()["id"])
+    kept = wait_state(client, upload(client, clip.read_bytes()).json()["id"])
+    assert {v["id"] for v in client.get("/api/v1/videos", headers=VIEWER).json()["videos"]} == {done["id"], kept["id"]}
+    record = json.loads(store.read_bytes(f"uploads/{done['id']}/upload.json"))
+    store.write_bytes(f"uploads/{done['id']}/upload.json", json.dumps({**record, "created_unix": 1.0}).encode())
+    deleted = apply_retention(LocalStore(tmp_path / "lake"), store, 1.0)
+    assert {d.key for d in deleted} >= {f"uploads/{done['id']}/upload.json", f"uploads/{done['id']}/thumbnail.jpg"}
+    assert [v["id"] for v in client.get("/api/v1/videos", headers=VIEWER).json()["videos"]] == [kept["id"]]
+    assert client.get(f"/api/v1/videos/{done['id']}", headers=VIEWER).status_code == 404
+    assert client.get(f"/api/v1/videos/{done['id']}/frames", headers=VIEWER).status_code == 404
+    assert client.app.state.uploads.used_bytes() == kept["size_bytes"]
+    store.delete(f"uploads/{kept['id']}/upload.json")  # a record gone is found by a GET of it, too
+    assert client.get(f"/api/v1/videos/{kept['id']}", headers=VIEWER).status_code == 404
+    assert client.get("/api/v1/videos", headers=VIEWER).json()["videos"] == []
 
 
 def test_delete_while_the_job_runs_leaves_nothing(client, clip, store):

@@ -7,10 +7,13 @@ share state or lock the catalog. A local lake is globbed in place; a lake on S3 
 S3) has the environment's objects, pruned by source, session and date folder, read through the
 store into Arrow and registered in the connection (DuckDB's S3 extension is a download). Viewers and up.
 
-Times: ``from``/``to`` are ISO 8601 (``2026-12-03T10:00:00Z``; no zone means UTC) or unix
-milliseconds; the window is ``from <= ts < to``. Live rows carry unix time; batch rows carry the
-environment clock (seconds from the recording's start: the recording's date is not known), so a
-time window meant for live data should also say ``source=live``.
+Times: the window is ``from <= ts < to``, and the two sources are on different clocks: live rows
+carry unix time, batch rows the environment clock (seconds from the recording's start: the
+recording's date is not known). So a window needs ``source`` (or ``session_id``, which means live):
+for live rows ``from``/``to`` are ISO 8601 (``2026-12-03T10:00:00Z``; no zone means UTC) or unix
+milliseconds, for batch rows milliseconds from the recording's start (``from=60000``: its second
+minute). Without a window, both sources mix freely (trajectories, heatmap); occupancy's buckets need
+one source then too (their span would run from 0 to today).
 Global ids are per source: batch ids span the environment, live ids one session (``session_id``).
 """
 from __future__ import annotations
@@ -41,7 +44,8 @@ MAX_POINTS = 100_000
 MAX_HEATMAP_CELLS = 40_000  # a 200 x 200 grid
 MAX_OCCUPANCY_BUCKETS = 10_000  # per zone
 EnvName = Annotated[str, Path(description="an environment of GET /api/v1/environments")]
-TIME_HELP = "ISO 8601 time (no zone: UTC) or unix milliseconds"
+TIME_HELP = ("needs source= or session_id=. Live rows: ISO 8601 (no zone: UTC) or unix milliseconds; "
+             "batch rows: milliseconds from the recording's start")
 From = Annotated[str | None, Query(alias="from", description=f"window start, inclusive: {TIME_HELP}")]
 To = Annotated[str | None, Query(alias="to", description=f"window end, exclusive: {TIME_HELP}")]
 Source = Annotated[Literal["batch", "live"] | None, Query(description="only batch or only live rows; omitted: both")]
@@ -120,8 +124,20 @@ def parse_time(value: str | None, name: str) -> float | None:
                                 "or unix milliseconds (e.g. 1796292000000)") from None
 
 
-def window(start: str | None, end: str | None) -> Window:
+def window(start: str | None, end: str | None, source: str | None, session_id: str | None) -> Window:
+    """The ``from``/``to`` window; 422 when its clock is ambiguous (no source) or wrong for batch rows."""
     from_s, to_s = parse_time(start, "from"), parse_time(end, "to")
+    given = [(name, value) for name, value in (("from", start), ("to", end)) if value not in (None, "")]
+    if given and source is None and session_id is None:
+        raise SessionError(422, f"{given[0][0]}= needs source=live or source=batch: live rows are on unix time "
+                                "(give ISO 8601 or unix milliseconds), batch rows on the recording's clock "
+                                "(give milliseconds from its start, e.g. from=60000)")
+    if source == "batch":
+        for name, value in given:
+            if not re.fullmatch(r"\s*-?\d{1,16}\s*", value):
+                raise SessionError(422, f"{name}={value[:64]!r} with source=batch: batch rows are on the recording's "
+                                        "clock, whose date is not known; give milliseconds from the recording's start "
+                                        "(e.g. from=60000 for its second minute)")
     if from_s is not None and to_s is not None and from_s >= to_s:
         raise SessionError(422, f"from ({start}) must be before to ({end})")
     return Window(from_s=from_s, to_s=to_s)
@@ -187,7 +203,7 @@ def trajectories(request: Request, environment: EnvName, start: From = None, end
                  limit: Annotated[int, Query(ge=1, le=MAX_POINTS)] = 10_000) -> dict:
     """Floor positions (metres) of identities over time, from batch and live data."""
     _environment(request, environment)
-    span = window(start, end)
+    span = window(start, end, source, session_id)
     rows = trajectory_rows(request.app.state.lake, environment, span, source=source, session_id=session_id,
                            global_id=global_id, limit=limit + 1)
     points = rows.head(limit).astype(object).where(rows.head(limit).notna(), None).to_dict("records")
@@ -203,7 +219,7 @@ def heatmap(request: Request, environment: EnvName, start: From = None, end: To 
             format: Annotated[Literal["json", "png"] | None, Query(description="png: the picture (or Accept: image/png)")] = None):
     """Person-seconds per floor cell over the window: a JSON grid, or a PNG over the floor plan."""
     env = _environment(request, environment)
-    span = window(start, end)
+    span = window(start, end, source, session_id)
     plan = env.floor_plan
     extent = tuple(float(v) for v in plan.bounds_m)
     nx, ny = (int(np.ceil((extent[2] - extent[0]) / cell_m - 1e-9)), int(np.ceil((extent[3] - extent[1]) / cell_m - 1e-9)))
@@ -239,7 +255,7 @@ def occupancy(request: Request, environment: EnvName, start: From = None, end: T
                            if names else f"no zone {zone[:64]!r}: {environment!r} has no zones (add them with "
                                          f"PUT /api/v1/sites/{environment}/zones)")
     zones = [z for z in env.zones if zone is None or z.name == zone]
-    span = window(start, end)
+    span = window(start, end, source, session_id)
     rows = trajectory_rows(request.app.state.lake, environment, span, source=source, session_id=session_id)
     if len(rows):
         buckets = np.floor(rows["ts"].max() / bucket_s) - np.floor(rows["ts"].min() / bucket_s) + 1

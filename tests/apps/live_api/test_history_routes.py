@@ -101,6 +101,12 @@ def test_trajectories_by_source_session_identity_and_window(client):
     iso = client.get(f"{BASE}/trajectories", headers=VIEWER, params={
         "source": "live", "from": "2026-12-03T10:00:01Z", "to": str(int((LIVE_T0 + 2) * 1000))}).json()
     assert len(iso["points"]) == 20 and iso["window"]["from_s"] == pytest.approx(LIVE_T0 + 1)
+    batch = client.get(f"{BASE}/trajectories", params={"source": "batch", "from": "1000", "to": "2000"},
+                       headers=VIEWER).json()["points"]  # the recording's second second
+    assert len(batch) == 14 and all(1 <= p["ts"] < 2 for p in batch)
+    by_session = client.get(f"{BASE}/trajectories", params={"session_id": "s-live2", "from": str(int(LIVE_T0 * 1000))},
+                            headers=VIEWER).json()["points"]  # session_id means live
+    assert len(by_session) == 1
     truncated = client.get(f"{BASE}/trajectories", params={"limit": 5}, headers=VIEWER).json()
     assert len(truncated["points"]) == 5 and truncated["truncated"]
 
@@ -152,9 +158,15 @@ def test_an_object_lake_reads_only_the_files_a_query_can_need(live_store, lake):
 def test_bad_input_gets_4xx_naming_the_problem(client):
     error(client.get(f"{BASE}/occupancy", params={"zone": "nowhere"}, headers=VIEWER), 404, "nowhere", "crossing")
     error(client.get(f"{BASE}/trajectories", params={"from": "yesterday"}, headers=VIEWER), 422, "from=", "ISO 8601")
-    error(client.get(f"{BASE}/trajectories", params={"from": "2026-12-03T11:00:00", "to": "2026-12-03T10:00:00"},
+    error(client.get(f"{BASE}/trajectories", params={"from": "2026-12-03T11:00:00", "to": "2026-12-03T10:00:00",
+                                                     "source": "live"},
                      headers=VIEWER), 422, "must be before")
     error(client.get(f"{BASE}/heatmap", params={"cell_m": 0.01}, headers=VIEWER), 422)
+    # live rows on unix time, batch rows on the recording's clock: a window says which
+    error(client.get(f"{BASE}/trajectories", params={"to": "2026-12-03T10:00:00Z"}, headers=VIEWER), 422,
+          "to= needs source=live or source=batch")
+    error(client.get(f"{BASE}/heatmap", params={"from": "2026-12-03", "source": "batch"}, headers=VIEWER), 422,
+          "from='2026-12-03' with source=batch", "milliseconds from the recording's start")
     error(client.get(f"{BASE}/heatmap", params={"cell_m": 0.1}, headers=VIEWER), 422, "cell_m >=")
     error(client.get(f"{BASE}/trajectories", params={"source": "both"}, headers=VIEWER), 422)
     error(client.get(f"{BASE}/occupancy", params={}, headers=VIEWER), 422, "buckets")  # batch from 0 + live unix

@@ -43,6 +43,7 @@ router = APIRouter(prefix="/api/v1/environments", tags=["history"], dependencies
 MAX_POINTS = 100_000
 MAX_HEATMAP_CELLS = 40_000  # a 200 x 200 grid
 MAX_OCCUPANCY_BUCKETS = 10_000  # per zone
+MAX_LAKE_OBJECTS = 5_000  # objects one request reads from an S3 lake (a live session writes one per flush)
 EnvName = Annotated[str, Path(description="an environment of GET /api/v1/environments")]
 TIME_HELP = ("needs source= or session_id=. Live rows: ISO 8601 (no zone: UTC) or unix milliseconds; "
              "batch rows: milliseconds from the recording's start")
@@ -167,6 +168,10 @@ def trajectory_rows(lake: ParquetLake, environment: str, span: Window, *, source
             try:
                 keys = environment_keys(lake, table, environment, source=source, session_id=session_id,
                                         from_s=span.from_s, to_s=span.to_s)
+                if len(keys) > MAX_LAKE_OBJECTS:
+                    raise SessionError(422, f"this query would read {len(keys)} lake objects from S3 (at most "
+                                            f"{MAX_LAKE_OBJECTS}): narrow it with source=live and from/to, or "
+                                            "session_id")
                 select = register_table(connection, lake, table, keys)
             except StoreError as exc:
                 raise SessionError(503, f"could not read the lake ({exc}); retry, or tell an admin to check "

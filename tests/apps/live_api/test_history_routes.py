@@ -137,7 +137,7 @@ def test_occupancy_per_zone_and_bucket(client):
     assert {b["zone"] for b in batch["buckets"]} == set(batch["zones"]) and len(batch["zones"]) >= 1
 
 
-def test_an_object_lake_reads_only_the_files_a_query_can_need(live_store, lake):  # noqa: F811
+def test_an_object_lake_reads_only_the_files_a_query_can_need(live_store, lake, monkeypatch):  # noqa: F811
     store = ObjectsOnly(LocalStore(lake))
     app = FastAPI()
     errors.install(app)
@@ -153,6 +153,9 @@ def test_an_object_lake_reads_only_the_files_a_query_can_need(live_store, lake):
         store.reads.clear()
         later = client.get(f"{BASE}/trajectories", params={"source": "live", "from": "2026-12-05"}, headers=VIEWER)
         assert later.json()["points"] == [] and store.reads == []  # the date folders are older
+        monkeypatch.setattr(history, "MAX_LAKE_OBJECTS", 1)  # too broad for an object lake: 422, nothing read
+        error(client.get(f"{BASE}/heatmap", params={"source": "live"}, headers=VIEWER), 422, "session_id")
+        assert store.reads == []
 
 
 def test_bad_input_gets_4xx_naming_the_problem(client):

@@ -12,7 +12,8 @@ from spoton.perception.config import PerceptionConfig
 
 from apps.live_api.auth import AuthConfig
 from spoton.live.sources import SourceAllowList
-from spoton.storage.store import LocalStore, ObjectStore, S3Retry, S3Store, parse_s3_uri, s3_client
+from spoton.storage.store import (LocalStore, ObjectStore, S3Retry, S3Store, lake_beside, parse_s3_uri,
+                                  s3_client)
 from apps.live_api.exposure import EXPOSURES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -161,9 +162,7 @@ class Settings:
             return self.lake_s3
         if self.store_s3 is None or self.lake_root is not None:
             return None
-        bucket, prefix = parse_s3_uri(self.store_s3)
-        parent = prefix.rpartition("/")[0]
-        return f"s3://{bucket}/{parent + '/' if parent else ''}lake"
+        return lake_beside(self.store_s3)
 
     def perception(self) -> PerceptionConfig:
         """Live sessions on the one perception configuration: every frame, the configured tracker."""

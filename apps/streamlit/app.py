@@ -5,11 +5,14 @@
 import streamlit as st
 
 import ui
-from review_data import ReviewDataError, ReviewPaths, environments, segments
+from review_data import ReviewDataError, ReviewPaths, environments, segments, sync
 
 st.set_page_config(page_title="SpotOn review", layout="wide")
-paths = ReviewPaths.from_env()
 try:
+    paths = ReviewPaths.from_env()
+    if paths.s3 is not None and "synced" not in st.session_state:  # the S3 lake, mirrored once per visit
+        sync(paths)
+        st.session_state["synced"] = True
     paths.check()
     known_environments = environments(paths)
 except ReviewDataError as error:
@@ -21,7 +24,12 @@ with st.sidebar:
     environment = st.selectbox("Environment", known_environments, key="environment")
     segment = st.selectbox("Segment", segments(paths, environment), key="segment",
                            help="the frame viewer and the check results follow this segment")
-    st.caption(f"data: {paths.var}")
+    st.caption(f"data: {paths.var}" if paths.s3 is None else f"data: {paths.s3.lake}")
+    if paths.s3 is not None and st.button("Reload from S3", help="new live sessions, re-materialized "
+                                                                "partitions, what retention deleted"):
+        sync(paths)
+        ui.refresh()
+        st.rerun()
 ui.remember(paths, environment, segment)
 
 st.navigation([

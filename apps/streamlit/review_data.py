@@ -3,13 +3,20 @@
 Everything comes from the local deployment's folder (``$SPOTON_VAR``, default ``var/``): the
 DuckDB catalog ``spoton.duckdb`` over the lake, the store (sub-videos, environment config), the
 lake itself (corrections are appended there) and the Dagster instance (asset-check results).
+
+With ``SPOTON_STORE=s3://B/store`` the store and the lake are on S3 (the lake ``s3://B/lake``, or
+``SPOTON_LAKE=s3://...``; ``SPOTON_S3_ENDPOINT``, boto3's credentials): :func:`sync` mirrors the
+lake into ``$SPOTON_VAR/s3-lake`` (new live files and changed partitions only; what retention
+deleted goes) and rebuilds the catalog over it; frames are read from S3 through the store's cache.
 """
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import cv2
 import duckdb
@@ -25,7 +32,7 @@ from spoton.records import Tracks
 from spoton.identity.search import TrackletIndex
 from spoton.site import storage
 from spoton.site.model import Environment, FloorPlan
-from spoton.storage.store import LocalStore, ObjectStore
+from spoton.storage.store import LocalStore, ObjectStore, S3Store, lake_beside, parse_s3_uri, s3_client
 from spoton.video import iter_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +44,36 @@ class ReviewDataError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class S3Location:
+    """The S3 store and lake of a prod deployment, and how to reach them."""
+
+    store: str  # s3://bucket/prefix
+    lake: str
+    endpoint: str | None = None  # None: AWS
+    region: str = "us-east-1"
+
+    def open(self, uri: str, cache_dir: Path) -> S3Store:
+        """The store at ``uri`` (one client per location, reused: the app reads many objects)."""
+        bucket, prefix = parse_s3_uri(uri)
+        return S3Store(_client(self.endpoint, self.region), bucket, prefix, cache_dir=cache_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _client(endpoint: str | None, region: str):
+    return s3_client(endpoint_url=endpoint, region_name=region)
+
+
+@dataclass(frozen=True)
 class ReviewPaths:
-    """Where one deployment keeps its outputs (the layout ``make demo`` writes)."""
+    """Where one deployment keeps its outputs (the layout ``make demo`` writes). With ``s3`` set, ``store``
+    is the folder of the S3 store's download cache and ``lake`` the local mirror of the S3 lake."""
 
     var: Path
     store: Path
     lake: Path
     catalog: Path
     dagster_home: Path
+    s3: S3Location | None = None
 
     @classmethod
     def from_var(cls, var: Path | str, store: Path | str | None = None) -> "ReviewPaths":
@@ -53,16 +82,45 @@ class ReviewPaths:
                    var / "dagster_home")
 
     @classmethod
-    def from_env(cls) -> "ReviewPaths":
-        """``$SPOTON_VAR`` (and ``$SPOTON_STORE``), as the Makefile exports them."""
-        return cls.from_var(os.environ.get("SPOTON_VAR", REPO_ROOT / "var"), os.environ.get("SPOTON_STORE"))
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ReviewPaths":
+        """``$SPOTON_VAR`` (and ``$SPOTON_STORE``), as the Makefile exports them; an ``s3://`` store
+        (with ``SPOTON_LAKE``, ``SPOTON_S3_ENDPOINT``, ``AWS_REGION``) puts the store and lake on S3."""
+        env = os.environ if env is None else env
+        var, store = env.get("SPOTON_VAR", REPO_ROOT / "var"), env.get("SPOTON_STORE")
+        if not (store or "").startswith("s3://"):
+            return cls.from_var(var, store)
+        lake = env.get("SPOTON_LAKE") or ""
+        try:
+            s3 = S3Location(store, lake if lake.startswith("s3://") else lake_beside(store),
+                            env.get("SPOTON_S3_ENDPOINT") or None, env.get("AWS_REGION", "us-east-1"))
+            parse_s3_uri(s3.lake)
+        except ValueError as exc:
+            raise ReviewDataError(f"SPOTON_STORE / SPOTON_LAKE: {exc}") from None
+        var = Path(var).resolve()
+        return cls(var, var / "s3-cache", var / "s3-lake", var / "spoton-s3.duckdb", var / "dagster_home", s3)
 
     def check(self) -> None:
-        missing = [p for p in (self.catalog, self.lake, self.store) if not p.exists()]
+        if self.s3 is not None and not self.catalog.is_file():
+            raise ReviewDataError(f"no catalog of {self.s3.lake}: run sync() (the app does at start); an empty "
+                                  "lake has none: materialize the pipeline first")
+        missing = [p for p in (self.catalog, self.lake, self.store) if not p.exists() and self.s3 is None]
         if missing:
             raise ReviewDataError(
                 f"{', '.join(map(str, missing))} missing: run `make demo` first (it writes the store, the lake "
                 f"and the catalog under {self.var}), or point SPOTON_VAR at a folder that has them")
+
+
+def store(paths: ReviewPaths) -> ObjectStore:
+    """The store: the folder, or S3 (objects read through a download cache under ``paths.store``)."""
+    return LocalStore(paths.store) if paths.s3 is None else paths.s3.open(paths.s3.store, paths.store)
+
+
+def sync(paths: ReviewPaths) -> list[str]:
+    """On S3: mirror the lake into ``paths.lake`` and rebuild the catalog over it (run at start and on
+    the app's reload); the catalog's views. A local deployment's catalog is the pipeline's: untouched."""
+    if paths.s3 is None:
+        return []
+    return build_catalog(lake(paths), paths.catalog, mirror_dir=paths.lake)
 
 
 def current_author() -> str:
@@ -115,8 +173,8 @@ class SiteMap:
 
 
 def load_environment(paths: ReviewPaths, environment: str) -> SiteMap:
-    store = LocalStore(paths.store)
-    return SiteMap.from_store(store, storage.load_environment(store, environment))
+    objects = store(paths)
+    return SiteMap.from_store(objects, storage.load_environment(objects, environment))
 
 
 # ---------------------------------------------------------------------------------------- frames
@@ -140,7 +198,7 @@ def frame_boxes(paths: ReviewPaths, environment: str, segment: str, camera: str,
 
 def decode_frame(paths: ReviewPaths, environment: str, camera: str, segment: str, frame_index: int) -> np.ndarray:
     """One BGR frame of a sub-video in the store."""
-    video = LocalStore(paths.store).local_path(sub_video_key(environment, camera, segment))
+    video = store(paths).local_path(sub_video_key(environment, camera, segment))
     for frame in iter_frames(video, start=int(frame_index), stop=int(frame_index) + 1):
         return frame.image
     raise ReviewDataError(f"{video} has no frame {frame_index}")
@@ -320,7 +378,10 @@ def check_results(paths: ReviewPaths, environment: str, shown_segments: list[str
 
 # ---------------------------------------------------------------------------------------- corrections
 def lake(paths: ReviewPaths) -> ParquetLake:
-    return ParquetLake(LocalStore(paths.lake))
+    """The lake corrections are appended to: the folder, or the S3 lake (not its mirror)."""
+    if paths.s3 is None:
+        return ParquetLake(LocalStore(paths.lake))
+    return ParquetLake(paths.s3.open(paths.s3.lake, paths.var / "s3-lake-cache"))
 
 
 def rematerialize_identities(paths: ReviewPaths, environment: str):
@@ -333,6 +394,9 @@ def rematerialize_identities(paths: ReviewPaths, environment: str):
     from resources.lake_io import ParquetLakeIOManager
     from resources.store import LocalStoreResource
 
+    if paths.s3 is not None:
+        raise ReviewDataError("on an S3 deployment the corrections are in the S3 lake: re-materialize the "
+                              f"environment's identity assets ({environment}) in Dagster, then reload")
     resources = {"store": LocalStoreResource(root=str(paths.store)),
                  "lake_io_manager": ParquetLakeIOManager(store=LocalStoreResource(root=str(paths.lake))),
                  "perception": perception_from_env()}

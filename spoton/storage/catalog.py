@@ -23,22 +23,32 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spoton.storage.lake import ParquetLake
+from spoton.storage.lake import ParquetLake, is_live_key
 from spoton.storage.schemas import TABLES
 from spoton.storage.store import StoreError
 
 
 def mirror_lake(lake: ParquetLake, folder: Path) -> Path:
-    """Copy a remote lake's Parquet files to ``folder`` (files unchanged in size are skipped)."""
+    """Make ``folder`` a copy of a remote lake's Parquet files: a live file already there is kept
+    (live files are never rewritten), any other file is read again and replaced when it changed
+    (re-materialized partitions), and a file the lake no longer has (retention) is removed."""
     folder = Path(folder)
+    wanted = set()
     for table in lake.tables():
         for key in lake.keys(table):
-            data = lake.store.read_bytes(key)
             target = folder / key
-            if target.is_file() and target.stat().st_size == len(data):
+            wanted.add(target)
+            if is_live_key(key) and target.is_file():
+                continue
+            data = lake.store.read_bytes(key)
+            if target.is_file() and target.read_bytes() == data:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            temp = target.with_name(f".{target.name}.part")
+            temp.write_bytes(data)
+            temp.replace(target)  # a query over the mirror never sees half a file
+    for stale in (set(folder.rglob("*.parquet")) if folder.is_dir() else set()) - wanted:
+        stale.unlink()
     return folder
 
 

@@ -380,6 +380,14 @@ class S3Store:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
+def lake_beside(store_uri: str) -> str:
+    """The lake of an S3 store: ``lake`` beside the store's prefix (the prod profile's layout:
+    ``s3://B/store`` -> ``s3://B/lake``; ``s3://B`` -> ``s3://B/lake``)."""
+    bucket, prefix = parse_s3_uri(store_uri)
+    parent = prefix.rpartition("/")[0]
+    return f"s3://{bucket}/{parent + '/' if parent else ''}lake"
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix); ValueError naming the expected form otherwise."""
     if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:

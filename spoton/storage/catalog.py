@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spoton.storage.lake import ParquetLake, is_live_key
@@ -144,6 +145,9 @@ def read_tables(lake: ParquetLake, keys: list[str], workers: int = 8) -> pa.Tabl
         if name in TABLES and TABLES[name].live:
             if "source" not in table.column_names:
                 table = table.append_column("source", pa.array(["batch"] * table.num_rows, pa.string()))
+            else:
+                index = table.column_names.index("source")
+                table = table.set_column(index, "source", pc.fill_null(table["source"], "batch"))
             if "session_id" not in table.column_names:
                 table = table.append_column("session_id", pa.nulls(table.num_rows, pa.string()))
         return table.replace_schema_metadata(None)

@@ -1,0 +1,86 @@
+"""Reading a lake DuckDB cannot glob (S3): the keys a query can need, the objects read into one table as
+the catalog's views read files, and the incremental mirror that follows re-materializing and retention."""
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spoton.storage.catalog import environment_keys, mirror_lake, read_tables
+from spoton.storage.lake import ParquetLake, live_key
+from spoton.storage.schemas import MAP_TRAJECTORIES
+from spoton.storage.store import LocalStore
+
+DAY = datetime(2026, 12, 3, tzinfo=timezone.utc).timestamp()
+
+
+def trajectories(n: int, source: str | None = "live", session: str | None = "s1") -> pa.Table:
+    table = MAP_TRAJECTORIES.table(pd.DataFrame({"global_id": range(n), "ts": [DAY + i for i in range(n)],
+                                                 "map_x": [0.0] * n, "map_y": [0.0] * n, "n_cameras": [1] * n,
+                                                 "speed_mps": [None] * n}))
+    table = table.add_column(0, "environment", pa.array(["env"] * n))
+    if source is not None:
+        table = table.append_column("source", pa.array([source] * n)).append_column("session_id", pa.array([session] * n))
+    return table
+
+
+def put(store: LocalStore, key: str, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    store.write_bytes(key, sink.getvalue().to_pybytes())
+
+
+def lake_with_sources(root) -> ParquetLake:
+    store = LocalStore(root)
+    lake = ParquetLake(store)
+    lake.write("map_trajectories", MAP_TRAJECTORIES.table(trajectories(3, None).drop_columns("environment").to_pandas()),
+               "env")
+    put(store, "map_trajectories/other.parquet", trajectories(2, None))
+    put(store, live_key("map_trajectories", "env", "2026-12-03", "s1", 1), trajectories(4, "live", "s1"))
+    put(store, live_key("map_trajectories", "env", "2026-12-03", "s-1", 1), trajectories(1, "live", "s-1"))
+    put(store, live_key("map_trajectories", "env", "2026-11-20", "s1", 2), trajectories(1, "live", "s1"))
+    return lake
+
+
+def test_keys_are_pruned_by_environment_source_session_and_date_folder(tmp_path):
+    lake = lake_with_sources(tmp_path)
+    every = environment_keys(lake, "map_trajectories", "env")
+    assert sorted(every) == ["map_trajectories/env.parquet",
+                             "map_trajectories/live/env/2026-11-20/s1-000002.parquet",
+                             "map_trajectories/live/env/2026-12-03/s-1-000001.parquet",
+                             "map_trajectories/live/env/2026-12-03/s1-000001.parquet"]
+    assert environment_keys(lake, "map_trajectories", "env", source="batch") == ["map_trajectories/env.parquet"]
+    assert sorted(environment_keys(lake, "map_trajectories", "env", session_id="s1")) == [
+        "map_trajectories/live/env/2026-11-20/s1-000002.parquet", "map_trajectories/live/env/2026-12-03/s1-000001.parquet"]
+    assert environment_keys(lake, "map_trajectories", "env", source="live", from_s=DAY + 3600, to_s=DAY + 7200) == [
+        "map_trajectories/live/env/2026-12-03/s-1-000001.parquet", "map_trajectories/live/env/2026-12-03/s1-000001.parquet"]
+    assert environment_keys(lake, "map_trajectories", "env", source="live", to_s=DAY - 86400 * 5) == [
+        "map_trajectories/live/env/2026-11-20/s1-000002.parquet"]
+
+
+def test_objects_read_into_one_table_with_source_and_session_as_the_views_have_them(tmp_path):
+    lake = lake_with_sources(tmp_path)
+    store = lake.store
+    put(store, "map_trajectories/old.parquet", trajectories(2, None).set_column(0, "environment", pa.array(["old"] * 2)))
+    table = read_tables(lake, ["map_trajectories/env.parquet", "map_trajectories/old.parquet",
+                               "map_trajectories/live/env/2026-12-03/s1-000001.parquet", "map_trajectories/gone.parquet"])
+    rows = table.to_pandas()
+    assert len(rows) == 3 + 2 + 4  # the missing key (deleted meanwhile) is skipped
+    assert rows.groupby("source").size().to_dict() == {"batch": 5, "live": 4}
+    assert rows.loc[rows.source == "batch", "session_id"].isna().all()
+    assert read_tables(lake, []) is None
+
+
+def test_the_mirror_adds_new_files_replaces_changed_ones_and_drops_deleted_ones(tmp_path):
+    lake = lake_with_sources(tmp_path / "lake")
+    mirror = tmp_path / "mirror"
+    mirror_lake(lake, mirror)
+    assert sorted(p.relative_to(mirror).as_posix() for p in mirror.rglob("*.parquet")) == lake.keys("map_trajectories")
+    lake.write("map_trajectories", MAP_TRAJECTORIES.table(trajectories(7, None).drop_columns("environment").to_pandas()),
+               "env")  # re-materialized: same key, new rows
+    gone = live_key("map_trajectories", "env", "2026-11-20", "s1", 2)
+    lake.store.delete(gone)  # retention
+    mirror_lake(lake, mirror)
+    assert pq.read_table(mirror / "map_trajectories/env.parquet").num_rows == 7
+    assert not (mirror / gone).exists() and not list(mirror.rglob("*.part"))
+    assert sorted(p.relative_to(mirror).as_posix() for p in mirror.rglob("*.parquet")) == lake.keys("map_trajectories")

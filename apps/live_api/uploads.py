@@ -344,8 +344,8 @@ class UploadService:
             record = self._extract(record)
         except Exception as exc:  # any failure ends the job with its reason, never the worker
             reason = str(exc) if isinstance(exc, SpotOnError) else f"{type(exc).__name__}: {exc}"
+            self._remove(upload_id, keep_record=True)  # a failed video is never served: gone before it says failed
             self._save(replace(record, state="failed", frames=(), thumbnail_key=None, error=reason))
-            self._remove(upload_id, keep_record=True)  # a failed video is never served
         else:
             self._save(replace(record, state="done"))
         if upload_id in self._deleted:  # deleted mid-job: remove what the job wrote since

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from spoton.redact import install_log_redaction
+from spoton.storage.catalog import LiveFileCache
 from spoton.storage.lake import ParquetLake
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 
@@ -31,6 +32,8 @@ from apps.live_api.logs import configure_logging
 from apps.live_api.observe import RequestObservation
 from apps.live_api.sessions import SHUTDOWN_TIMEOUT_S, SessionManager
 from apps.live_api.settings import Settings
+
+LIVE_FILE_CACHE_BYTES = 256 * 1024 * 1024  # decoded live history files of an S3 lake (history REST)
 
 
 @asynccontextmanager
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state.check_store = startup.store_check(settings)
     lake = settings.open_lake()  # a folder, or S3 beside an S3 store (live history and the history REST)
     state.lake = ParquetLake(lake)
+    state.live_file_cache = LiveFileCache(LIVE_FILE_CACHE_BYTES) if settings.lake_uri else None
     state.media = webrtc.MediaPlane(webrtc.MediaSettings(
         max_peers=settings.webrtc_max_peers, max_peers_per_session=settings.webrtc_max_peers_per_session,
         ice_hosts=settings.webrtc_ice_hosts), session_alive=lambda session_id: session_id in state.sessions.sessions)

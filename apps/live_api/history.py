@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from spoton import analytics
 from spoton.site.model import Environment
 from spoton.site.storage import environment_exists, load_environment
-from spoton.storage.catalog import environment_keys, register_table, table_select
+from spoton.storage.catalog import LiveFileCache, environment_keys, register_table, table_select
 from spoton.storage.lake import ParquetLake
 from spoton.storage.store import StoreError, check_name
 
@@ -157,8 +157,9 @@ def _environment(request: Request, name: str) -> Environment:
 
 def trajectory_rows(lake: ParquetLake, environment: str, span: Window, *, source: str | None = None,
                     session_id: str | None = None, global_id: int | None = None,
-                    limit: int | None = None) -> pd.DataFrame:
-    """``map_trajectories`` rows of the environment in the window (all sources unless one is named)."""
+                    limit: int | None = None, cache: LiveFileCache | None = None) -> pd.DataFrame:
+    """``map_trajectories`` rows of the environment in the window (all sources unless one is named);
+    ``cache``: decoded live files of an S3 lake, kept between requests."""
     columns = ["source", "session_id", "global_id", "ts", "map_x", "map_y", "n_cameras"]
     table, root = "map_trajectories", lake.local_root()
     with duckdb.connect() as connection:
@@ -172,7 +173,7 @@ def trajectory_rows(lake: ParquetLake, environment: str, span: Window, *, source
                     raise SessionError(422, f"this query would read {len(keys)} lake objects from S3 (at most "
                                             f"{MAX_LAKE_OBJECTS}): narrow it with source=live and from/to, or "
                                             "session_id")
-                select = register_table(connection, lake, table, keys)
+                select = register_table(connection, lake, table, keys, cache)
             except StoreError as exc:
                 raise SessionError(503, f"could not read the lake ({exc}); retry, or tell an admin to check "
                                         "the lake's S3") from None
@@ -195,6 +196,11 @@ def trajectory_rows(lake: ParquetLake, environment: str, span: Window, *, source
                                     "admin to check the lake") from None
 
 
+def _cache(request: Request) -> LiveFileCache | None:
+    """The app's cache of decoded live files (an S3 lake; None: every request reads its objects)."""
+    return getattr(request.app.state, "live_file_cache", None)
+
+
 def _per_person(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows with one global id per person across sources and sessions (ids repeat between them)."""
     keys = rows["source"].astype(str) + "/" + rows["session_id"].fillna("").astype(str) + "/" + rows["global_id"].astype(str)
@@ -209,7 +215,8 @@ def trajectories(request: Request, environment: EnvName, start: From = None, end
     """Floor positions (metres) of identities over time, from batch and live data."""
     _environment(request, environment)
     span = window(start, end, source, session_id)
-    rows = trajectory_rows(request.app.state.lake, environment, span, source=source, session_id=session_id,
+    rows = trajectory_rows(request.app.state.lake, environment, span, cache=_cache(request), source=source,
+                           session_id=session_id,
                            global_id=global_id, limit=limit + 1)
     points = rows.head(limit).astype(object).where(rows.head(limit).notna(), None).to_dict("records")
     return {"environment": environment, "window": span, "points": points, "truncated": len(rows) > limit}
@@ -232,7 +239,8 @@ def heatmap(request: Request, environment: EnvName, start: From = None, end: To 
         raise SessionError(422, f"cell_m={cell_m} makes a {nx} x {ny} grid over this floor plan: at most "
                                 f"{MAX_HEATMAP_CELLS} cells, so use cell_m >= "
                                 f"{np.sqrt((extent[2] - extent[0]) * (extent[3] - extent[1]) / MAX_HEATMAP_CELLS):.2f}")
-    rows = trajectory_rows(request.app.state.lake, environment, span, source=source, session_id=session_id)
+    rows = trajectory_rows(request.app.state.lake, environment, span, cache=_cache(request), source=source,
+                           session_id=session_id)
     cells = (analytics.heatmap(_per_person(rows), extent_m=extent, cell_m=cell_m) if len(rows)
              else pd.DataFrame(columns=list(HeatmapCell.model_fields)))
     if format == "png" or (format is None and "image/png" in request.headers.get("accept", "")):
@@ -261,7 +269,8 @@ def occupancy(request: Request, environment: EnvName, start: From = None, end: T
                                          f"PUT /api/v1/sites/{environment}/zones)")
     zones = [z for z in env.zones if zone is None or z.name == zone]
     span = window(start, end, source, session_id)
-    rows = trajectory_rows(request.app.state.lake, environment, span, source=source, session_id=session_id)
+    rows = trajectory_rows(request.app.state.lake, environment, span, cache=_cache(request), source=source,
+                           session_id=session_id)
     if len(rows):
         buckets = np.floor(rows["ts"].max() / bucket_s) - np.floor(rows["ts"].min() / bucket_s) + 1
         if buckets > MAX_OCCUPANCY_BUCKETS:

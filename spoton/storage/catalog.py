@@ -15,6 +15,8 @@ and registered in the connection (:func:`register_table`, :func:`environment_key
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -125,12 +127,46 @@ def _day(unix_s: float) -> date:
     return datetime.fromtimestamp(min(max(unix_s, 0.0), 253_402_300_799.0), timezone.utc).date()
 
 
-def read_tables(lake: ParquetLake, keys: list[str], workers: int = 8) -> pa.Table | None:
+class LiveFileCache:
+    """Decoded live lake files, least recently used dropped beyond ``max_bytes`` (Arrow bytes). Live files
+    are never rewritten (a session writes each ``seq`` once), so a cached one is what S3 holds; a file
+    retention deleted is no longer listed, so no longer asked for. Thread-safe."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> pa.Table | None:
+        with self._lock:
+            table = self._tables.get(key)
+            if table is not None:
+                self._tables.move_to_end(key)
+            return table
+
+    def put(self, key: str, table: pa.Table) -> None:
+        if not is_live_key(key) or table.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._tables:
+                return
+            self._tables[key] = table
+            self._bytes += table.nbytes
+            while self._bytes > self.max_bytes:
+                self._bytes -= self._tables.popitem(last=False)[1].nbytes
+
+
+def read_tables(lake: ParquetLake, keys: list[str], workers: int = 8,
+                cache: LiveFileCache | None = None) -> pa.Table | None:
     """The Parquet objects ``keys`` read through the lake's store (in parallel) into one table, by
     column name like ``table_select`` (a live table's rows always carry ``source``/``session_id``;
-    older batch files read as 'batch'). A key deleted meanwhile (retention) is skipped; any other
-    read failure raises StoreError. None when no key has rows."""
+    older batch files read as 'batch'); live files come from ``cache`` when it has them. A key deleted
+    meanwhile (retention) is skipped; any other read failure raises StoreError. None when no key has rows."""
     def read(key: str) -> pa.Table | None:
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None:
+            return cached
         try:
             data = lake.store.read_bytes(key)
         except StoreError:
@@ -150,17 +186,21 @@ def read_tables(lake: ParquetLake, keys: list[str], workers: int = 8) -> pa.Tabl
                 table = table.set_column(index, "source", pc.fill_null(table["source"], "batch"))
             if "session_id" not in table.column_names:
                 table = table.append_column("session_id", pa.nulls(table.num_rows, pa.string()))
-        return table.replace_schema_metadata(None)
+        table = table.replace_schema_metadata(None)
+        if cache is not None:
+            cache.put(key, table)
+        return table
 
     with ThreadPoolExecutor(max(1, min(workers, len(keys)))) as pool:
         tables = [t for t in pool.map(read, keys) if t is not None]
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
-def register_table(connection: duckdb.DuckDBPyConnection, lake: ParquetLake, table: str, keys: list[str]) -> str | None:
+def register_table(connection: duckdb.DuckDBPyConnection, lake: ParquetLake, table: str, keys: list[str],
+                   cache: LiveFileCache | None = None) -> str | None:
     """Read ``keys`` (:func:`read_tables`) and register them in ``connection`` as ``{table}_objects``;
     ``SELECT ...`` of it like :func:`table_select`'s, or None when there is nothing."""
-    rows = read_tables(lake, keys)
+    rows = read_tables(lake, keys, cache=cache)
     if rows is None:
         return None
     name = f"{table}_objects"

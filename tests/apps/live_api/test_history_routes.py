@@ -20,6 +20,7 @@ from apps.live_api.auth import AuthConfig, Role
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 from spoton.records import CameraFrameResult, Detections, Tracks
 from spoton.sample import ENV_NAME
+from spoton.storage.catalog import LiveFileCache
 from spoton.storage.lake import ParquetLake
 from spoton.storage.schemas import MAP_TRAJECTORIES
 from spoton.storage.store import LocalStore
@@ -153,6 +154,15 @@ def test_an_object_lake_reads_only_the_files_a_query_can_need(live_store, lake, 
         store.reads.clear()
         later = client.get(f"{BASE}/trajectories", params={"source": "live", "from": "2026-12-05"}, headers=VIEWER)
         assert later.json()["points"] == [] and store.reads == []  # the date folders are older
+        app.state.live_file_cache = LiveFileCache(1 << 20)  # the app's, on an S3 lake
+        first = client.get(f"{BASE}/trajectories", params={"source": "live"}, headers=VIEWER).json()["points"]
+        assert len(first) == 61 and len(store.reads) == 2
+        store.reads.clear()
+        again = client.get(f"{BASE}/trajectories", params={"source": "live"}, headers=VIEWER).json()["points"]
+        assert again == first and store.reads == []  # live files are never rewritten: read once
+        assert len(client.get(f"{BASE}/trajectories", params={"source": "batch"}, headers=VIEWER).json()["points"]) == 40
+        assert store.reads == [f"map_trajectories/{ENV_NAME}.parquet"]  # a batch partition can be replaced: read
+        store.reads.clear()
         monkeypatch.setattr(history, "MAX_LAKE_OBJECTS", 1)  # too broad for an object lake: 422, nothing read
         error(client.get(f"{BASE}/heatmap", params={"source": "live"}, headers=VIEWER), 422, "session_id")
         assert store.reads == []

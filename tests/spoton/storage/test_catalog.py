@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spoton.storage.catalog import environment_keys, mirror_lake, read_tables
+from spoton.storage.catalog import LiveFileCache, environment_keys, mirror_lake, read_tables
 from spoton.storage.lake import ParquetLake, live_key
 from spoton.storage.schemas import MAP_TRAJECTORIES
 from spoton.storage.store import LocalStore
@@ -84,3 +84,16 @@ def test_the_mirror_adds_new_files_replaces_changed_ones_and_drops_deleted_ones(
     assert pq.read_table(mirror / "map_trajectories/env.parquet").num_rows == 7
     assert not (mirror / gone).exists() and not list(mirror.rglob("*.part"))
     assert sorted(p.relative_to(mirror).as_posix() for p in mirror.rglob("*.parquet")) == lake.keys("map_trajectories")
+
+
+def test_the_live_file_cache_keeps_live_files_within_its_bytes_least_recently_used_out():
+    one = trajectories(100)
+    cache = LiveFileCache(int(one.nbytes * 2.5))
+    keys = [live_key("map_trajectories", "env", "2026-12-03", "s1", seq) for seq in (1, 2, 3)]
+    cache.put(keys[0], one)
+    cache.put(keys[1], one)
+    assert cache.get(keys[0]) is one  # now the most recent
+    cache.put(keys[2], one)  # over the bound: the least recently used (keys[1]) goes
+    assert cache.get(keys[1]) is None and cache.get(keys[0]) is one and cache.get(keys[2]) is one
+    cache.put("map_trajectories/env.parquet", one)  # a batch partition can be replaced: never cached
+    assert cache.get("map_trajectories/env.parquet") is None

@@ -29,8 +29,8 @@ class PerceptionConfig:
     side by side share the cores. ``crop_size`` and ``crops_per_tracklet`` set each tracklet's
     appearance (the mean of that many crops, resized for MobileNetV2: ``spoton.perception.appearance``).
     ``detector_precision`` ``"int8"`` runs NanoDet's INT8 copy (less CPU per frame, slightly different
-    boxes; opt-in: docs/benchmarks.md has its accuracy grid). ``camera_workers`` > 1 processes the cameras of an instant in parallel (live sessions: lower
-    frame-to-tick latency; see :class:`FrameProcessor`). ``cache_dir`` holds the fetched models and
+    boxes; opt-in: docs/benchmarks.md has its accuracy grid). ``camera_workers`` > 1 processes the
+    cameras of an instant in parallel (live sessions: lower frame-to-tick latency; see :class:`FrameProcessor`). ``cache_dir`` holds the fetched models and
     their ONNX exports (the edges pass ``$SPOTON_CACHE``: :func:`spoton.artifacts.cache_dir_from`).
     """
 

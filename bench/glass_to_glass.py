@@ -20,6 +20,7 @@ arrives while its frame is on screen. "drawn" is that moment, "shown" the browse
 display time of the frame (when the tick came first).
 
     PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 20
+    PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 20 --precision int8   # NanoDet INT8
 """
 from __future__ import annotations
 
@@ -220,6 +221,8 @@ def main() -> None:
     parser.add_argument("--jitter-ms", type=int, nargs="+", default=[100],
                         help="the page's receiver hold (its ?jitter_ms=, default 100): frames wait that long for "
                              "their ticks; give several to compare")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="the API's detector (SPOTON_DETECTOR_PRECISION)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -230,7 +233,8 @@ def main() -> None:
         clip.parent.mkdir()
         clip_frames = stamped_clip(sub_video, clip)
         webcam_frames = sample_frames_as_data_urls(store / ENV / "cam3" / "sub_video_01.mp4", 24)
-        env = {"SPOTON_WEBRTC_ICE_HOSTS": "127.0.0.1", "SPOTON_MAX_TICK_RATE": "30"}
+        env = {"SPOTON_WEBRTC_ICE_HOSTS": "127.0.0.1", "SPOTON_MAX_TICK_RATE": "30",
+               "SPOTON_DETECTOR_PRECISION": args.precision}
         with running_api(store, 1, env) as (_, port), sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM,
@@ -246,7 +250,8 @@ def main() -> None:
             browser.close()
 
     print(f"\nglass to glass in headless Chromium, sample environment, one camera per session, tick rate "
-          f"{args.tick_rate:g}/s, {args.seconds:g} s per phase, {os.cpu_count()} CPUs\n")
+          f"{args.tick_rate:g}/s, {args.seconds:g} s per phase, {os.cpu_count()} CPUs, detector {args.precision}, "
+          f"load average {os.getloadavg()[0]:.2f}\n")
     header = (f"{'source':>8} {'hold ms':>8} {'frames':>7} {'stamp ok':>9} {'drawn p50 ms':>13} "
               f"{'drawn p95 ms':>13} {'shown p50 ms':>13} {'shown p95 ms':>13} {'server f->t p95':>16}")
     print(header)

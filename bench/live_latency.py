@@ -24,6 +24,7 @@ over both sides). The clients note a tick's receive time before anything else an
 ``ts_unix_ms`` (no full JSON parse), so the bench process's own work weighs little in the delay.
 
     PYTHONPATH=. .venv/bin/python bench/live_latency.py --seconds 20 --compression
+    PYTHONPATH=. .venv/bin/python bench/live_latency.py --seconds 20 --precision int8   # APIs on NanoDet INT8
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -116,20 +118,32 @@ def sample_api(source_frames: int, threads: int, prefix: str,
 
 
 async def reader(url: str, delays: list[float], stop: asyncio.Event, connected: list[int] | None = None) -> int:
+    """Reads every message until ``stop``; the receive time is noted before anything else.
+
+    One ``async for`` per client, closed from outside on ``stop``: no timeout task per message
+    (``asyncio.wait_for`` makes one), which with 200 clients in this one process weighed on the
+    delay it measures."""
     ticks = 0
     async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
         if connected is not None:
             connected[0] += 1
-        while not stop.is_set():
-            try:
-                text = await asyncio.wait_for(ws.recv(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            now_ms = time.time() * 1000
-            if text.startswith('{"type":"tick"'):
-                delays.append(now_ms - tick_time_ms(text))
-                ticks += 1
+        closer = asyncio.create_task(_close_on(stop, ws))
+        try:
+            async for text in ws:
+                now_ms = time.time() * 1000
+                if text.startswith('{"type":"tick"'):
+                    delays.append(now_ms - tick_time_ms(text))
+                    ticks += 1
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            closer.cancel()
     return ticks
+
+
+async def _close_on(stop: asyncio.Event, ws) -> None:
+    await stop.wait()
+    await ws.close()
 
 
 def tick_time_ms(text: str) -> int:
@@ -239,16 +253,29 @@ def processor_ab(store: Path, workers: int, threads: int, instants: int) -> dict
     sequential = PerceptionConfig(threads=threads, cache_dir=CACHE).build_processor(cameras, 7.0, detector=detector)
     parallel = PerceptionConfig(threads=threads, camera_workers=workers, cache_dir=CACHE).build_processor(cameras, 7.0,
                                                                                         detector=detector)
-    times: dict[str, list[float]] = {"sequential": [], "parallel": []}
+    int8_config = PerceptionConfig(threads=threads, camera_workers=workers, detector_precision="int8", cache_dir=CACHE)
+    int8_detector = int8_config.build_detector()
+    sides = {"sequential": sequential, "parallel": parallel,
+             "parallel int8": int8_config.build_processor(cameras, 7.0, detector=int8_detector),
+             # a worker per camera: 3 threads time-share 2 cores and end together, instead of 2 + 1 after
+             "per camera int8": replace(int8_config, camera_workers=len(cameras)).build_processor(
+                 cameras, 7.0, detector=int8_detector)}
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    cpu: dict[str, float] = {name: 0.0 for name in sides}
     results = {}
     for i, instant in enumerate(frames * 2):  # the clip twice: ~2 x instants samples per side
-        order = [("sequential", sequential), ("parallel", parallel)][:: 1 if i % 2 else -1]
-        for name, processor in order:
-            started = time.perf_counter()
-            results = processor.process(instant)
+        names = list(sides)
+        for name in names[i % len(names):] + names[:i % len(names)]:  # rotated: each side first in turn
+            started, cpu_started = time.perf_counter(), time.process_time()
+            out = sides[name].process(instant)
             times[name].append(1000 * (time.perf_counter() - started))
-    parallel.close()
-    figures = {name: (float(np.percentile(t, 50)), float(np.percentile(t, 95)), len(t)) for name, t in times.items()}
+            cpu[name] += time.process_time() - cpu_started
+            if name == "parallel":
+                results = out
+    for processor in sides.values():
+        processor.close()
+    figures = {name: (float(np.percentile(t, 50)), float(np.percentile(t, 95)), len(t),
+                      1000 * cpu[name] / len(t)) for name, t in times.items()}
     figures["inference_share"] = inference_cpu_share(sequential, frames)
     return figures, sample_tick(results)
 
@@ -339,6 +366,8 @@ def main() -> None:
     parser.add_argument("--source-frames", type=int, default=96, help="sample environment length")
     parser.add_argument("--processor-only", action="store_true", help="only the in-process A/B")
     parser.add_argument("--instants", type=int, default=48, help="3-camera instants of the in-process A/B")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="the APIs' detector (SPOTON_DETECTOR_PRECISION); the in-process A/B runs both")
     parser.add_argument("--compression", action="store_true",
                         help="also run the clients against an API with permessage-deflate on (the old default)")
     args = parser.parse_args()
@@ -348,18 +377,26 @@ def main() -> None:
         row = asyncio.run(phase(base, ws_base, clients, slow, args.seconds, args.tick_rate, api.pid))
         return {**row, "workers": f"{workers}{label}"}
 
-    parallel_env = {"SPOTON_CAMERA_WORKERS": str(args.workers)}
+    precision_env = {"SPOTON_DETECTOR_PRECISION": args.precision}
+    parallel_env = {"SPOTON_CAMERA_WORKERS": str(args.workers), **precision_env}
     with sample_store(args.source_frames, "spoton-live-bench-") as store:
         ab, tick_text = processor_ab(store, args.workers, args.threads, args.instants)
         print(f"\nin-process A/B, 3 cameras (640x480), ONNX threads {args.threads}, {os.cpu_count()} CPUs, "
               f"alternated per instant:\n")
-        print(f"{'processor':>11} {'workers':>8} {'instants':>9} {'process p50 ms':>15} {'process p95 ms':>15}")
-        for name, workers in (("sequential", 1), ("parallel", args.workers)):
-            p50, p95, count = ab[name]
-            print(f"{name:>11} {workers:>8} {count:>9} {p50:>15.1f} {p95:>15.1f}")
+        print(f"{'processor':>15} {'precision':>9} {'workers':>8} {'instants':>9} {'process p50 ms':>15} "
+              f"{'process p95 ms':>15} {'CPU ms/instant':>15}")
+        for name, precision, workers in (("sequential", "fp32", 1), ("parallel", "fp32", args.workers),
+                                         ("parallel int8", "int8", args.workers), ("per camera int8", "int8", 3)):
+            p50, p95, count, cpu = ab[name]
+            print(f"{name:>15} {precision:>9} {workers:>8} {count:>9} {p50:>15.1f} {p95:>15.1f} {cpu:>15.1f}")
         print(f"parallel / sequential: p50 {ab['parallel'][0] / ab['sequential'][0]:.2f}, "
               f"p95 {ab['parallel'][1] / ab['sequential'][1]:.2f}; ONNX Runtime (no GIL) holds "
               f"{ab['inference_share']:.0%} of process()'s CPU time")
+        print(f"int8 / fp32 (parallel): p50 {ab['parallel int8'][0] / ab['parallel'][0]:.2f}, "
+              f"p95 {ab['parallel int8'][1] / ab['parallel'][1]:.2f}, "
+              f"CPU per instant {ab['parallel int8'][3] / ab['parallel'][3]:.2f}; a worker per camera / "
+              f"{args.workers} workers (int8): p50 {ab['per camera int8'][0] / ab['parallel int8'][0]:.2f}, "
+              f"p95 {ab['per camera int8'][1] / ab['parallel int8'][1]:.2f}")
         framing = framing_ab(tick_text, args.clients)
         print(f"\nframing one {len(tick_text)}-byte tick for {args.clients} WebSocket clients (CPU ms, median): "
               f"permessage-deflate {framing['deflate']:.2f}, without {framing['plain']:.2f} "
@@ -367,7 +404,7 @@ def main() -> None:
         if args.processor_only:
             return
     with sample_store(args.source_frames, "spoton-live-bench-") as store, \
-            running_api(store, args.threads, {"SPOTON_CAMERA_WORKERS": "1"}) as (seq_api, seq_port), \
+            running_api(store, args.threads, {"SPOTON_CAMERA_WORKERS": "1", **precision_env}) as (seq_api, seq_port), \
             running_api(store, args.threads, parallel_env) as (par_api, par_port):
         seq_rows, par_rows = [], []
         for _ in range(args.rounds):
@@ -381,7 +418,8 @@ def main() -> None:
     seq, par = pooled(seq_rows), pooled(par_rows)
 
     print(f"\nlive API, sample environment (3 cameras, 640x480, 7 fps sources), tick rate {args.tick_rate:g}/s, "
-          f"{args.seconds:g} s per phase, {args.rounds} round(s), ONNX threads {args.threads}, {os.cpu_count()} CPUs\n")
+          f"{args.seconds:g} s per phase, {args.rounds} round(s), ONNX threads {args.threads}, {os.cpu_count()} CPUs, "
+          f"detector {args.precision}, load average {os.getloadavg()[0]:.2f}\n")
     header = (f"{'workers':>8} {'cpu ms/tick':>11} {'loop ms/tick':>12} {'clients':>8} {'slow':>5} {'fps':>6} "
               f"{'f->t p50 ms':>12} {'f->t p95 ms':>12} "
               f"{'ticks':>6} {'delay p50 ms':>13} {'delay p95 ms':>13} {'ticks recv':>11} {'errors':>7} "

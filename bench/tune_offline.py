@@ -3,6 +3,7 @@ thresholds on the development split (vtest frames 0..399 vs the PETS annotation)
 
     .venv/bin/python bench/tune_offline.py                 # every variant below
     .venv/bin/python bench/tune_offline.py interaction     # only variants whose name contains it
+    .venv/bin/python bench/tune_offline.py default --precision int8   # NanoDet's INT8 copy
 
 The online tracks (`spoton track --online-only --calibration ...` at each threshold) are computed
 once and cached; each variant then re-runs only the offline pass (cutting, stitching with
@@ -42,11 +43,12 @@ FPS = 7.0
 STITCH = IdentityConfig(max_gap_s=OfflineConfig().stitch_max_gap_s)  # what clean_camera_tracks uses
 
 
-def online_tracks(threshold: float, frames: int) -> pd.DataFrame:
-    """`spoton track --online-only` at ``threshold`` (cached)."""
-    out = CACHE / "tuning" / f"online-{threshold:.2f}-{frames}"
+def online_tracks(threshold: float, frames: int, precision: str = "fp32") -> pd.DataFrame:
+    """`spoton track --online-only` at ``threshold`` with the detector in ``precision`` (cached)."""
+    out = CACHE / "tuning" / f"online-{threshold:.2f}-{frames}{'' if precision == 'fp32' else '-' + precision}"
     if not (out / "tracks.parquet").is_file():
-        perception = PerceptionConfig(detector_config=DetectorConfig(score_threshold=threshold), cache_dir=CACHE)
+        perception = PerceptionConfig(detector_config=DetectorConfig(score_threshold=threshold),
+                                      detector_precision=precision, cache_dir=CACHE)
         options = TrackOptions(perception, max_frames=frames, calibration=CALIBRATION, write_video=False, offline=None)
         track_video(fetch_sample_video(CACHE), out, options)
     return pd.read_parquet(out / "tracks.parquet")
@@ -124,6 +126,7 @@ def main() -> int:
     parser.add_argument("only", nargs="*", help="run only variants whose name contains one of these")
     parser.add_argument("--gt", type=Path, default=shared_source_ground_truth(shared_dir()))
     parser.add_argument("--frames", type=int, default=400)
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="NanoDet's weights")
     args = parser.parse_args()
     if args.gt is None:
         print("no ground truth: give --gt or put ../shared/pets beside the repo", file=sys.stderr)
@@ -133,7 +136,7 @@ def main() -> int:
     gt = MotBoxes.read_mot(args.gt)
     scored = np.arange(args.frames)
     gt = gt.in_frames(scored)
-    online = {threshold: online_tracks(threshold, args.frames) for threshold in THRESHOLDS}
+    online = {threshold: online_tracks(threshold, args.frames, args.precision) for threshold in THRESHOLDS}
     frames = list(iter_frames(fetch_sample_video(CACHE), stop=args.frames))
     embedder = build_embedder(cache_dir=CACHE)
     print("| offline pass | " + " | ".join(f"score >= {t:.2f}" for t in THRESHOLDS) + " |")

@@ -21,6 +21,7 @@ class PerceptionResource(ConfigurableResource):
 
     detector: str = "nanodet"
     detector_model: str | None = None
+    detector_precision: str = "fp32"  # "int8": NanoDet's INT8 copy (docs/benchmarks.md)
     score_threshold: float = 0.2
     resize: str = "stretch"
     tracker: str = "bytetrack"
@@ -46,6 +47,7 @@ class PerceptionResource(ConfigurableResource):
     def config(self) -> PerceptionConfig:
         return PerceptionConfig(
             detector=self.detector, detector_model=Path(self.detector_model) if self.detector_model else None,
+            detector_precision=self.detector_precision,
             detector_config=DetectorConfig(score_threshold=self.score_threshold, resize=self.resize),
             tracker=self.tracker, embedder=self.embedder,
             embedder_weights=Path(self.embedder_weights) if self.embedder_weights else None,

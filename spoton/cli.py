@@ -40,7 +40,7 @@ def perception_from_args(args: argparse.Namespace):
     from spoton.perception.config import PerceptionConfig
 
     return PerceptionConfig(
-        detector=args.detector, detector_model=args.detector_model,
+        detector=args.detector, detector_model=args.detector_model, detector_precision=args.detector_precision,
         detector_config=DetectorConfig(score_threshold=args.score_threshold, resize=args.resize,
                                        min_box_height_px=args.min_box_height),
         tracker=args.tracker, embedder=args.embedder, embedder_weights=args.embedder_weights,
@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--out", type=Path, required=True, help="output folder")
     track.add_argument("--detector", choices=["nanodet", "yolo"], default="nanodet")
     track.add_argument("--detector-model", type=Path, help="ONNX file (required for yolo)")
+    track.add_argument("--detector-precision", choices=["fp32", "int8"], default="fp32",
+                       help="NanoDet's weights: int8 costs ~1.7x less CPU per frame, boxes differ slightly")
     track.add_argument("--score-threshold", type=float, default=0.2)
     track.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
     track.add_argument("--tracker", choices=["bytetrack", "ocsort", "botsort", "deepocsort"],

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 from spoton.artifacts import DEFAULT_CACHE_DIR, cache_dir_from
+from spoton.models.detector import PRECISIONS
 from spoton.perception.config import PerceptionConfig
 
 from apps.live_api.auth import AuthConfig
@@ -75,6 +76,7 @@ class Settings:
     ort_threads: int = 1
     camera_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # a session's cameras in parallel
     tracker: str = "bytetrack"
+    detector_precision: str = "fp32"  # "int8": NanoDet's INT8 copy (less CPU per frame, slightly other boxes)
     webrtc_max_peers: int = 32  # WebRTC peer connections on this instance (WHEP viewers and WHIP publishers)
     webrtc_max_peers_per_session: int = 8
     webrtc_ice_hosts: tuple[str, ...] | None = None  # addresses for ICE host candidates; None: all interfaces
@@ -135,6 +137,7 @@ class Settings:
             expose_metrics=env.get("SPOTON_EXPOSE_METRICS", metrics_default),
             expose_docs=env.get("SPOTON_EXPOSE_DOCS", docs_default),
             tracker=env.get("SPOTON_TRACKER", "bytetrack"),
+            detector_precision=env.get("SPOTON_DETECTOR_PRECISION", "fp32"),
             webrtc_max_peers=_int(env, "SPOTON_WEBRTC_MAX_PEERS", 32),
             webrtc_max_peers_per_session=_int(env, "SPOTON_WEBRTC_MAX_PEERS_PER_SESSION", 8),
             webrtc_ice_hosts=_list(env, "SPOTON_WEBRTC_ICE_HOSTS"),
@@ -167,7 +170,7 @@ class Settings:
     def perception(self) -> PerceptionConfig:
         """Live sessions on the one perception configuration: every frame, the configured tracker."""
         return PerceptionConfig(tracker=self.tracker, threads=self.ort_threads, camera_workers=self.camera_workers,
-                                cache_dir=self.cache_dir)
+                                detector_precision=self.detector_precision, cache_dir=self.cache_dir)
 
     def check(self) -> "Settings":
         """Refuse to start with no way in: an API with no keys and no JWT secret is useless."""
@@ -181,6 +184,9 @@ class Settings:
             raise ValueError(f"SPOTON_HISTORY_FLUSH_S must be > 0, got {self.history_flush_s}")
         if self.camera_workers < 1:
             raise ValueError("SPOTON_CAMERA_WORKERS must be >= 1 (1: a session's cameras one after the other)")
+        if self.detector_precision not in PRECISIONS:
+            raise ValueError(f"SPOTON_DETECTOR_PRECISION must be one of {', '.join(PRECISIONS)}, "
+                             f"got {self.detector_precision!r}")
         if self.client_queue_size < 1:
             raise ValueError("SPOTON_CLIENT_QUEUE must be >= 1")
         if self.site_job_workers < 1:

@@ -7,6 +7,7 @@ by the project's own converter. Alternative: any Ultralytics YOLO ONNX export
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Literal
 
@@ -14,13 +15,19 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from spoton.artifacts import DEFAULT_CACHE_DIR, cached_file, fetch_nanodet_graph
+from spoton.artifacts import DEFAULT_CACHE_DIR, cached_file, fetch_nanodet_graph, fetch_sample_video
 from spoton.errors import MissingWeightsError
 from spoton.models.base import Detector
+from spoton.models.quantize import QUANTIZER_VERSION, quantize_static_int8
 from spoton.models.tfjs_onnx import CONVERTER_VERSION, convert_tfjs_graph
 from spoton.records import PERSON_CLASS_ID, Detections
+from spoton.video import iter_frames
 
 ResizeMode = Literal["stretch", "letterbox"]
+Precision = Literal["fp32", "int8"]
+PRECISIONS = ("fp32", "int8")
+# INT8 calibration: every 12th frame of the sample video's first 768 (64 frames, the whole walk-through)
+CALIBRATION_STOP, CALIBRATION_STEP = 768, 12
 
 NANODET_MEAN_BGR = np.array([103.53, 116.28, 123.675], dtype=np.float32)
 NANODET_STD_BGR = np.array([57.375, 57.12, 58.395], dtype=np.float32)
@@ -43,10 +50,27 @@ class DetectorConfig:
     min_box_height_px: float = 8.0
 
 
-def nanodet_onnx_path(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
-    """NanoDet-m as ONNX in ``cache_dir``, converted once from its npm TF.js graph by the project's own converter."""
-    return cached_file(cache_dir, f"models/nanodet-m-416.v{CONVERTER_VERSION}.onnx",
+def nanodet_onnx_path(cache_dir: Path = DEFAULT_CACHE_DIR, precision: Precision = "fp32") -> Path:
+    """NanoDet-m as ONNX in ``cache_dir``, converted once from its npm TF.js graph by the project's own converter.
+
+    ``precision="int8"``: its INT8 copy (:mod:`spoton.models.quantize`), made once, calibrated on frames
+    of the sample video preprocessed as :meth:`NanoDetDetector.detect` does (~1.6x less CPU per frame
+    on AVX2, slightly different boxes: docs/benchmarks.md).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"detector precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    fp32 = cached_file(cache_dir, f"models/nanodet-m-416.v{CONVERTER_VERSION}.onnx",
                        lambda path: convert_tfjs_graph(fetch_nanodet_graph(cache_dir)[0], path))
+    if precision == "fp32":
+        return fp32
+
+    def quantize(path: Path) -> None:
+        detector = NanoDetDetector(fp32, cache_dir=cache_dir)
+        frames = islice(iter_frames(fetch_sample_video(cache_dir), stop=CALIBRATION_STOP), 0, None, CALIBRATION_STEP)
+        quantize_static_int8(fp32, path, detector.input_name, (detector.preprocess(f.image)[0] for f in frames))
+
+    return cached_file(cache_dir, f"models/nanodet-m-416.v{CONVERTER_VERSION}.int8-q{QUANTIZER_VERSION}.onnx",
+                       quantize)
 
 
 def make_session(model_path: Path, threads: int | None = None, device: str = "cpu") -> ort.InferenceSession:
@@ -119,11 +143,18 @@ def postprocess(boxes_model: np.ndarray, scores: np.ndarray, class_ids: np.ndarr
 class NanoDetDetector:
     """NanoDet-m (GFL head): per-stride class scores and side-distance distributions.
 
-    Without ``model_path`` the converted NanoDet-m in ``cache_dir`` (made there on first use)."""
+    Without ``model_path`` the converted NanoDet-m in ``cache_dir`` (made there on first use), in
+    ``precision``."""
 
     def __init__(self, model_path: Path | None = None, config: DetectorConfig = DetectorConfig(),
-                 threads: int | None = None, device: str = "cpu", *, cache_dir: Path = DEFAULT_CACHE_DIR):
-        self.session = make_session(nanodet_onnx_path(cache_dir) if model_path is None else model_path, threads, device)
+                 threads: int | None = None, device: str = "cpu", *, cache_dir: Path = DEFAULT_CACHE_DIR,
+                 precision: Precision = "fp32"):
+        if model_path is None:
+            model_path = nanodet_onnx_path(cache_dir, precision)
+        elif precision != "fp32":
+            raise ValueError(f"precision {precision!r} applies to the default NanoDet: quantize your own "
+                             f"--detector-model {model_path} yourself, or leave the precision at fp32")
+        self.session = make_session(model_path, threads, device)
         self.config = config
         shape = self.session.get_inputs()[0].shape  # (1, 3, H, W)
         self.input_size = (int(shape[3]), int(shape[2]))
@@ -221,11 +252,14 @@ class YoloDetector:
 
 def build_detector(name: str = "nanodet", model_path: Path | None = None,
                    config: DetectorConfig | None = None, threads: int | None = None, device: str = "cpu", *,
-                   cache_dir: Path = DEFAULT_CACHE_DIR) -> Detector:
-    """Detector by name: ``nanodet`` (default, fetched into ``cache_dir``) or ``yolo`` (an Ultralytics ONNX at
-    ``model_path``)."""
+                   cache_dir: Path = DEFAULT_CACHE_DIR, precision: Precision = "fp32") -> Detector:
+    """Detector by name: ``nanodet`` (default, fetched into ``cache_dir``; ``precision`` fp32 or int8) or
+    ``yolo`` (an Ultralytics ONNX at ``model_path``)."""
     if name == "nanodet":
-        return NanoDetDetector(model_path, config or DetectorConfig(), threads, device, cache_dir=cache_dir)
+        return NanoDetDetector(model_path, config or DetectorConfig(), threads, device, cache_dir=cache_dir,
+                               precision=precision)
+    if precision != "fp32":
+        raise ValueError(f"precision {precision!r} applies to the default NanoDet only, not to {name!r}")
     if name == "yolo":
         if model_path is None:
             raise MissingWeightsError(

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from spoton.artifacts import DEFAULT_CACHE_DIR
 from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
 from spoton.models.base import Detector, Embedder
-from spoton.models.detector import DetectorConfig, build_detector
+from spoton.models.detector import PRECISIONS, DetectorConfig, Precision, build_detector
 from spoton.identity.postprocess import TrackletCut
 from spoton.perception.processor import CameraSpec, FrameProcessor
 from spoton.perception.tracking import TrackerConfig
@@ -28,14 +28,16 @@ class PerceptionConfig:
     ``threads`` bounds each ONNX Runtime / torch pool (None: every core), so that partitions run
     side by side share the cores. ``crop_size`` and ``crops_per_tracklet`` set each tracklet's
     appearance (the mean of that many crops, resized for MobileNetV2: ``spoton.perception.appearance``).
-    ``camera_workers`` > 1 processes the cameras of an instant in parallel (live sessions: lower
-    frame-to-tick latency; see :class:`FrameProcessor`). ``cache_dir`` holds the fetched models and
+    ``detector_precision`` ``"int8"`` runs NanoDet's INT8 copy (less CPU per frame, slightly different
+    boxes; opt-in: docs/benchmarks.md has its accuracy grid). ``camera_workers`` > 1 processes the
+    cameras of an instant in parallel (live sessions: lower frame-to-tick latency; see :class:`FrameProcessor`). ``cache_dir`` holds the fetched models and
     their ONNX exports (the edges pass ``$SPOTON_CACHE``: :func:`spoton.artifacts.cache_dir_from`).
     """
 
     detector: str = "nanodet"
     detector_model: Path | None = None
     detector_config: DetectorConfig = field(default_factory=DetectorConfig)
+    detector_precision: Precision = "fp32"
     tracker: str = "bytetrack"
     tracker_params: Mapping[str, Any] = field(default_factory=dict)
     embedder: str = "mobilenetv2"
@@ -51,6 +53,8 @@ class PerceptionConfig:
 
     def __post_init__(self) -> None:
         self.tracker_config(1.0)  # an unknown tracker fails here, with the list of known ones
+        if self.detector_precision not in PRECISIONS:
+            raise ValueError(f"detector_precision {self.detector_precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.device not in DEVICES:
             raise ValueError(f"device {self.device!r}: use one of {', '.join(DEVICES)}")
         if self.processing_fps is not None and not self.processing_fps > 0:
@@ -65,7 +69,7 @@ class PerceptionConfig:
 
     def build_detector(self) -> Detector:
         return build_detector(self.detector, self.detector_model, self.detector_config, self.threads, self.device,
-                              cache_dir=self.cache_dir)
+                              cache_dir=self.cache_dir, precision=self.detector_precision)
 
     def build_embedder(self) -> Embedder:
         import torch

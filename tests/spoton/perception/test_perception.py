@@ -52,11 +52,25 @@ def test_the_live_settings_map_onto_the_configuration():
     assert Settings.from_env({"SPOTON_STORE": "s"}).perception().cache_dir == DEFAULT_CACHE_DIR
 
 
+def test_the_detector_precision_reaches_the_configuration_from_every_edge(monkeypatch, tmp_path):
+    settings = Settings.from_env({"SPOTON_STORE": "s", "SPOTON_DETECTOR_PRECISION": "int8"})
+    assert settings.perception().detector_precision == "int8"
+    assert Settings.from_env({"SPOTON_STORE": "s"}).perception().detector_precision == "fp32"
+    with pytest.raises(ValueError, match="SPOTON_DETECTOR_PRECISION must be one of fp32, int8, got 'int4'"):
+        Settings.from_env({"SPOTON_STORE": "s", "SPOTON_API_KEYS": "k:admin",
+                           "SPOTON_DETECTOR_PRECISION": "int4"}).check()
+    assert PerceptionResource(detector_precision="int8").config().detector_precision == "int8"
+    monkeypatch.setenv("SPOTON_CACHE", str(tmp_path))
+    args = build_parser().parse_args(["track", "v.mp4", "--out", "o", "--detector-precision", "int8"])
+    assert perception_from_args(args).detector_precision == "int8"
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"tracker": "sort"}, "unknown tracker"),
     ({"device": "tpu"}, "device 'tpu'"),
     ({"processing_fps": 0.0}, "processing_fps"),
     ({"threads": -1}, "threads"),
+    ({"detector_precision": "fp16"}, "detector_precision 'fp16': use one of fp32, int8"),
 ])
 def test_a_bad_configuration_says_what_to_fix(kwargs, message):
     with pytest.raises(ValueError, match=message):

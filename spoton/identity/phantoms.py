@@ -10,7 +10,7 @@ after, does not. An identity is static when, over at least ``min_duration_s``, 9
 positions lie within ``max_spread_m`` of their median and its tracks' box heights vary by less
 than ``max_height_cv`` (standard deviation over mean, the median over its tracks).
 
-:func:`resolve_people` resolves identities, drops the static ones' tracklets and resolves the rest
+:func:`resolve_people` resolves identities, drops the static ones' tracklets and clusters the rest
 again (so the objects neither get an identity nor take part in anyone's cannot-links).
 On the sample environment (docs/benchmarks.md) static identities sit at 0.02-0.22 m of spread over
 7.9-40 s; a person who waits ~9 s at one spot (a static-looking track of the 400-frame build)
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from spoton.identity.resolver import IdentityConfig, IdentityResult, resolve_global_identities
+from spoton.identity.resolver import IdentityConfig, IdentityResult, gather_evidence, resolve_evidence
 
 TRACK_KEY = ["camera", "segment", "track_id"]
 
@@ -77,7 +77,8 @@ def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: Identi
     """Global identities of the people in ``boxes`` (tracklet rows): static identities' tracklets
     are left out of the second resolution and of its assignments. Returns the result and the
     static identities found in the first pass (their figures and ``tracklets``)."""
-    first = resolve_global_identities(boxes, embeddings, config, must_link, adapted)
+    evidence = gather_evidence(boxes, embeddings, config, adapted)
+    first = resolve_evidence(evidence, config, must_link)
     labelled = boxes.merge(first.assignments, on="tracklet_id")
     found = static_identities(labelled, static)
     if found.empty:
@@ -85,5 +86,5 @@ def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: Identi
     members = labelled[labelled["global_id"].isin(found["global_id"])].groupby("global_id")["tracklet_id"].unique()
     found = found.assign(tracklets=found["global_id"].map(lambda g: sorted(members[g])))
     dropped = set(np.concatenate(found["tracklets"].to_numpy()))
-    people = boxes[~boxes["tracklet_id"].isin(dropped)]
-    return resolve_global_identities(people, embeddings, config, must_link, adapted), found
+    # the second pass reuses the first one's links (each depends on its two tracklets only): it clusters again
+    return resolve_evidence(evidence.without(dropped), config, must_link), found

@@ -393,6 +393,33 @@ def _cluster_greedy(a_idx: np.ndarray, b_idx: np.ndarray, kinds: np.ndarray, sco
     return np.array([find(k) for k in range(n)]), decisions
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the resolver weighs before it clusters: the tracklets (in id order) and every link
+    between them (sorted by descending score, then ids). Each link depends on its two tracklets
+    only, so the evidence of a subset is this evidence :meth:`without` the others."""
+
+    tracklets: list[_Tracklet]
+    links: pd.DataFrame  # LINK_COLUMNS but "decision"
+
+    def without(self, dropped: set[str]) -> Evidence:
+        """The evidence :func:`gather_evidence` would find with the ``dropped`` tracklets' boxes left out."""
+        gone = self.links["tracklet_a"].isin(dropped) | self.links["tracklet_b"].isin(dropped)
+        return Evidence([t for t in self.tracklets if t.id not in dropped], self.links[~gone].reset_index(drop=True))
+
+
+def gather_evidence(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: IdentityConfig = IdentityConfig(),
+                    adapted: pd.DataFrame | None = None) -> Evidence:
+    """The tracklets of ``boxes`` and the links between them (see :func:`resolve_global_identities`)."""
+    tracklets = _tracklets(boxes, config)
+    emb = _embedding_matrix(tracklets, embeddings)
+    links = _evidence(tracklets, emb, config,
+                      _embedding_matrix(tracklets, adapted) if adapted is not None and len(adapted) else None)
+    links = links.sort_values(["score", "tracklet_a", "tracklet_b"], ascending=[False, True, True],
+                              na_position="last", kind="mergesort", ignore_index=True)
+    return Evidence(tracklets, links)
+
+
 def resolve_global_identities(boxes: pd.DataFrame, embeddings: pd.DataFrame,
                               config: IdentityConfig = IdentityConfig(),
                               must_link: Iterable[tuple[str, str]] = (),
@@ -402,15 +429,16 @@ def resolve_global_identities(boxes: pd.DataFrame, embeddings: pd.DataFrame,
     ignored: the override that made them may be older than the tracklets). ``adapted``: the
     tracklets' adapted embeddings (tracklet_id, embedding), extra evidence weighed by
     ``config.adapted_*``."""
-    tracklets = _tracklets(boxes, config)
+    return resolve_evidence(gather_evidence(boxes, embeddings, config, adapted), config, must_link)
+
+
+def resolve_evidence(evidence: Evidence, config: IdentityConfig = IdentityConfig(),
+                     must_link: Iterable[tuple[str, str]] = ()) -> IdentityResult:
+    """Cluster gathered evidence into global ids (``evidence`` is left as it was)."""
+    tracklets, links = evidence.tracklets, evidence.links.copy()
     index = {t.id: k for k, t in enumerate(tracklets)}
     must = np.array([(index[a], index[b]) for a, b in must_link if a in index and b in index],
                     np.int64).reshape(-1, 2)
-    emb = _embedding_matrix(tracklets, embeddings)
-    links = _evidence(tracklets, emb, config,
-                      _embedding_matrix(tracklets, adapted) if adapted is not None and len(adapted) else None)
-    links = links.sort_values(["score", "tracklet_a", "tracklet_b"], ascending=[False, True, True],
-                              na_position="last", kind="mergesort", ignore_index=True)
     roots, decisions, optimal = _cluster(links, index, must, config)
     links["decision"] = decisions
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from spoton.identity.phantoms import StaticConfig, motion, resolve_people, static_identities
+from spoton.identity.resolver import gather_evidence, resolve_evidence, resolve_global_identities
 
 FPS = 7.0
 NO_EMBEDDINGS = pd.DataFrame({"tracklet_id": pd.Series(dtype=object), "embedding": pd.Series(dtype=object)})
@@ -84,3 +85,23 @@ def test_motion_figures():
 def test_bad_thresholds_are_refused():
     with pytest.raises(ValueError, match="must be positive"):
         StaticConfig(max_spread_m=0)
+
+
+def test_the_second_pass_clusters_the_first_pass_evidence_without_the_objects():
+    # a bollard next to two walkers who cross it and each other: its links (cannot-links with the walkers
+    # seen at the same time elsewhere, candidates near it) leave with it, every other link is unchanged
+    boxes = pd.concat([bollard(), walker(), walker(track_id=2, t0=4.0, y=-5.0),
+                       track("cam1", "01", 7, 0.0, 20.0, lambda t: -10 + 1.3 * t, lambda t: 0.1 + 0 * t, seed=7)],
+                      ignore_index=True)
+    evidence = gather_evidence(boxes, NO_EMBEDDINGS)
+    dropped = {"cam2/01/5"}
+    assert (evidence.links[["tracklet_a", "tracklet_b"]] == "cam2/01/5").any(axis=None)
+    reused = resolve_evidence(evidence.without(dropped))
+    fresh = resolve_global_identities(boxes[~boxes["tracklet_id"].isin(dropped)], NO_EMBEDDINGS)
+    pd.testing.assert_frame_equal(reused.links, fresh.links)
+    pd.testing.assert_frame_equal(reused.assignments, fresh.assignments)
+    assert reused.diagnostics == fresh.diagnostics and len(reused.links) > 0
+    assert "decision" not in evidence.links  # resolving left the shared evidence as it was
+    result, static = resolve_people(boxes, NO_EMBEDDINGS)
+    assert static["tracklets"].tolist() == [["cam2/01/5"]]
+    pd.testing.assert_frame_equal(result.assignments, fresh.assignments)

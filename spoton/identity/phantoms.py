@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from spoton.identity.reentry import ReentryConfig, dense_ids, join_reentries
 from spoton.identity.resolver import IdentityConfig, IdentityResult, resolve_global_identities
 
 TRACK_KEY = ["camera", "segment", "track_id"]
@@ -35,9 +36,10 @@ class StaticConfig:
     min_duration_s: float = 5.0
     max_spread_m: float = 0.3
     max_height_cv: float = 0.06
+    min_identity_s: float = 1.5  # fleeting: shorter than this in every camera (camera_tracks keeps >= 2 s)
 
     def __post_init__(self):
-        if min(self.min_duration_s, self.max_spread_m, self.max_height_cv) <= 0:
+        if min(self.min_duration_s, self.max_spread_m, self.max_height_cv, self.min_identity_s) <= 0:
             raise ValueError(f"StaticConfig thresholds must be positive, got {self}")
 
 
@@ -71,19 +73,41 @@ def static_identities(boxes: pd.DataFrame, config: StaticConfig = StaticConfig()
     return identities[static].reset_index(drop=True)
 
 
+def fleeting_identities(boxes: pd.DataFrame, min_identity_s: float) -> np.ndarray:
+    """The ``global_id`` values of ``boxes`` seen for less than ``min_identity_s`` in every camera
+    (first to last box): too short to be anyone the final camera tracks show."""
+    if boxes.empty:
+        return np.zeros(0, np.int64)
+    span = boxes.groupby(["global_id", "camera"])["ts"].agg(lambda t: t.max() - t.min()).groupby("global_id").max()
+    return span.index[span < min_identity_s].to_numpy()
+
+
 def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: IdentityConfig = IdentityConfig(),
                    must_link=(), static: StaticConfig = StaticConfig(),
-                   adapted: pd.DataFrame | None = None) -> tuple[IdentityResult, pd.DataFrame]:
+                   adapted: pd.DataFrame | None = None,
+                   reentry: ReentryConfig = ReentryConfig()) -> tuple[IdentityResult, pd.DataFrame]:
     """Global identities of the people in ``boxes`` (tracklet rows): static identities' tracklets
-    are left out of the second resolution and of its assignments. Returns the result and the
-    static identities found in the first pass (their figures and ``tracklets``)."""
+    are left out of the second resolution and of its assignments; identities of one person coming
+    back after a long gap are joined (:mod:`spoton.identity.reentry`, on the adapted appearance where
+    given, else the raw one); fleeting identities (``static.min_identity_s``) are left out. Returns
+    the result and the static identities found in the first pass (their figures and ``tracklets``)."""
     first = resolve_global_identities(boxes, embeddings, config, must_link, adapted)
     labelled = boxes.merge(first.assignments, on="tracklet_id")
     found = static_identities(labelled, static)
     if found.empty:
-        return first, found.assign(tracklets=pd.Series(dtype=object))
-    members = labelled[labelled["global_id"].isin(found["global_id"])].groupby("global_id")["tracklet_id"].unique()
-    found = found.assign(tracklets=found["global_id"].map(lambda g: sorted(members[g])))
-    dropped = set(np.concatenate(found["tracklets"].to_numpy()))
-    people = boxes[~boxes["tracklet_id"].isin(dropped)]
-    return resolve_global_identities(people, embeddings, config, must_link, adapted), found
+        found = found.assign(tracklets=pd.Series(dtype=object))
+        people, second = boxes, first
+    else:
+        members = labelled[labelled["global_id"].isin(found["global_id"])].groupby("global_id")["tracklet_id"].unique()
+        found = found.assign(tracklets=found["global_id"].map(lambda g: sorted(members[g])))
+        dropped = set(np.concatenate(found["tracklets"].to_numpy()))
+        people = boxes[~boxes["tracklet_id"].isin(dropped)]
+        second = resolve_global_identities(people, embeddings, config, must_link, adapted)
+    appearance = adapted if adapted is not None and len(adapted) else embeddings
+    joined = join_reentries(people, second.assignments, appearance, reentry)
+    assignments = joined.assignments
+    fleeting = fleeting_identities(people.merge(assignments, on="tracklet_id"), static.min_identity_s)
+    assignments = dense_ids(people, assignments[~assignments["global_id"].isin(fleeting)])
+    diagnostics = dict(second.diagnostics, identities=int(assignments["global_id"].nunique()),
+                       reentry_joins=len(joined.joins), fleeting_dropped=len(fleeting))
+    return IdentityResult(assignments, second.links, diagnostics), found

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spoton.identity.phantoms import StaticConfig, motion, resolve_people, static_identities
+from spoton.identity.phantoms import StaticConfig, fleeting_identities, motion, resolve_people, static_identities
 
 FPS = 7.0
 NO_EMBEDDINGS = pd.DataFrame({"tracklet_id": pd.Series(dtype=object), "embedding": pd.Series(dtype=object)})
@@ -84,3 +84,14 @@ def test_motion_figures():
 def test_bad_thresholds_are_refused():
     with pytest.raises(ValueError, match="must be positive"):
         StaticConfig(max_spread_m=0)
+
+
+def test_fleeting_identities_get_no_identity():
+    # a 1 s glimpse (a partial box, a reflection) in one camera: shorter than any final camera track
+    glimpse = track("cam1", "01", 7, 30.0, 1.0, lambda t: 5 + 0 * t, lambda t: 5 + 0 * t, height_sway=0.1)
+    result, _ = resolve_people(pd.concat([walker(), glimpse], ignore_index=True), NO_EMBEDDINGS)
+    assert result.assignments["tracklet_id"].tolist() == ["cam2/01/1"]
+    assert result.assignments["global_id"].tolist() == [1] and result.diagnostics["fleeting_dropped"] == 1
+    labelled = pd.concat([walker().assign(global_id=1), glimpse.assign(global_id=2)], ignore_index=True)
+    assert fleeting_identities(labelled, 1.5).tolist() == [2]
+    assert fleeting_identities(labelled, 0.5).tolist() == []

@@ -91,6 +91,7 @@ def breakdown(run: StoredRun, configs: Configs) -> pd.DataFrame:
     fill = (fill["n"] / ((fill["t1"] - fill["t0"]) * run.clock.fps / run.clock.step + 1)).groupby("global_id").max()
     table["fill"] = table["global_id"].map(fill)
     table["duration_s"] = table["t1"] - table["t0"]
+    table["boxes_per_s"] = table["boxes"] / np.maximum(table["duration_s"], 1e-9)
     table = table.merge(motion(boxes, ["global_id"])[["global_id", "spread_m"]], on="global_id", how="left")
     table["cause"] = [_cause(row, table, configs.identity.max_gap_s) for row in table.itertuples()]
     return table

@@ -37,9 +37,11 @@ class StaticConfig:
     max_spread_m: float = 0.3
     max_height_cv: float = 0.06
     min_identity_s: float = 1.5  # fleeting: shorter than this in every camera (camera_tracks keeps >= 2 s)
+    min_boxes_per_s: float = 3.0  # weak: fewer boxes (all cameras) per second of its life (0: off)
 
     def __post_init__(self):
-        if min(self.min_duration_s, self.max_spread_m, self.max_height_cv, self.min_identity_s) <= 0:
+        if min(self.min_duration_s, self.max_spread_m, self.max_height_cv, self.min_identity_s) <= 0 \
+                or self.min_boxes_per_s < 0:
             raise ValueError(f"StaticConfig thresholds must be positive, got {self}")
 
 
@@ -73,13 +75,17 @@ def static_identities(boxes: pd.DataFrame, config: StaticConfig = StaticConfig()
     return identities[static].reset_index(drop=True)
 
 
-def fleeting_identities(boxes: pd.DataFrame, min_identity_s: float) -> np.ndarray:
+def fleeting_identities(boxes: pd.DataFrame, min_identity_s: float, min_boxes_per_s: float = 0.0) -> np.ndarray:
     """The ``global_id`` values of ``boxes`` seen for less than ``min_identity_s`` in every camera
-    (first to last box): too short to be anyone the final camera tracks show."""
+    (first to last box): too short to be anyone the final camera tracks show; and those with fewer
+    than ``min_boxes_per_s`` boxes (all cameras together) per second from their first box to their
+    last: too weak to be a person (a person in view fills most frames of at least one camera)."""
     if boxes.empty:
         return np.zeros(0, np.int64)
     span = boxes.groupby(["global_id", "camera"])["ts"].agg(lambda t: t.max() - t.min()).groupby("global_id").max()
-    return span.index[span < min_identity_s].to_numpy()
+    life = boxes.groupby("global_id")["ts"].agg(["size", "min", "max"])
+    rate = life["size"] / np.maximum(life["max"] - life["min"], 1e-9)
+    return span.index[(span < min_identity_s).to_numpy() | (rate.reindex(span.index) < min_boxes_per_s).to_numpy()].to_numpy()
 
 
 def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: IdentityConfig = IdentityConfig(),
@@ -106,7 +112,8 @@ def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: Identi
     appearance = adapted if adapted is not None and len(adapted) else embeddings
     joined = join_reentries(people, second.assignments, appearance, reentry)
     assignments = joined.assignments
-    fleeting = fleeting_identities(people.merge(assignments, on="tracklet_id"), static.min_identity_s)
+    fleeting = fleeting_identities(people.merge(assignments, on="tracklet_id"), static.min_identity_s,
+                                   static.min_boxes_per_s)
     assignments = dense_ids(people, assignments[~assignments["global_id"].isin(fleeting)])
     diagnostics = dict(second.diagnostics, identities=int(assignments["global_id"].nunique()),
                        reentry_joins=len(joined.joins), fleeting_dropped=len(fleeting))

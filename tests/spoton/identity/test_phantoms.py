@@ -95,3 +95,16 @@ def test_fleeting_identities_get_no_identity():
     labelled = pd.concat([walker().assign(global_id=1), glimpse.assign(global_id=2)], ignore_index=True)
     assert fleeting_identities(labelled, 1.5).tolist() == [2]
     assert fleeting_identities(labelled, 0.5).tolist() == []
+
+
+def test_weak_identities_get_no_identity_but_a_short_full_view_keeps_it():
+    # a box on two people now and then: 20 boxes over 14 s (a person in view fills ~7 frames a second)
+    sparse = track("cam1", "01", 8, 10.0, 14.0, lambda t: 5 + 0.5 * (t - 10), lambda t: 5 + 0 * t, height_sway=0.1)
+    sparse = sparse.iloc[::5]
+    brief = track("cam3", "01", 9, 40.0, 3.0, lambda t: -5 + 1.3 * (t - 40), lambda t: 8 + 0 * t, height_sway=0.1)
+    result, _ = resolve_people(pd.concat([walker(), sparse, brief], ignore_index=True), NO_EMBEDDINGS)
+    assert sorted(result.assignments["tracklet_id"]) == ["cam2/01/1", "cam3/01/9"]
+    assert result.diagnostics["fleeting_dropped"] == 1
+    labelled = pd.concat([walker().assign(global_id=1), sparse.assign(global_id=2)], ignore_index=True)
+    assert fleeting_identities(labelled, 1.5, 3.0).tolist() == [2]
+    assert fleeting_identities(labelled, 1.5, 0.0).tolist() == []

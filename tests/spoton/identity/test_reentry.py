@@ -8,6 +8,7 @@ from spoton.identity.reentry import ReentryConfig, dense_ids, join_reentries
 
 FPS = 7.0
 DIM = 32
+ON = ReentryConfig(enabled=True)  # off by default: under the sample's annotation a returning person is a new id
 
 
 def looks(seed: int) -> np.ndarray:
@@ -50,7 +51,7 @@ def test_a_person_who_leaves_and_comes_back_is_joined():
     # gid 1 walks out at x = 5 after 10 s; 20 s later gid 2 (the same appearance) comes in at x = 6
     boxes, assignments, embeddings = scene(walk(1, 0.0, 10.0, (-5.0, 0.0), (1.0, 0.0), looks(1)),
                                            walk(2, 30.0, 10.0, (6.0, 0.0), (-1.0, 0.0), looks(1)), *bystanders())
-    result = join_reentries(boxes, assignments, embeddings)
+    result = join_reentries(boxes, assignments, embeddings, ON)
     assert frozenset({"g1", "g2"}) in groups(result)
     assert len(groups(result)) == 4 and len(result.joins) == 1
     assert result.joins.at[0, "gap_s"] == pytest.approx(30.0 - (10.0 - 1 / FPS))
@@ -60,14 +61,14 @@ def test_someone_coming_back_twice_is_joined_in_rounds():
     boxes, assignments, embeddings = scene(walk(1, 0.0, 10.0, (-5.0, 0.0), (1.0, 0.0), looks(1)),
                                            walk(2, 30.0, 10.0, (6.0, 0.0), (-1.0, 0.0), looks(1)),
                                            walk(3, 60.0, 10.0, (-3.0, 0.0), (1.0, 0.0), looks(1)), *bystanders())
-    assert frozenset({"g1", "g2", "g3"}) in groups(join_reentries(boxes, assignments, embeddings))
+    assert frozenset({"g1", "g2", "g3"}) in groups(join_reentries(boxes, assignments, embeddings, ON))
 
 
 def test_identities_seen_at_the_same_time_are_not_joined():
     # same appearance, but gid 2 starts before gid 1 ends: two people (or the resolver's call)
     boxes, assignments, embeddings = scene(walk(1, 0.0, 10.0, (-5.0, 0.0), (1.0, 0.0), looks(1)),
                                            walk(2, 8.0, 10.0, (5.0, 2.0), (-1.0, 0.0), looks(1)), *bystanders())
-    result = join_reentries(boxes, assignments, embeddings)
+    result = join_reentries(boxes, assignments, embeddings, ON)
     assert result.joins.empty and len(groups(result)) == 5
 
 
@@ -75,7 +76,7 @@ def test_too_far_to_walk_in_the_gap_is_not_joined():
     # 40 m in 8 s is 5 m/s
     boxes, assignments, embeddings = scene(walk(1, 0.0, 10.0, (-5.0, 0.0), (1.0, 0.0), looks(1)),
                                            walk(2, 18.0, 10.0, (45.0, 0.0), (-1.0, 0.0), looks(1)), *bystanders())
-    assert join_reentries(boxes, assignments, embeddings).joins.empty
+    assert join_reentries(boxes, assignments, embeddings, ON).joins.empty
 
 
 def test_an_ambiguous_return_is_not_joined():
@@ -83,21 +84,21 @@ def test_an_ambiguous_return_is_not_joined():
     boxes, assignments, embeddings = scene(walk(1, 0.0, 10.0, (-5.0, 0.0), (1.0, 0.0), looks(1)),
                                            walk(2, 30.0, 10.0, (6.0, 0.0), (-1.0, 0.0), looks(1)),
                                            walk(3, 32.0, 10.0, (3.0, 5.0), (-1.0, 0.0), looks(1)), *bystanders())
-    assert join_reentries(boxes, assignments, embeddings).joins.empty
+    assert join_reentries(boxes, assignments, embeddings, ON).joins.empty
     # with a margin of 0 the better one is taken
-    assert len(join_reentries(boxes, assignments, embeddings, ReentryConfig(margin=0.0)).joins) == 1
+    assert len(join_reentries(boxes, assignments, embeddings, ReentryConfig(enabled=True, margin=0.0)).joins) == 1
 
 
 def test_a_different_looking_person_is_not_joined():
     boxes, assignments, embeddings = scene(walk(1, 0.0, 10.0, (-5.0, 0.0), (1.0, 0.0), looks(1)),
                                            walk(2, 30.0, 10.0, (6.0, 0.0), (-1.0, 0.0), looks(2)), *bystanders())
-    assert join_reentries(boxes, assignments, embeddings).joins.empty
+    assert join_reentries(boxes, assignments, embeddings, ON).joins.empty
 
 
-def test_switched_off_changes_nothing_but_the_numbering():
+def test_off_by_default_it_changes_nothing_but_the_numbering():
     boxes, assignments, embeddings = scene(walk(1, 0.0, 10.0, (-5.0, 0.0), (1.0, 0.0), looks(1)),
                                            walk(2, 30.0, 10.0, (6.0, 0.0), (-1.0, 0.0), looks(1)), *bystanders())
-    result = join_reentries(boxes, assignments, embeddings, ReentryConfig(enabled=False))
+    result = join_reentries(boxes, assignments, embeddings)
     assert result.joins.empty and len(groups(result)) == 5
 
 

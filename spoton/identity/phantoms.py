@@ -38,6 +38,7 @@ class StaticConfig:
     max_height_cv: float = 0.06
     min_identity_s: float = 1.5  # fleeting: shorter than this in every camera (camera_tracks keeps >= 2 s)
     min_boxes_per_s: float = 3.0  # weak: fewer boxes (all cameras) per second of its life (0: off)
+    min_core_boxes: int = 5  # tracklets with fewer boxes join only after the others are resolved (0: off)
 
     def __post_init__(self):
         if min(self.min_duration_s, self.max_spread_m, self.max_height_cv, self.min_identity_s) <= 0 \
@@ -97,18 +98,27 @@ def resolve_people(boxes: pd.DataFrame, embeddings: pd.DataFrame, config: Identi
     back after a long gap are joined (:mod:`spoton.identity.reentry`, on the adapted appearance where
     given, else the raw one); fleeting identities (``static.min_identity_s``) are left out. Returns
     the result and the static identities found in the first pass (their figures and ``tracklets``)."""
-    first = resolve_global_identities(boxes, embeddings, config, must_link, adapted)
-    labelled = boxes.merge(first.assignments, on="tracklet_id")
+    must_link = list(must_link)
+    sizes = boxes.groupby("tracklet_id")["ts"].size()
+    core = boxes[boxes["tracklet_id"].isin(sizes.index[sizes >= static.min_core_boxes])]
+    core = core if len(core) else boxes
+    first = resolve_global_identities(core, embeddings, config, must_link, adapted)
+    labelled = core.merge(first.assignments, on="tracklet_id")
     found = static_identities(labelled, static)
-    if found.empty:
-        found = found.assign(tracklets=pd.Series(dtype=object))
-        people, second = boxes, first
-    else:
-        members = labelled[labelled["global_id"].isin(found["global_id"])].groupby("global_id")["tracklet_id"].unique()
-        found = found.assign(tracklets=found["global_id"].map(lambda g: sorted(members[g])))
-        dropped = set(np.concatenate(found["tracklets"].to_numpy()))
-        people = boxes[~boxes["tracklet_id"].isin(dropped)]
-        second = resolve_global_identities(people, embeddings, config, must_link, adapted)
+    found = found.assign(tracklets=found["global_id"].map(
+        labelled.groupby("global_id")["tracklet_id"].unique().map(sorted)) if len(found) else pd.Series(dtype=object))
+    dropped = set(np.concatenate(found["tracklets"].to_numpy())) if len(found) else set()
+    people = boxes[~boxes["tracklet_id"].isin(dropped)]
+    # the objects neither get an identity nor take part in anyone's cannot-links: resolve again without them
+    settled = resolve_global_identities(core[~core["tracklet_id"].isin(dropped)], embeddings, config, must_link,
+                                        adapted) if dropped else first
+    if len(core) == len(boxes):
+        second = settled
+    else:  # the core's identities are kept whole (must-links); short pieces join them where nothing forbids it
+        ids = settled.assignments.sort_values(["global_id", "tracklet_id"])
+        chains = [(a, b) for _, group in ids.groupby("global_id")["tracklet_id"]
+                  for a, b in zip(group, group.iloc[1:])]
+        second = resolve_global_identities(people, embeddings, config, must_link + chains, adapted)
     appearance = adapted if adapted is not None and len(adapted) else embeddings
     joined = join_reentries(people, second.assignments, appearance, reentry)
     assignments = joined.assignments

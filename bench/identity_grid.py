@@ -52,7 +52,7 @@ def ensure_build(root: Path, build: str, threshold: float, make: bool) -> Path |
         return None
     env = dict(os.environ, SPOTON_VAR=str(var), SPOTON_SCORE_THRESHOLD=str(threshold), PYTHONPATH=str(REPO))
     started = time.perf_counter()
-    log = var.with_suffix(".log")
+    log = var.parent / f"{var.name}.log"  # with_suffix would give every threshold one file
     var.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         done = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "orchestration.demo", *BUILDS[build]],

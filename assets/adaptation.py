@@ -1,8 +1,8 @@
 """Environment level: the appearance adaptation learned from the environment's own tracklets.
 
 Its own group (``adaptation``, job ``adapt_appearance``), outside ``analyze_environment``: no
-asset reads the head yet (the resolver's adapted evidence measured worse, docs/benchmarks.md), so
-``make demo`` does not pay for the training; ``python -m orchestration.demo --adaptation`` or the
+asset reads the head (the resolver's adapted evidence measured worse, docs/benchmarks.md; the
+review app's person search reads it where it exists), so ``make demo`` does not pay for the training; ``python -m orchestration.demo --adaptation`` or the
 Dagster UI materializes it."""
 
 import json

@@ -18,7 +18,6 @@ similarity).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import subprocess
 import sys
@@ -28,9 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tune_identity import StoredRun, parse_overrides  # noqa: E402  (a sibling bench script)
-
-from spoton.identity.resolver import IdentityConfig  # noqa: E402
+from tune_identity import Configs, StoredRun  # noqa: E402  (a sibling bench script)
 
 REPO = Path(__file__).resolve().parents[1]
 BUILDS = {"400": ["--max-source-frames", "400"], "demo": []}
@@ -55,7 +52,7 @@ def ensure_build(root: Path, build: str, threshold: float, make: bool) -> Path |
         return None
     env = dict(os.environ, SPOTON_VAR=str(var), SPOTON_SCORE_THRESHOLD=str(threshold), PYTHONPATH=str(REPO))
     started = time.perf_counter()
-    log = var.with_suffix(".log")
+    log = var.parent / f"{var.name}.log"  # with_suffix would give every threshold one file
     var.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         done = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "orchestration.demo", *BUILDS[build]],
@@ -86,11 +83,12 @@ def main() -> int:
     parser.add_argument("--adapt", action="store_true",
                         help="train each cell's appearance adaptation head and give it to the resolver")
     parser.add_argument("--variant", action="append", default=[], metavar="'FIELD=VALUE ...'",
-                        help="one more IdentityConfig variant per use (space-separated overrides)")
+                        help="one more variant per use: space-separated FIELD=VALUE of IdentityConfig, "
+                             "reentry.FIELD (ReentryConfig), static.FIELD (StaticConfig)")
     args = parser.parse_args()
-    variants = {"default": IdentityConfig()}
+    variants = {"default": Configs()}
     for spec in args.variant:
-        variants[spec] = dataclasses.replace(IdentityConfig(), **parse_overrides(spec.split()))
+        variants[spec] = Configs.parse(spec.split())
     rows = []
     for build, threshold in parse_grid(args.grid or DEFAULT_GRID):
         var = ensure_build(args.root, build, threshold, args.build)

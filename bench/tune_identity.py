@@ -34,7 +34,8 @@ from spoton.identity.adaptation import AdaptationParams, adapt_environment
 from spoton.identity.resolver import IdentityConfig, resolve_global_identities
 from spoton.storage.lake import ParquetLake
 from spoton.models.embedder import build_embedder
-from spoton.identity.phantoms import resolve_people
+from spoton.identity.phantoms import StaticConfig, resolve_people
+from spoton.identity.reentry import ReentryConfig
 from spoton.identity.postprocess import TrackletCut, clean_environment_tracks
 from spoton.sample import ENV_NAME
 from spoton.storage.store import LocalStore
@@ -104,12 +105,15 @@ class StoredRun:
               f"cosine gap {result.before.gap:.3f} -> {result.after.gap:.3f}", file=sys.stderr)
         return dataclasses.replace(self, adapted=result.head.adapt(self.embeddings))
 
-    def score(self, config: IdentityConfig, keep_static: bool = False) -> dict[str, float]:
-        """Resolve and score as the pipeline does: static tracks dropped first unless ``keep_static``."""
+    def score(self, config: "IdentityConfig | Configs", keep_static: bool = False) -> dict[str, float]:
+        """Resolve and score as the pipeline does: static tracks dropped first unless ``keep_static``
+        (the resolver alone then: no re-entry joins, fleeting identities kept)."""
+        configs = config if isinstance(config, Configs) else Configs(config)
         if keep_static:
-            result = resolve_global_identities(self.boxes, self.embeddings, config, adapted=self.adapted)
+            result = resolve_global_identities(self.boxes, self.embeddings, configs.identity, adapted=self.adapted)
         else:
-            result, _ = resolve_people(self.boxes, self.embeddings, config, adapted=self.adapted)
+            result, _ = resolve_people(self.boxes, self.embeddings, configs.identity, static=configs.static,
+                                       adapted=self.adapted, reentry=configs.reentry)
         return self.score_assignments(result.assignments)
 
     def score_assignments(self, assignments: pd.DataFrame) -> dict[str, float]:
@@ -133,13 +137,37 @@ class StoredRun:
         return row
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, float]:
-    fields = {f.name: f.type for f in dataclasses.fields(IdentityConfig)}
+@dataclasses.dataclass(frozen=True)
+class Configs:
+    """One variant of the environment level: the resolver's, re-entry's and the people filter's configs."""
+
+    identity: IdentityConfig = IdentityConfig()
+    reentry: ReentryConfig = ReentryConfig()
+    static: StaticConfig = StaticConfig()
+
+    @classmethod
+    def parse(cls, pairs: list[str]) -> "Configs":
+        """``FIELD=VALUE`` pairs: IdentityConfig fields, ``reentry.FIELD`` (ReentryConfig) and
+        ``static.FIELD`` (StaticConfig)."""
+        parts = {"identity": [], "reentry": [], "static": []}
+        for pair in pairs:
+            prefix, dot, rest = pair.partition(".")
+            if dot and prefix in ("reentry", "static"):
+                parts[prefix].append(rest)
+            else:
+                parts["identity"].append(pair)
+        base = cls()
+        return cls(*(dataclasses.replace(getattr(base, name), **parse_overrides(parts[name], type(getattr(base, name))))
+                     for name in ("identity", "reentry", "static")))
+
+
+def parse_overrides(pairs: list[str], kind: type = IdentityConfig) -> dict[str, float]:
+    fields = {f.name: f.type for f in dataclasses.fields(kind)}
     out = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
         if name not in fields:
-            raise SystemExit(f"--set {pair}: IdentityConfig has no field {name!r} (fields: {', '.join(fields)})")
+            raise SystemExit(f"--set {pair}: {kind.__name__} has no field {name!r} (fields: {', '.join(fields)})")
         kind = fields[name]
         out[name] = (None if value == "none" else value.lower() in ("1", "true") if kind in (bool, "bool")
                      else int(value) if kind in (int, "int") else float(value))
@@ -180,13 +208,13 @@ def main() -> int:
         runs += [run.reembed(int(crops), (int(width), int(height)), f"embed: {spec}") for run in runs[:len(args.var)]]
     if args.adapt:
         runs = [run.adapt() for run in runs]
-    variants = {"default": IdentityConfig()}
+    variants = {"default": Configs()}
     if args.optimal:
-        variants["clustering=optimal"] = IdentityConfig(clustering="optimal")
+        variants["clustering=optimal"] = Configs(IdentityConfig(clustering="optimal"))
     if args.set:
-        variants[" ".join(args.set)] = dataclasses.replace(IdentityConfig(), **parse_overrides(args.set))
+        variants[" ".join(args.set)] = Configs.parse(args.set)
     for spec in args.variant:
-        variants[spec] = dataclasses.replace(IdentityConfig(), **parse_overrides(spec.split()))
+        variants[spec] = Configs.parse(spec.split())
     rows = []
     for label, config in variants.items():
         for keep_static in (False, True) if args.keep_static else (False,):

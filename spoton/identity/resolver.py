@@ -55,7 +55,8 @@ lists every pair with its evidence and decision, so each join or split can be ex
 
 Limits, by design: appearance never links without geometry allowing it (co-visible, or B reachable
 from A within ``max_gap_s``), so someone unseen for longer than ``max_gap_s`` (left and came back)
-gets a new id. Within what geometry allows, a strong appearance match can carry a continuation
+gets a new id (:mod:`spoton.identity.reentry` can join such identities afterwards; off by default).
+Within what geometry allows, a strong appearance match can carry a continuation
 whose motion prediction is poor (geometry score 0): on the PETS development split that recovers
 more people who turned during an occlusion than it merges wrongly (gating those links cost 4 points
 of cross-camera IDF1). One person leaving through a door just as another enters there is told

@@ -69,3 +69,37 @@ def test_frame_boxes_are_tagged_with_global_and_track_ids():
 def test_missing_outputs_name_the_fix(tmp_path):
     with pytest.raises(rd.ReviewDataError, match="make demo"):
         rd.ReviewPaths.from_var(tmp_path).check()
+
+
+def _deployment(tmp_path, head=None):
+    """A deployment folder with three tracklets' embeddings and identities (and the head's record)."""
+    import pyarrow as pa
+
+    from spoton.storage.catalog import build_catalog
+    from spoton.storage.lake import ParquetLake
+
+    paths = rd.ReviewPaths.from_var(tmp_path)
+    lake = ParquetLake(LocalStore(paths.lake))
+    vectors = [[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0]]
+    lake.write("tracklet_embeddings", pa.table({"tracklet_id": ["a", "b", "c"],
+                                                "embedding": pa.array(vectors, pa.list_(pa.float32()))}), "env")
+    lake.write("global_identities", pa.table({"tracklet_id": ["a", "b", "c"], "global_id": [1, 2, 3],
+                                              "start_ts": [0.0, 1.0, 2.0]}), "env")
+    if head is not None:
+        key = "env/models/appearance_adaptation/v1.npz"
+        LocalStore(paths.store).write_bytes(key, head.to_bytes())
+        lake.write("appearance_adaptation", pa.table({"version": ["v1"], "model_key": [key]}), "env")
+    build_catalog(lake, paths.catalog)
+    return paths
+
+
+def test_search_uses_the_adapted_head_where_the_environment_has_one(tmp_path):
+    from spoton.identity.adaptation import AdaptationParams, ProjectionHead
+
+    plain = rd.search_index(_deployment(tmp_path / "plain"), "env")
+    assert plain.vectors.shape == (3, 3) and plain.nearest_identities("a", k=1)[0].global_id == 2
+    # a head that keeps only the second axis: a and b (0 and 0.1 there) stop looking alike, b and c agree
+    head = ProjectionHead(np.zeros(3), np.array([[0.0], [1.0], [0.0]]), AdaptationParams(dim=1), "x")
+    adapted = rd.search_index(_deployment(tmp_path / "adapted", head), "env")
+    assert adapted.vectors.shape == (3, 1)
+    assert adapted.nearest_identities("b", k=1)[0].global_id == 3

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spoton.identity.phantoms import StaticConfig, motion, resolve_people, static_identities
+from spoton.identity.phantoms import StaticConfig, fleeting_identities, motion, resolve_people, static_identities
 from spoton.identity.resolver import gather_evidence, resolve_evidence, resolve_global_identities
 
 FPS = 7.0
@@ -105,3 +105,27 @@ def test_the_second_pass_clusters_the_first_pass_evidence_without_the_objects():
     result, static = resolve_people(boxes, NO_EMBEDDINGS)
     assert static["tracklets"].tolist() == [["cam2/01/5"]]
     pd.testing.assert_frame_equal(result.assignments, fresh.assignments)
+
+
+def test_fleeting_identities_get_no_identity():
+    # a 1 s glimpse (a partial box, a reflection) in one camera: shorter than any final camera track
+    glimpse = track("cam1", "01", 7, 30.0, 1.0, lambda t: 5 + 0 * t, lambda t: 5 + 0 * t, height_sway=0.1)
+    result, _ = resolve_people(pd.concat([walker(), glimpse], ignore_index=True), NO_EMBEDDINGS)
+    assert result.assignments["tracklet_id"].tolist() == ["cam2/01/1"]
+    assert result.assignments["global_id"].tolist() == [1] and result.diagnostics["fleeting_dropped"] == 1
+    labelled = pd.concat([walker().assign(global_id=1), glimpse.assign(global_id=2)], ignore_index=True)
+    assert fleeting_identities(labelled, 1.5).tolist() == [2]
+    assert fleeting_identities(labelled, 0.5).tolist() == []
+
+
+def test_weak_identities_get_no_identity_but_a_short_full_view_keeps_it():
+    # a box on two people now and then: 20 boxes over 14 s (a person in view fills ~7 frames a second)
+    sparse = track("cam1", "01", 8, 10.0, 14.0, lambda t: 5 + 0.5 * (t - 10), lambda t: 5 + 0 * t, height_sway=0.1)
+    sparse = sparse.iloc[::5]
+    brief = track("cam3", "01", 9, 40.0, 3.0, lambda t: -5 + 1.3 * (t - 40), lambda t: 8 + 0 * t, height_sway=0.1)
+    result, _ = resolve_people(pd.concat([walker(), sparse, brief], ignore_index=True), NO_EMBEDDINGS)
+    assert sorted(result.assignments["tracklet_id"]) == ["cam2/01/1", "cam3/01/9"]
+    assert result.diagnostics["fleeting_dropped"] == 1
+    labelled = pd.concat([walker().assign(global_id=1), sparse.assign(global_id=2)], ignore_index=True)
+    assert fleeting_identities(labelled, 1.5, 3.0).tolist() == [2]
+    assert fleeting_identities(labelled, 1.5, 0.0).tolist() == []

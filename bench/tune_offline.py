@@ -29,6 +29,7 @@ from spoton.identity.resolver import IdentityConfig, resolve_global_identities
 from spoton.models.detector import DetectorConfig
 from spoton.perception.config import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
+from spoton.identity.crossings import CrossingConfig, resolve_crossings
 from spoton.identity.phantoms import resolve_people
 from spoton.identity.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
 from spoton.sample.ground_truth import shared_source_ground_truth
@@ -74,9 +75,17 @@ def interaction_pieces(tracks: pd.DataFrame, min_iou: float) -> np.ndarray:
 
 def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_iou: float | None = None,
                  missed: int | None = None, max_piece_frames: int | None = None, appearance: bool = False,
-                 stitch: IdentityConfig = STITCH, static: bool = False) -> pd.DataFrame:
+                 stitch: IdentityConfig = STITCH, static: bool = False,
+                 crossings: CrossingConfig | None = None, crossing_appearance: bool = True) -> pd.DataFrame:
     """`clean_camera_tracks` with the tracks optionally cut into pieces and the pieces given appearance,
-    and (``static``) static identities dropped as the pipeline's ``global_identities`` does."""
+    and (``static``) static identities dropped as the pipeline's ``global_identities`` does.
+    ``crossings``: swaps at crossings re-decided first (`spoton.identity.crossings`), with the crops'
+    appearance unless ``crossing_appearance`` is False."""
+    online = online.reset_index(drop=True)
+    if crossings is not None:
+        embed = ((lambda crops: embed_tracklets(crops, lambda camera, stop: iter(frames[:stop]), embedder,
+                                                crossings.crops)[0]) if crossing_appearance else None)
+        online = online.assign(track_id=resolve_crossings(online, crossings, embed, frame_rate=FPS)[0])
     table = online.rename(columns={"track_id": "tracker_id"}).reset_index(drop=True)
     piece = np.zeros(len(table), np.int64)
     if interaction_iou is not None:
@@ -116,6 +125,8 @@ VARIANTS = {
     "optimal clustering (correlation clustering MILP)": dict(stitch=replace(STITCH, clustering="optimal")),
     "2 s pieces + appearance, optimal clustering": dict(max_piece_frames=14, appearance=True,
                                                         stitch=replace(STITCH, clustering="optimal")),
+    "crossings re-decided (motion + clear crops)": dict(crossings=CrossingConfig()),
+    "crossings re-decided, motion only": dict(crossings=CrossingConfig(), crossing_appearance=False),
 }
 
 

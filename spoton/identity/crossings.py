@@ -59,6 +59,7 @@ class CrossingConfig:
     min_overlap: float = 0.5
     min_frames: int = 2
     max_frames: int = 28
+    lost_overlap: float | None = 0.3
     join_gap_frames: int = 2
     context_frames: int = 7
     clear_overlap: float = 0.1
@@ -119,8 +120,8 @@ def _max_overlap(frames: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, dic
 def find_crossings(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
                    config: CrossingConfig = CrossingConfig()) -> list[Crossing]:
     """One camera's crossing events, in order of start (module docstring, step 1)."""
-    track_ids, frames = np.asarray(track_ids), np.asarray(frames, np.int64)
-    _, by_frame = _max_overlap(frames, np.asarray(boxes, np.float64))
+    track_ids, frames, boxes = np.asarray(track_ids), np.asarray(frames, np.int64), np.asarray(boxes, np.float64)
+    _, by_frame = _max_overlap(frames, boxes)
     runs: dict[tuple, list[list[int]]] = {}  # pair -> [[first, last], ...]
     for frame in sorted(by_frame):
         rows, o = by_frame[frame]
@@ -136,17 +137,70 @@ def find_crossings(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
                 spans.append([frame, frame])
     events = [(set(pair), first, last) for pair, spans in runs.items() for first, last in spans
               if last - first + 1 >= config.min_frames]
-    events.sort(key=lambda e: e[1])
-    merged: list[tuple[set, int, int]] = []
-    for tracks, first, last in events:  # chain events sharing a track at overlapping times
-        for k, (other, lo, hi) in enumerate(merged):
-            if tracks & other and first <= hi + config.join_gap_frames and lo <= last + config.join_gap_frames:
-                merged[k] = (other | tracks, min(lo, first), max(hi, last))
-                break
-        else:
-            merged.append((tracks, first, last))
-    return [Crossing(tuple(sorted(tracks, key=str)), first, last) for tracks, first, last in merged
+    if config.lost_overlap is not None:
+        events += _lost_events(track_ids, frames, boxes, config)
+    return [Crossing(tuple(sorted(tracks, key=str)), first, last) for tracks, first, last in _merge(events, config)
             if last - first + 1 <= config.max_frames]
+
+
+def _merge(events: list[tuple[set, int, int]], config: CrossingConfig) -> list[tuple[set, int, int]]:
+    """Events sharing a track at overlapping times (within ``join_gap_frames``) become one, up to
+    ``max_frames`` long: beyond, people walking in a group would chain into one event that says
+    nothing, so its parts are decided one after the other."""
+    merged = sorted(events, key=lambda e: e[1])
+    changed = True
+    while changed:
+        changed = False
+        out: list[tuple[set, int, int]] = []
+        for tracks, first, last in merged:
+            for k, (other, lo, hi) in enumerate(out):
+                if (tracks & other and first <= hi + config.join_gap_frames and lo <= last + config.join_gap_frames
+                        and max(hi, last) - min(lo, first) < config.max_frames):
+                    out[k] = (other | tracks, min(lo, first), max(hi, last))
+                    changed = True
+                    break
+            else:
+                out.append((tracks, first, last))
+        merged = sorted(out, key=lambda e: e[1])
+    return merged
+
+
+def _lost_events(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
+                 config: CrossingConfig) -> list[tuple[set, int, int]]:
+    """Occlusions: a track lost where another track's box covers its last box (by at least
+    ``lost_overlap`` of it, on the next frame), until it is taken up again, or until a new track
+    starts on the covering track's box, within ``max_frames``."""
+    order = np.lexsort((frames, track_ids.astype(str)))
+    at_frame: dict[int, np.ndarray] = {}
+    for frame in np.unique(frames):
+        at_frame[int(frame)] = np.flatnonzero(frames == frame)
+    first_row = {}
+    for row in order:
+        first_row.setdefault(track_ids[row], row)
+    events = []
+    for k, row in enumerate(order):
+        track = track_ids[row]
+        nxt = order[k + 1] if k + 1 < len(order) and track_ids[order[k + 1]] == track else None
+        if nxt is not None and frames[nxt] == frames[row] + 1:
+            continue
+        lost = int(frames[row]) + 1
+        others = [r for r in at_frame.get(lost, ()) if track_ids[r] != track]
+        if not others:
+            continue
+        cover = overlap_over_smaller(boxes[[row]], boxes[others])[0]
+        covering = {track_ids[others[i]] for i in np.flatnonzero(cover >= config.lost_overlap)}
+        if not covering:
+            continue
+        if nxt is not None and frames[nxt] - lost <= config.max_frames:  # taken up again
+            events.append(({track} | covering, lost, int(frames[nxt]) - 1))
+            continue
+        newcomers = {t: r for t, r in first_row.items()
+                     if lost <= frames[r] <= lost + config.max_frames and t != track}
+        for new, r in newcomers.items():
+            same_frame = [c for c in at_frame[int(frames[r])] if track_ids[c] in covering]
+            if same_frame and overlap_over_smaller(boxes[[r]], boxes[same_frame]).max() >= config.lost_overlap:
+                events.append(({track, new} | covering, lost, max(lost, int(frames[r])) - 1))
+    return events
 
 
 def _fit(t: np.ndarray, xy: np.ndarray, config: CrossingConfig) -> tuple[float, np.ndarray, np.ndarray] | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from spoton.annotate import draw_tracks
+from spoton.perception.appearance import embed_tracklets
 from spoton.perception.config import PerceptionConfig
 from spoton.identity.postprocess import OfflineConfig, clean_camera_tracks
 from spoton.perception.processor import CameraSpec
@@ -86,7 +87,15 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
         results.append(processor.process({options.camera: frame})[options.camera])
     online = tracks_table(results)
     if options.offline is not None:
-        cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline)
+        embed = None
+        if options.offline.crossings is not None:  # crossings' crops: one more decode, only up to the last one
+            embedder = options.perception.build_embedder()
+            per_piece = options.offline.crossings.crops
+
+            def embed(crops):
+                return embed_tracklets(crops, lambda camera, end: iter_frames(video, fps=fps, stop=end),
+                                       embedder, per_piece)[0]
+        cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline, embed)
         cleaned = cleaned.assign(**normalised_box_columns(cleaned[["x1", "y1", "x2", "y2"]].to_numpy(np.float64),
                                                           info.width, info.height))
         tracks = pa.Table.from_pandas(cleaned, preserve_index=False)

@@ -167,13 +167,12 @@ def _merge(events: list[tuple[set, int, int]], config: CrossingConfig) -> list[t
 
 def _lost_events(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
                  config: CrossingConfig) -> list[tuple[set, int, int]]:
-    """Occlusions: a track lost where another track's box covers its last box (by at least
-    ``lost_overlap`` of it, on the next frame), until it is taken up again, or until a new track
-    starts on the covering track's box, within ``max_frames``."""
+    """Occlusions: a track lost (for a while or for good) where, by at least ``lost_overlap`` of
+    its last box, another track's box covers it on the next frame, or a new track starts on it
+    within ``max_frames`` (before the lost track is taken up again). The event runs from the loss
+    to the re-acquisition or the newcomers' start, whichever is later."""
     order = np.lexsort((frames, track_ids.astype(str)))
-    at_frame: dict[int, np.ndarray] = {}
-    for frame in np.unique(frames):
-        at_frame[int(frame)] = np.flatnonzero(frames == frame)
+    at_frame = {int(f): np.flatnonzero(frames == f) for f in np.unique(frames)}
     first_row = {}
     for row in order:
         first_row.setdefault(track_ids[row], row)
@@ -184,22 +183,20 @@ def _lost_events(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
         if nxt is not None and frames[nxt] == frames[row] + 1:
             continue
         lost = int(frames[row]) + 1
+        back = int(frames[nxt]) if nxt is not None and frames[nxt] - lost <= config.max_frames else None
         others = [r for r in at_frame.get(lost, ()) if track_ids[r] != track]
-        if not others:
-            continue
-        cover = overlap_over_smaller(boxes[[row]], boxes[others])[0]
-        covering = {track_ids[others[i]] for i in np.flatnonzero(cover >= config.lost_overlap)}
-        if not covering:
-            continue
-        if nxt is not None and frames[nxt] - lost <= config.max_frames:  # taken up again
-            events.append(({track} | covering, lost, int(frames[nxt]) - 1))
-            continue
-        newcomers = {t: r for t, r in first_row.items()
-                     if lost <= frames[r] <= lost + config.max_frames and t != track}
-        for new, r in newcomers.items():
-            same_frame = [c for c in at_frame[int(frames[r])] if track_ids[c] in covering]
-            if same_frame and overlap_over_smaller(boxes[[r]], boxes[same_frame]).max() >= config.lost_overlap:
-                events.append(({track, new} | covering, lost, max(lost, int(frames[r])) - 1))
+        covering = set()
+        if others:
+            cover = overlap_over_smaller(boxes[[row]], boxes[others])[0]
+            covering = {track_ids[others[i]] for i in np.flatnonzero(cover >= config.lost_overlap)}
+        until = lost + config.max_frames if back is None else back
+        newcomers = {t: r for t, r in first_row.items() if t != track and lost <= frames[r] < until
+                     and overlap_over_smaller(boxes[[row]], boxes[[r]])[0, 0] >= config.lost_overlap}
+        if not covering and not newcomers or back is None and not newcomers:
+            continue  # nothing took its place, or it left for good
+        end = max([lost - 1] + ([back - 1] if back is not None else [])
+                  + [int(frames[r]) - 1 for r in newcomers.values()])
+        events.append(({track} | covering | set(newcomers), lost, end))
     return events
 
 

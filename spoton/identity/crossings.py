@@ -167,10 +167,11 @@ def _merge(events: list[tuple[set, int, int]], config: CrossingConfig) -> list[t
 
 def _lost_events(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
                  config: CrossingConfig) -> list[tuple[set, int, int]]:
-    """Occlusions: a track lost (for a while or for good) where, by at least ``lost_overlap`` of
-    its last box, another track's box covers it on the next frame, or a new track starts on it
-    within ``max_frames`` (before the lost track is taken up again). The event runs from the loss
-    to the re-acquisition or the newcomers' start, whichever is later."""
+    """Occlusions: a track lost where, by at least ``lost_overlap`` of its last box, another
+    track's box covers it on the next frame, or a new track starts on it within ``max_frames``
+    (before the lost track is taken up again). A track never taken up again needs both (else it
+    left the view, and a newcomer there is someone else). The event runs from the loss to the
+    re-acquisition or the newcomers' start, whichever is later."""
     order = np.lexsort((frames, track_ids.astype(str)))
     at_frame = {int(f): np.flatnonzero(frames == f) for f in np.unique(frames)}
     first_row = {}
@@ -192,8 +193,8 @@ def _lost_events(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
         until = lost + config.max_frames if back is None else back
         newcomers = {t: r for t, r in first_row.items() if t != track and lost <= frames[r] < until
                      and overlap_over_smaller(boxes[[row]], boxes[[r]])[0, 0] >= config.lost_overlap}
-        if not covering and not newcomers or back is None and not newcomers:
-            continue  # nothing took its place, or it left for good
+        if not newcomers and (back is None or not covering) or back is None and not covering:
+            continue  # nothing took its place, or it left (no box covered it: out of view, say)
         end = max([lost - 1] + ([back - 1] if back is not None else [])
                   + [int(frames[r]) - 1 for r in newcomers.values()])
         events.append(({track} | covering | set(newcomers), lost, end))

@@ -129,3 +129,26 @@ def test_config_refuses_impossible_thresholds():
         CrossingConfig(min_overlap=0)
     with pytest.raises(ValueError, match="min_frames"):
         CrossingConfig(min_frames=5, max_frames=3)
+
+
+def test_someone_leaving_where_another_comes_in_is_not_a_crossing():
+    """A track ends with nobody covering it, and a new track starts on its last box 2 s later (a
+    person left the view where another entered): no event, so nothing is joined here."""
+    table = _scene({"A": _walk(100, 500, 300, 300)}, {1: np.full(N, "A")})
+    table = table[table["frame_index"] < 40]
+    later = _scene({"B": _walk(500, 100, 300, 300)}, {2: np.full(N, "B")})
+    later = later[later["frame_index"] >= 54].assign(x1=lambda t: t["x1"] * 0 + table["x1"].iloc[-1],
+                                                     x2=lambda t: t["x2"] * 0 + table["x2"].iloc[-1])
+    both = pd.concat([table, later], ignore_index=True)
+    assert find_crossings(both["track_id"], both["frame_index"], both[["x1", "y1", "x2", "y2"]].to_numpy()) == []
+
+
+def test_clean_camera_tracks_undoes_the_swap_before_stitching():
+    """`spoton track`'s offline pass: on by default; ``crossings=None`` keeps the tracker's answer."""
+    from spoton.identity.postprocess import OfflineConfig, clean_camera_tracks
+
+    table = _crossing(swap=True).assign(ts=lambda t: t["frame_index"] / FPS, map_x=np.nan, map_y=np.nan)
+    cleaned = clean_camera_tracks(table, FPS)
+    assert _people_per_id(cleaned, cleaned["track_id"].to_numpy()) == {1: ["A"], 2: ["B"]}
+    kept = clean_camera_tracks(table, FPS, OfflineConfig(crossings=None))
+    assert _people_per_id(kept, kept["track_id"].to_numpy()) == {1: ["A", "B"], 2: ["A", "B"]}

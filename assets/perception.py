@@ -1,5 +1,6 @@
 """Per-segment perception: detections and per-camera tracklets in one pass, then tracklet embeddings."""
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -50,7 +51,7 @@ def _resolve_crossings(tracks: pa.Table, config, store, environment: str, segmen
     """Each camera's tracks with the swaps at crossings re-decided (spoton.identity.crossings); the
     crops are embedded from the segment's sub-video. Returns the table and the number of swaps."""
     table = tracks.to_pandas()
-    embedder = config.build_embedder()
+    embedder = dataclasses.replace(config, crop_size=config.crossings.crop_size).build_embedder()
     ids = table["track_id"].to_numpy().copy()
     swaps = 0
     for camera, rows in table.groupby("camera"):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +92,9 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
         if options.offline.crossings is not None:  # crossings' crops: one more decode, up to the last crop
 
             def embed(crops):
+                embedder = replace(options.perception, crop_size=options.offline.crossings.crop_size).build_embedder()
                 return embed_tracklets(crops, lambda camera, end: iter_frames(video, fps=fps, stop=end),
-                                       options.perception.build_embedder(), options.offline.crossings.crops)[0]
+                                       embedder, options.offline.crossings.crops)[0]
         cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline, embed)
         cleaned = cleaned.assign(**normalised_box_columns(cleaned[["x1", "y1", "x2", "y2"]].to_numpy(np.float64),
                                                           info.width, info.height))

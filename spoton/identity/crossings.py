@@ -20,7 +20,9 @@ sees). This module finds those crossings in one camera's tracks and re-decides t
      speed_uncertainty_mps x gap)``;
    - appearance: cosine of the mean embeddings of up to ``crops`` crops each side, taken from
      frames where the box overlaps no other box by more than ``clear_overlap`` (the person not
-     occluded), ``appearance_weight x (cosine - appearance_neutral)``; 0 without embeddings.
+     occluded), ``appearance_weight x (cosine - appearance_neutral)``; 0 without embeddings. The
+     callers embed them at ``crop_size`` (224x224: with the tracklets' 64x128 the single-camera
+     grid lost up to 6.7 IDF1 points, docs/benchmarks.md).
 4. The continuation is one assignment per event (Hungarian, :func:`scipy.optimize.linear_sum_assignment`
    on the scores, pairs under ``min_score`` left unmatched). It replaces the tracker's own
    continuation (each track leaving as itself) only when it scores at least ``margin`` more: a
@@ -64,6 +66,7 @@ class CrossingConfig:
     context_frames: int = 7
     clear_overlap: float = 0.1
     crops: int = 3
+    crop_size: tuple[int, int] = (224, 224)  # MobileNetV2's own input: at 64x128 the decisions got worse
     position_slack_m: float = 0.5
     speed_uncertainty_mps: float = 1.0
     max_speed_mps: float = 2.5

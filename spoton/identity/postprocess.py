@@ -11,7 +11,8 @@ passes (as in ByteTrack's and StrongSORT's offline results):
 
 Both work on a pandas table with ``frame``, an id column and ``x1, y1, x2, y2`` (other columns
 are carried over; interpolated rows copy the earlier row's non-box values).
-:func:`clean_camera_tracks` chains them after re-joining a person's tracklets (stitching with
+:func:`clean_camera_tracks` chains them after re-deciding who leaves each crossing as whom
+(:mod:`spoton.identity.crossings`) and re-joining a person's tracklets (stitching with
 :mod:`spoton.identity.resolver`), which is what ``spoton track`` writes.
 
 Before identities are resolved, the pipeline cuts each camera's tracks into short tracklets

@@ -6,9 +6,11 @@ sees). This module finds those crossings in one camera's tracks and re-decides t
 
 1. :func:`find_crossings`: a *crossing* is a run of at least ``min_frames`` frames in which two
    tracks' boxes overlap by at least ``min_overlap`` (intersection over the smaller box), runs of
-   one pair less than ``join_gap_frames`` apart merged, and runs sharing a track at overlapping
-   times merged into one event (three people crossing at once are one event). An event longer
-   than ``max_frames`` is people walking together, not a crossing: left alone.
+   one pair less than ``join_gap_frames`` apart merged. An *occlusion* is one too: a track lost
+   under another track's box, or where a new track starts on its last box (:func:`_lost_events`).
+   Events sharing a track at overlapping times merge into one (three people crossing at once are
+   one event), up to ``max_frames``; a longer event is people walking together, not a crossing:
+   left alone.
 2. Each track in an event is cut at the event's start and end: the piece *entering* (its frames
    before the start) and the piece *leaving* (after the end). The frames inside the event stay
    with the entering piece: there the boxes overlap, and who is who is not observable.
@@ -86,7 +88,8 @@ class CrossingConfig:
 
 @dataclass(frozen=True)
 class Crossing:
-    """Tracks whose boxes overlapped from ``start`` to ``end`` (processed frames, inclusive)."""
+    """Tracks whose boxes overlapped (or one hid another) from ``start`` to ``end`` (processed
+    frames, inclusive)."""
 
     tracks: tuple
     start: int
@@ -226,7 +229,6 @@ class _Side:
     """One piece's end at the crossing: motion in map and pixel-metre space, and clear crops."""
 
     track: object
-    t: float  # seconds, at the sample nearest the crossing
     map_fit: tuple | None
     px_fit: tuple | None
     crops: np.ndarray  # row indices
@@ -245,7 +247,7 @@ def _side(track, rows: np.ndarray, before: bool, table: dict, clear: np.ndarray,
     clear_rows = clear_rows[-2 * config.context_frames:] if before else clear_rows[:2 * config.context_frames]
     quality = table["quality"][clear_rows]
     crops = clear_rows[np.argsort(-quality, kind="stable")[:config.crops]]
-    return _Side(track, float(ts[0]), map_fit, px_fit, crops)
+    return _Side(track, map_fit, px_fit, crops)
 
 
 def _motion_score(a: _Side, b: _Side, config: CrossingConfig) -> float:

@@ -64,7 +64,8 @@ def _resolve_crossings(tracks: pa.Table, config, store, environment: str, segmen
         ids[rows.index.to_numpy()] = new
         swaps += int(decisions["swapped"].sum())
     column = tracks.schema.get_field_index("track_id")
-    return tracks.set_column(column, tracks.schema.field(column), pa.array(ids, tracks.schema.field(column).type)), swaps
+    field = tracks.schema.field(column)
+    return tracks.set_column(column, field, pa.array(ids, field.type)), swaps
 
 
 @multi_asset(

@@ -234,7 +234,8 @@ class _Side:
     crops: np.ndarray  # row indices
 
 
-def _side(track, rows: np.ndarray, before: bool, table: dict, clear: np.ndarray, config: CrossingConfig) -> _Side | None:
+def _side(track, rows: np.ndarray, before: bool, table: dict, clear: np.ndarray,
+          config: CrossingConfig) -> _Side | None:
     """The entering (``before``) or leaving piece's end from ``rows`` (one track's rows in frame order)."""
     if not len(rows):
         return None

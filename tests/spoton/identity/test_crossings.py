@@ -87,7 +87,8 @@ def test_appearance_overrules_motion_where_people_turn_back():
     """A and B walk up to each other, meet and each turns back; the tracker kept each track going
     the same way (a swap). Constant velocity agrees with the tracker; their clothes do not."""
     back = np.abs(np.arange(N) - N // 2) * 5.0
-    paths = {"A": np.column_stack([300 - back, np.full(N, 300.0)]), "B": np.column_stack([300 + back, np.full(N, 305.0)])}
+    paths = {"A": np.column_stack([300 - back, np.full(N, 300.0)]),
+             "B": np.column_stack([300 + back, np.full(N, 305.0)])}
     after = np.arange(N) >= N // 2
     table = _scene(paths, {1: np.where(after, "B", "A"), 2: np.where(after, "A", "B")})
     ids, decisions = resolve_crossings(table, CrossingConfig(), None)

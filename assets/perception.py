@@ -51,15 +51,18 @@ def _resolve_crossings(tracks: pa.Table, config, store, environment: str, segmen
     """Each camera's tracks with the swaps at crossings re-decided (spoton.identity.crossings); the
     crops are embedded from the segment's sub-video. Returns the table and the number of swaps."""
     table = tracks.to_pandas()
-    embedder = dataclasses.replace(config, crop_size=config.crossings.crop_size).build_embedder()
+    embedders = []  # built on the first crossing that needs crops
+
+    def embed(crops):
+        if not embedders:
+            embedders.append(dataclasses.replace(config, crop_size=config.crossings.crop_size).build_embedder())
+        path = store.local_path(sub_video_key(environment, str(crops["camera"].iloc[0]), segment))
+        return embed_tracklets(crops, lambda _camera, stop: iter_frames(path, stop=stop), embedders[0],
+                               config.crossings.crops)[0]
+
     ids = table["track_id"].to_numpy().copy()
     swaps = 0
-    for camera, rows in table.groupby("camera"):
-        path = store.local_path(sub_video_key(environment, str(camera), segment))
-
-        def embed(crops, path=path):
-            return embed_tracklets(crops, lambda _camera, stop: iter_frames(path, stop=stop), embedder,
-                                   config.crossings.crops)[0]
+    for _, rows in table.groupby("camera"):
         new, decisions = resolve_crossings(rows.reset_index(drop=True), config.crossings, embed)
         ids[rows.index.to_numpy()] = new
         swaps += int(decisions["swapped"].sum())

@@ -1,5 +1,6 @@
 """Per-segment perception: detections and per-camera tracklets in one pass, then tracklet embeddings."""
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -11,6 +12,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from assets.ingest import StoreResource
 from assets.partitions import ENV_SEGMENT, split_key
 from resources.perception import PerceptionResource
+from spoton.identity.crossings import resolve_crossings
 from spoton.perception.appearance import embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
 from spoton.perception.processor import ClockFrame, synchronized
@@ -45,6 +47,30 @@ def _add_clock_columns(table: pa.Table, frames: pa.Table) -> pa.Table:
     return table.append_column("global_frame", pa.array(global_frame, pa.int64()))
 
 
+def _resolve_crossings(tracks: pa.Table, config, store, environment: str, segment: str) -> tuple[pa.Table, int]:
+    """Each camera's tracks with the swaps at crossings re-decided (spoton.identity.crossings); the
+    crops are embedded from the segment's sub-video. Returns the table and the number of swaps."""
+    table = tracks.to_pandas()
+    embedders = []  # built on the first crossing that needs crops
+
+    def embed(crops):
+        if not embedders:
+            embedders.append(dataclasses.replace(config, crop_size=config.crossings.crop_size).build_embedder())
+        path = store.local_path(sub_video_key(environment, str(crops["camera"].iloc[0]), segment))
+        return embed_tracklets(crops, lambda _camera, stop: iter_frames(path, stop=stop), embedders[0],
+                               config.crossings.crops)[0]
+
+    ids = table["track_id"].to_numpy().copy()
+    swaps = 0
+    for _, rows in table.groupby("camera"):
+        new, decisions = resolve_crossings(rows.reset_index(drop=True), config.crossings, embed)
+        ids[rows.index.to_numpy()] = new
+        swaps += int(decisions["swapped"].sum())
+    column = tracks.schema.get_field_index("track_id")
+    field = tracks.schema.field(column)
+    return tracks.set_column(column, field, pa.array(ids, field.type)), swaps
+
+
 @multi_asset(
     partitions_def=ENV_SEGMENT, group_name="perception",
     outs={"detections": AssetOut(io_manager_key="lake_io_manager"),
@@ -72,6 +98,9 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
         results.extend(processor.process(instant).values())
     detections = DETECTIONS.table(_add_clock_columns(detections_table(results), frames))
     tracks = _add_clock_columns(tracks_table(results), frames)
+    swaps = 0
+    if config.crossings is not None and tracks.num_rows:
+        tracks, swaps = _resolve_crossings(tracks, config, object_store, environment, segment)
     cameras, track_ids = tracks["camera"].to_pylist(), tracks["track_id"].to_pylist()
     tracklet_ids = config.tracklet_cut.tracklet_ids(cameras, [segment] * len(cameras), track_ids,
                                                     tracks["global_frame"].to_numpy() // step, env.fps / step)
@@ -87,7 +116,8 @@ def detect_and_track(context: AssetExecutionContext, frames: pa.Table, store: St
     yield Output(detections, output_name="detections",
                  metadata={"rows": detections.num_rows, "mean_per_frame": round(mean_people, 2)})
     yield Output(tracks, output_name="tracklets",
-                 metadata={"rows": tracks.num_rows, "tracks": len(lengths), "tracklets": len(set(tracklet_ids))})
+                 metadata={"rows": tracks.num_rows, "tracks": len(lengths), "tracklets": len(set(tracklet_ids)),
+                           "crossings_swapped": swaps})
     yield AssetCheckResult(
         asset_key="detections", check_name="detections_per_frame",
         passed=bool(decoded and 0.0 < mean_people <= MAX_MEAN_PEOPLE_PER_FRAME),

@@ -30,6 +30,7 @@ from spoton.identity.resolver import IdentityConfig, resolve_global_identities
 from spoton.models.detector import DetectorConfig
 from spoton.perception.config import PerceptionConfig
 from spoton.pipeline import TrackOptions, track_video
+from spoton.identity.crossings import CrossingConfig, resolve_crossings
 from spoton.identity.phantoms import resolve_people
 from spoton.identity.postprocess import OfflineConfig, fill_and_prune, tracklet_pieces
 from spoton.sample.ground_truth import shared_source_ground_truth
@@ -76,9 +77,18 @@ def interaction_pieces(tracks: pd.DataFrame, min_iou: float) -> np.ndarray:
 
 def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_iou: float | None = None,
                  missed: int | None = None, max_piece_frames: int | None = None, appearance: bool = False,
-                 stitch: IdentityConfig = STITCH, static: bool = False) -> pd.DataFrame:
+                 stitch: IdentityConfig = STITCH, static: bool = False,
+                 crossings: CrossingConfig | None = OfflineConfig().crossings,
+                 crossing_appearance: bool = True) -> pd.DataFrame:
     """`clean_camera_tracks` with the tracks optionally cut into pieces and the pieces given appearance,
-    and (``static``) static identities dropped as the pipeline's ``global_identities`` does."""
+    and (``static``) static identities dropped as the pipeline's ``global_identities`` does.
+    ``crossings``: swaps at crossings re-decided first (`spoton.identity.crossings`; the default's,
+    None: the tracker's), with the crops' appearance unless ``crossing_appearance`` is False."""
+    online = online.reset_index(drop=True)
+    if crossings is not None:
+        embed = ((lambda crops: embed_tracklets(crops, lambda camera, stop: iter(frames[:stop]), embedder,
+                                                crossings.crops)[0]) if crossing_appearance else None)
+        online = online.assign(track_id=resolve_crossings(online, crossings, embed, frame_rate=FPS)[0])
     table = online.rename(columns={"track_id": "tracker_id"}).reset_index(drop=True)
     piece = np.zeros(len(table), np.int64)
     if interaction_iou is not None:
@@ -102,7 +112,9 @@ def offline_pass(online: pd.DataFrame, frames: list, embedder, *, interaction_io
 
 
 VARIANTS = {
-    "default (no cut, geometry only)": {},
+    "default (crossings re-decided, no cut, geometry only)": {},
+    "crossings left to the tracker (the default until 2026-12-03)": dict(crossings=None),
+    "crossings re-decided by motion only": dict(crossing_appearance=False),
     "without the view-border rule (before)": dict(stitch=replace(STITCH, view_edge_min_gap_s=float("inf"))),
     "stitching min_score 0.3 -> 0.6": dict(stitch=replace(STITCH, min_score=0.6)),
     "tracks given appearance (4 crops), no cut": dict(appearance=True),
@@ -118,6 +130,8 @@ VARIANTS = {
     "optimal clustering (correlation clustering MILP)": dict(stitch=replace(STITCH, clustering="optimal")),
     "2 s pieces + appearance, optimal clustering": dict(max_piece_frames=14, appearance=True,
                                                         stitch=replace(STITCH, clustering="optimal")),
+    "crossings: overlaps only (no occlusion events)": dict(crossings=CrossingConfig(lost_overlap=None)),
+    "crossings: assignment margin 0.5 -> 0.2": dict(crossings=CrossingConfig(margin=0.2)),
 }
 
 

@@ -43,8 +43,12 @@ def shared_dir() -> Path:
 def perception_from_env() -> PerceptionResource:
     fps = os.environ.get("SPOTON_PROCESSING_FPS")
     score = os.environ.get("SPOTON_SCORE_THRESHOLD")
+    crossings = os.environ.get("SPOTON_CROSSINGS", "0").strip()
+    if crossings not in ("0", "1"):
+        raise ValueError(f"SPOTON_CROSSINGS={crossings!r}: use 1 (re-decide swaps at crossings) or 0 (off)")
     return PerceptionResource(processing_fps=float(fps) if fps else None,
                               **({"score_threshold": float(score)} if score else {}),
+                              resolve_crossings=crossings == "1",
                               tracker=os.environ.get("SPOTON_TRACKER", "bytetrack"),
                               ort_threads=int(os.environ.get("SPOTON_ORT_THREADS", "1")),
                               cache_dir=str(cache_dir_from(os.environ)))

@@ -9,6 +9,7 @@ from spoton.artifacts import DEFAULT_CACHE_DIR
 from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
 from spoton.models.detector import DetectorConfig
 from spoton.perception.config import PerceptionConfig
+from spoton.identity.crossings import CrossingConfig
 from spoton.identity.postprocess import TrackletCut
 
 
@@ -43,6 +44,9 @@ class PerceptionResource(ConfigurableResource):
     # spoton.identity.postprocess.TrackletCut, docs/benchmarks.md)
     split_after_missed_frames: int | None = TrackletCut.split_after_missed_frames
     max_tracklet_s: float | None = TrackletCut.max_tracklet_s
+    # re-decide who leaves each crossing as whom (motion + clear crops) before the cut
+    # (spoton.identity.crossings; off by default, docs/benchmarks.md)
+    resolve_crossings: bool = False
 
     def config(self) -> PerceptionConfig:
         return PerceptionConfig(
@@ -53,5 +57,6 @@ class PerceptionResource(ConfigurableResource):
             embedder_weights=Path(self.embedder_weights) if self.embedder_weights else None,
             crop_size=(self.crop_width, self.crop_height), crops_per_tracklet=self.crops_per_tracklet,
             tracklet_cut=TrackletCut(self.split_after_missed_frames, self.max_tracklet_s),
+            crossings=CrossingConfig() if self.resolve_crossings else None,
             processing_fps=self.processing_fps, threads=self.ort_threads, device=self.device,
             cache_dir=Path(self.cache_dir) if self.cache_dir else DEFAULT_CACHE_DIR)

@@ -49,11 +49,13 @@ def perception_from_args(args: argparse.Namespace):
 
 def _cmd_track(args: argparse.Namespace) -> int:
     from spoton.pipeline import TrackOptions, track_video
+    from spoton.identity.crossings import CrossingConfig
     from spoton.identity.postprocess import OfflineConfig
 
     options = TrackOptions(perception_from_args(args), max_frames=args.max_frames, write_video=not args.no_video,
                            tracker_frame_rate=args.frame_rate, calibration=args.calibration,
-                           offline=None if args.online_only else OfflineConfig())
+                           offline=None if args.online_only else
+                           OfflineConfig(crossings=None if args.no_crossings else CrossingConfig()))
     summary = track_video(args.video, args.out, options, progress=not args.quiet)
     print(summary.format())
     return 0
@@ -359,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the footage's real frame rate, for the tracker's motion model and time gaps")
     track.add_argument("--online-only", action="store_true",
                        help="keep the online tracker ids: no stitching, interpolation or short-track removal")
+    track.add_argument("--no-crossings", action="store_true",
+                       help="keep the tracker's continuation through crossings (default: re-decided by motion and "
+                            "appearance before stitching)")
     track.add_argument("--threads", type=int, help="ONNX Runtime / torch threads (default: every core)")
     track.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                        help="cuda runs the detector on the GPU when ONNX Runtime has CUDA")

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from spoton.annotate import draw_tracks
+from spoton.perception.appearance import embed_tracklets
 from spoton.perception.config import PerceptionConfig
 from spoton.identity.postprocess import OfflineConfig, clean_camera_tracks
 from spoton.perception.processor import CameraSpec
@@ -58,8 +59,9 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
     """Detect and track people in one video; write Parquet tables and an annotated H.264 MP4.
 
     Pass 1 runs the online processor over the video. Unless ``options.offline`` is None, the
-    tracks are then cleaned up knowing the whole sequence (stitching after occlusions, holes
-    interpolated, fleeting identities dropped: :func:`spoton.identity.postprocess.clean_camera_tracks`).
+    tracks are then cleaned up knowing the whole sequence (swaps at crossings re-decided, with crops
+    from one more decode up to the last crossing; stitching after occlusions, holes interpolated,
+    fleeting identities dropped: :func:`spoton.identity.postprocess.clean_camera_tracks`).
     Pass 2 decodes again (cheap next to detection) to draw the final tracks into the MP4.
     """
     import pyarrow as pa
@@ -86,7 +88,14 @@ def track_video(video: Path, out_dir: Path, options: TrackOptions = TrackOptions
         results.append(processor.process({options.camera: frame})[options.camera])
     online = tracks_table(results)
     if options.offline is not None:
-        cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline)
+        embed = None
+        if options.offline.crossings is not None:  # crossings' crops: one more decode, up to the last crop
+
+            def embed(crops):
+                embedder = replace(options.perception, crop_size=options.offline.crossings.crop_size).build_embedder()
+                return embed_tracklets(crops, lambda camera, end: iter_frames(video, fps=fps, stop=end),
+                                       embedder, options.offline.crossings.crops)[0]
+        cleaned = clean_camera_tracks(online.to_pandas(), options.tracker_frame_rate, options.offline, embed)
         cleaned = cleaned.assign(**normalised_box_columns(cleaned[["x1", "y1", "x2", "y2"]].to_numpy(np.float64),
                                                           info.width, info.height))
         tracks = pa.Table.from_pandas(cleaned, preserve_index=False)

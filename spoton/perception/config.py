@@ -14,6 +14,7 @@ from spoton.artifacts import DEFAULT_CACHE_DIR
 from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE
 from spoton.models.base import Detector, Embedder
 from spoton.models.detector import PRECISIONS, DetectorConfig, Precision, build_detector
+from spoton.identity.crossings import CrossingConfig
 from spoton.identity.postprocess import TrackletCut
 from spoton.perception.processor import CameraSpec, FrameProcessor
 from spoton.perception.tracking import TrackerConfig
@@ -24,6 +25,9 @@ DEVICES = ("cpu", "cuda")
 @dataclass(frozen=True)
 class PerceptionConfig:
     """Detector, tracker, embedder, their thresholds, the tracklet cut, processing rate and resources.
+
+    ``crossings`` (None: off) re-decides, per camera and segment, who leaves each crossing as whom
+    before tracks are cut into tracklets (:mod:`spoton.identity.crossings`).
 
     ``threads`` bounds each ONNX Runtime / torch pool (None: every core), so that partitions run
     side by side share the cores. ``crop_size`` and ``crops_per_tracklet`` set each tracklet's
@@ -45,6 +49,7 @@ class PerceptionConfig:
     crop_size: tuple[int, int] = TRACKLET_CROP_SIZE
     crops_per_tracklet: int = CROPS_PER_TRACKLET
     tracklet_cut: TrackletCut = field(default_factory=TrackletCut)
+    crossings: CrossingConfig | None = None  # re-decide swaps at crossings before the cut (spoton.identity.crossings)
     processing_fps: float | None = None  # None: every frame
     threads: int | None = None
     device: str = "cpu"

@@ -32,6 +32,19 @@ def test_the_dagster_resource_maps_onto_the_configuration():
                                       tracklet_cut=TrackletCut(None, TrackletCut.max_tracklet_s))
 
 
+def test_crossings_are_switched_on_by_the_resource_and_spoton_crossings(monkeypatch):
+    from orchestration.resources import perception_from_env
+    from spoton.identity.crossings import CrossingConfig
+
+    assert PerceptionResource().config().crossings is None
+    assert PerceptionResource(resolve_crossings=True).config().crossings == CrossingConfig()
+    monkeypatch.setenv("SPOTON_CROSSINGS", "1")
+    assert perception_from_env().config().crossings == CrossingConfig()
+    monkeypatch.setenv("SPOTON_CROSSINGS", "yes")
+    with pytest.raises(ValueError, match="SPOTON_CROSSINGS='yes': use 1"):
+        perception_from_env()
+
+
 def test_the_dagster_resources_take_the_cache_folder_from_spoton_cache(monkeypatch, tmp_path):
     from orchestration.resources import perception_from_env
 

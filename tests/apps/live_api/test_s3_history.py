@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from live_api_server import LiveApiServer, live_store  # noqa: F401
-from orchestration.services import SeaweedServer, ServiceError
 from spoton.sample import ENV_NAME
 from spoton.storage.lake import ParquetLake
 from spoton.storage.retention import apply_retention
-from spoton.storage.store import S3Store, s3_client
+from spoton.storage.store import S3Store
+from support.seaweed import start_seaweed
 
 pytestmark = pytest.mark.integration
 ACCESS, SECRET = "spoton-hist-test", "spoton-hist-test-secret-0123"
@@ -34,12 +34,7 @@ BASE = f"/api/v1/environments/{ENV_NAME}"
 def bucket(tmp_path_factory, live_store):  # noqa: F811
     """A SeaweedFS holding the sample environment's short build under s3://spoton-hist/store; the
     store and the lake (s3://spoton-hist/lake) as the test sees them."""
-    try:
-        server = SeaweedServer(tmp_path_factory.mktemp("seaweed"), ACCESS, SECRET).start()
-    except ServiceError as error:
-        pytest.skip(str(error))
-    client = s3_client(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS,
-                       aws_secret_access_key=SECRET)
+    server, client = start_seaweed(tmp_path_factory.mktemp("seaweed"), ACCESS, SECRET)
     store = S3Store(client, BUCKET, "store", cache_dir=tmp_path_factory.mktemp("unused-cache"))
     store.ensure_bucket()
     for path in sorted(live_store.rglob("*")):

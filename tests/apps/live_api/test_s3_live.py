@@ -19,10 +19,10 @@ import jsonschema
 import pytest
 
 from live_api_server import LiveApiServer, RedisServer, live_store, next_message, ws_connect  # noqa: F401
-from orchestration.services import SeaweedServer, ServiceError
 from spoton.live.tick import TICK_JSON_SCHEMA
 from spoton.sample import ENV_NAME
-from spoton.storage.store import S3Store, s3_client
+from spoton.storage.store import S3Store
+from support.seaweed import start_seaweed
 
 pytestmark = pytest.mark.integration
 ACCESS, SECRET = "spoton-live-test", "spoton-live-test-secret-0123"
@@ -32,12 +32,7 @@ BUCKET, PREFIX = "spoton-live", "store"
 @pytest.fixture(scope="module")
 def s3_store(tmp_path_factory, live_store):  # noqa: F811
     """A SeaweedFS holding the sample environment's short build under s3://spoton-live/store."""
-    try:
-        server = SeaweedServer(tmp_path_factory.mktemp("seaweed"), ACCESS, SECRET).start()
-    except ServiceError as error:
-        pytest.skip(str(error))
-    client = s3_client(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS,
-                       aws_secret_access_key=SECRET)
+    server, client = start_seaweed(tmp_path_factory.mktemp("seaweed"), ACCESS, SECRET)
     store = S3Store(client, BUCKET, PREFIX, cache_dir=tmp_path_factory.mktemp("unused-cache"))
     store.ensure_bucket()
     for path in sorted(live_store.rglob("*")):

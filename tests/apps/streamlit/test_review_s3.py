@@ -10,12 +10,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import review_data as rd
-from orchestration.services import SeaweedServer, ServiceError
 from spoton.live.history import HistoryConfig, LiveHistoryWriter
 from spoton.records import CameraFrameResult, Detections, Tracks
 from spoton.storage.lake import ParquetLake
 from spoton.storage.retention import apply_retention
-from spoton.storage.store import S3Store, s3_client
+from spoton.storage.store import S3Store
+from support.seaweed import start_seaweed
 
 pytestmark = pytest.mark.integration
 ENV = "pets_s2l1"
@@ -27,12 +27,7 @@ LIVE_T0 = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc).timestamp()
 @pytest.fixture(scope="module")
 def s3_deployment(pipeline_var, tmp_path_factory):
     """SeaweedFS with the pipeline's store and lake, and 2 s of a live session in the lake; the env."""
-    try:
-        server = SeaweedServer(tmp_path_factory.mktemp("seaweed"), ACCESS, SECRET).start()
-    except ServiceError as error:
-        pytest.skip(str(error))
-    client = s3_client(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS,
-                       aws_secret_access_key=SECRET)
+    server, client = start_seaweed(tmp_path_factory.mktemp("seaweed"), ACCESS, SECRET)
     cache = tmp_path_factory.mktemp("test-cache")
     store, lake = S3Store(client, "review", "store", cache_dir=cache), S3Store(client, "review", "lake", cache_dir=cache)
     store.ensure_bucket()

@@ -154,10 +154,12 @@ def join_reentries(boxes: pd.DataFrame, assignments: pd.DataFrame, embeddings: p
     """Join identities of ``assignments`` that are one person coming back (module docstring).
     ``boxes``: tracklet rows (tracklet_id, ts, map_x, map_y); ``embeddings``: tracklet_id,
     embedding (the adapted ones where there are)."""
+    if not config.enabled:  # the default: nothing to join, no appearance to centre
+        return Reentry(dense_ids(boxes, assignments[["tracklet_id", "global_id"]]), pd.DataFrame(columns=JOIN_COLUMNS))
     vectors = _centred(embeddings)
     current = assignments[["tracklet_id", "global_id"]].copy()
     made = []
-    for _ in range(config.max_rounds if config.enabled else 0):
+    for _ in range(config.max_rounds):
         labelled = boxes[["tracklet_id", "ts", "map_x", "map_y"]].merge(current, on="tracklet_id")
         joins = _clear_joins(_candidates(_identities(labelled, vectors, config), config), config)
         if joins.empty:

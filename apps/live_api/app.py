@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state.settings, state.store, state.hub, state.fanout = settings, store, hub, fanout
     state.metrics, state.readiness, state.auth = metrics, Readiness(), settings.auth
     state.detector = state.embedder = None
-    state.check_store = startup.store_check(settings)
+    state.storage_checks = startup.storage_checks(settings)
     lake = settings.open_lake()  # a folder, or S3 beside an S3 store (live history and the history REST)
     state.lake = ParquetLake(lake)
     state.live_file_cache = LiveFileCache(LIVE_FILE_CACHE_BYTES) if settings.lake_uri else None

@@ -1,4 +1,4 @@
-"""/healthz (alive), /readyz (models warmed up, store reachable) and /metrics (Prometheus).
+"""/healthz (alive), /readyz (models warmed up, store and lake reachable) and /metrics (Prometheus).
 
 Series that name a session (label ``session``) are dropped when the session ends
 (``forget_session``), so a long-running instance does not accumulate them. No label ever holds
@@ -122,7 +122,7 @@ class Ready(BaseModel):
     """/readyz: 200 when ready; 503 (with the error body's ``detail`` and ``code``) until then."""
 
     status: Literal["ready", "not ready"]
-    checks: dict[str, str | list[str]] = Field(description="what startup checked: environments, detector, store")
+    checks: dict[str, str | list[str]] = Field(description="what startup checked (environments, detector) and whether the store and the lake are reachable")
     detail: str | None = Field(None, description="why not ready")
     code: Literal["unavailable"] | None = None
     request_id: str | None = None
@@ -139,14 +139,15 @@ def healthz() -> dict:
 
 @router.get("/readyz", response_model=Ready, responses={503: {"model": Ready, "description": "not ready yet"}})
 def readyz(request: Request) -> JSONResponse:
-    """Ready to serve sessions: the detector is warmed up and the store is reachable."""
+    """Ready to serve sessions: the detector is warmed up, the store and the lake are reachable."""
     state = request.app.state
     readiness: Readiness = state.readiness
-    store_ok, store_detail = state.check_store()
-    checks = {**readiness.checks, "store": store_detail}
-    if readiness.ready and store_ok:
+    storage = {name: check() for name, check in state.storage_checks.items()}
+    checks = {**readiness.checks, **{name: detail for name, (_, detail) in storage.items()}}
+    unreachable = [detail for ok, detail in storage.values() if not ok]
+    if readiness.ready and not unreachable:
         return JSONResponse({"status": "ready", "checks": checks})
-    detail = readiness.detail if not readiness.ready else f"store unreachable: {store_detail}"
+    detail = readiness.detail if not readiness.ready else "; ".join(unreachable)
     body = Ready(status="not ready", checks=checks, detail=detail, code="unavailable",
                  request_id=current_request_id())
     return JSONResponse(body.model_dump(exclude_none=True), status_code=503)

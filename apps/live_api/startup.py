@@ -42,22 +42,30 @@ def _build_sample(store: ObjectStore, name: str, max_source_frames: int | None, 
                 store.upload_file(path, path.relative_to(root).as_posix())
 
 
-def store_check(settings: Settings) -> Callable[[], tuple[bool, str]]:
-    """The store part of ``/readyz``: a writable folder, or a reachable bucket (never its path), asked
-    once with short timeouts (a probe must not wait out the store client's retries)."""
-    store = settings.open_store(S3Retry(max_attempts=1, connect_timeout_s=2.0, read_timeout_s=2.0))
+PROBE_RETRY = S3Retry(max_attempts=1, connect_timeout_s=2.0, read_timeout_s=2.0)  # a probe never waits out retries
+
+
+def storage_checks(settings: Settings) -> dict[str, Callable[[], tuple[bool, str]]]:
+    """The storage part of ``/readyz``: the store (uploads, media, environments) and the lake (live
+    history, history REST), each asked once with short timeouts; the answers never name a path."""
+    return {"store": reachability(settings.open_store(PROBE_RETRY), "store"),
+            "lake": reachability(settings.open_lake(PROBE_RETRY), "lake")}
+
+
+def reachability(store: ObjectStore, what: str) -> Callable[[], tuple[bool, str]]:
+    """Whether ``store`` can be used now: a writable folder, or a bucket that answers."""
     if isinstance(store, LocalStore):
         def check() -> tuple[bool, str]:
             ok = store.root.is_dir() and os.access(store.root, os.R_OK | os.W_OK)
-            return ok, f"store {'reachable' if ok else 'missing or not writable'}"
+            return ok, f"{what} {'reachable' if ok else 'missing or not writable'}"
         return check
 
     def check_bucket() -> tuple[bool, str]:
         try:
             store.client.head_bucket(Bucket=store.bucket)
-            return True, "store reachable (S3)"
+            return True, f"{what} reachable (S3)"
         except Exception as exc:  # any client or connection error: not ready, said without secrets
-            return False, f"store (S3) not reachable: {type(exc).__name__}"
+            return False, f"{what} (S3) not reachable: {type(exc).__name__}"
     return check_bucket
 
 

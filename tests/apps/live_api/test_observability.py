@@ -231,6 +231,21 @@ def test_forget_session_drops_every_series_of_the_session():
     assert 'spoton_live_dropped_frames_total{camera="cam1",session="s-stays"} 3.0' in text
 
 
+def test_readyz_is_503_naming_the_lake_when_the_lake_cannot_be_reached(tmp_path):
+    app = make_app(tmp_path / "store", lake_s3="s3://lake-bucket/lake", s3_endpoint="http://127.0.0.1:9")
+    app.state.readiness.ready = True  # models warmed up: only storage decides
+    ready = TestClient(app).get("/readyz")
+    body = ready.json()
+    assert ready.status_code == 503 and body["checks"]["store"] == "store reachable"
+    assert body["checks"]["lake"].startswith("lake (S3) not reachable") and "lake (S3)" in body["detail"]
+    assert "127.0.0.1" not in ready.text and str(tmp_path) not in ready.text
+
+    app = make_app(tmp_path / "store")  # a local lake beside the store
+    app.state.readiness.ready = True
+    ready = TestClient(app).get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["lake"] == "lake reachable"
+
+
 # --- exposure --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("expose, anonymous, viewer", [("public", 200, 200), ("auth", 401, 200),

@@ -126,7 +126,8 @@ def test_two_instances_share_one_s3_and_one_redis(two_instances, s3_store):
         assert again.headers["content-range"] == "bytes 10-19/3000"
         store.delete(blob)
         assert client.get(f"/api/v1/media/{blob}", headers={"Range": "bytes=0-9"}).status_code == 404
-        assert client.get("/readyz").json()["checks"]["store"] == "store reachable (S3)"
+        checks = client.get("/readyz").json()["checks"]
+        assert checks["store"] == "store reachable (S3)" and checks["lake"] == "lake reachable (S3)"
 
     for instance, session_id in ((first, sid), (second, own)):
         instance.delete_session(session_id)
@@ -142,4 +143,5 @@ def test_two_instances_share_one_s3_and_one_redis(two_instances, s3_store):
         began = time.monotonic()
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "store (S3) not reachable" in ready.json()["checks"]["store"]
+        assert "lake (S3) not reachable" in ready.json()["checks"]["lake"]
         assert time.monotonic() - began < 10

@@ -188,8 +188,9 @@ class LiveHistoryWriter:
                 seq = buffer.seq
             try:
                 first = min(min(i.captured_unix_s.values()) for i in instants)
+                last = max(max(i.captured_unix_s.values()) for i in instants)
                 date = datetime.fromtimestamp(first, timezone.utc).strftime("%Y-%m-%d")
-                files = [_File(live_key(name, buffer.environment, date, session_id, seq), _parquet(table),
+                files = [_File(live_key(name, buffer.environment, date, session_id, seq, (first, last)), _parquet(table),
                                rows if name == CAMERA_TRACKS.name else 0)
                          for name, table in live_tables(session_id, buffer.environment, instants).items()]
             except Exception:  # a bug here must not stop the session or the writer: lose these rows, say so

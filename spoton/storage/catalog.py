@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spoton.storage.lake import ParquetLake, is_live_key
+from spoton.storage.lake import LiveFileName, ParquetLake, is_live_key
 from spoton.storage.schemas import TABLES
 from spoton.storage.store import StoreError
 
@@ -100,8 +100,9 @@ def environment_keys(lake: ParquetLake, table: str, environment: str, *, source:
     """The Parquet keys of ``table`` that can hold rows of ``environment`` with this ``source``
     ('batch'/'live'), live ``session_id`` and unix-time window ``[from_s, to_s)``: the batch partitions
     (``{table}/{env}.parquet``, ``{table}/{env}/{segment}.parquet``) and the live files, pruned by
-    their file name (session) and date folder (the UTC day of a file's first row; a file is taken to
-    span less than a day, as retention also assumes). A superset: filter the rows too."""
+    their date folder (the UTC day of a file's first row; a file is taken to span less than a day, as
+    retention also assumes) and their name (session, and the seconds its rows span). A superset:
+    filter the rows too."""
     keys = []
     if source in (None, "batch") and session_id is None:
         keys += [k for k in lake.keys(table) if k == f"{table}/{environment}.parquet"
@@ -110,8 +111,11 @@ def environment_keys(lake: ParquetLake, table: str, environment: str, *, source:
         first_day = _day(from_s) - timedelta(days=1) if from_s is not None else None
         last_day = _day(to_s) if to_s is not None else None
         for key in lake.live_keys(table, environment):
-            _, _, _, day, name = key.split("/")
-            if session_id is not None and name.rsplit("-", 1)[0] != session_id:
+            day = key.split("/")[3]
+            name = LiveFileName.parse(key)
+            if session_id is not None and (name is None or name.session_id != session_id):
+                continue
+            if name is not None and not name.may_overlap(from_s, to_s):
                 continue
             try:
                 dated = date.fromisoformat(day)

@@ -7,13 +7,17 @@ table. Re-writing a partition replaces its file atomically: no duplicates, no
 partial file visible.
 
 Tables that live sessions append to (``TableContract.live``: camera_tracks, map_trajectories) also
-get small append-only files ``{table}/live/{environment}/{YYYY-MM-DD}/{session}-{seq}.parquet``
-(:func:`live_key`, written by ``spoton.live.history``); their rows say ``source = 'live'``, the
+get small append-only files ``{table}/live/{environment}/{YYYY-MM-DD}/{session}-{seq}-{first}-{last}.parquet``
+(:func:`live_key`, written by ``spoton.live.history``; ``first``/``last``: the unix seconds its rows
+span, so a time window skips files unread); their rows say ``source = 'live'``, the
 batch partition's rows ``'batch'``. A glob over ``{table}/**/*.parquet`` reads both.
 """
 from __future__ import annotations
 
 import io
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,9 +33,40 @@ def partition_key(table: str, environment: str, segment: str | None = None) -> s
     return f"{table}/{environment}/{segment}.parquet" if segment else f"{table}/{environment}.parquet"
 
 
-def live_key(table: str, environment: str, date: str, session_id: str, seq: int) -> str:
-    """Key of a live session's ``seq``-th file of ``table``; ``date`` (YYYY-MM-DD, UTC) of its first row."""
-    return f"{table}/{LIVE}/{environment}/{date}/{session_id}-{seq:06d}.parquet"
+def live_key(table: str, environment: str, date: str, session_id: str, seq: int,
+             span_s: tuple[float, float] | None = None) -> str:
+    """Key of a live session's ``seq``-th file of ``table``; ``date`` (YYYY-MM-DD, UTC) of its first row;
+    ``span_s``: the unix seconds of its first and last rows, named in whole seconds (rounded outward)."""
+    span = f"-{math.floor(span_s[0])}-{math.ceil(span_s[1])}" if span_s is not None else ""
+    return f"{table}/{LIVE}/{environment}/{date}/{session_id}-{seq:06d}{span}.parquet"
+
+
+_LIVE_NAME = re.compile(r"(?P<session>.+)-(?P<seq>\d{6})(?:-(?P<first>\d+)-(?P<last>\d+))?\.parquet")
+
+
+@dataclass(frozen=True)
+class LiveFileName:
+    """What a live file's name says: its session, its number and (files written since names carried
+    it) the whole unix seconds its rows span."""
+
+    session_id: str
+    seq: int
+    span_s: tuple[int, int] | None
+
+    @classmethod
+    def parse(cls, key: str) -> "LiveFileName | None":
+        """The name of a :func:`live_key`; None for a name no writer gives."""
+        match = _LIVE_NAME.fullmatch(key.rsplit("/", 1)[-1])
+        if match is None:
+            return None
+        span = (int(match["first"]), int(match["last"])) if match["first"] is not None else None
+        return cls(match["session"], int(match["seq"]), span)
+
+    def may_overlap(self, from_s: float | None, to_s: float | None) -> bool:
+        """Whether rows in ``[from_s, to_s)`` can be in the file (always, when the name has no span)."""
+        if self.span_s is None:
+            return True
+        return (from_s is None or self.span_s[1] >= from_s) and (to_s is None or self.span_s[0] < to_s)
 
 
 def is_live_key(key: str) -> bool:

@@ -55,7 +55,8 @@ def test_end_session_writes_contract_files_the_catalog_unions_with_batch(tmp_pat
     assert not lake.live_keys("camera_tracks")  # nothing before a flush
     writer.end_session("s-a")
     keys = lake.live_keys("camera_tracks")
-    assert keys == ["camera_tracks/live/env/2025-12-03/s-a-000001.parquet"] and all(map(is_live_key, keys))
+    assert keys == [f"camera_tracks/live/env/2025-12-03/s-a-000001-{int(T0)}-{int(T0) + 1}.parquet"]  # seconds spanned
+    assert all(map(is_live_key, keys))
     [tracks] = tables(store, "camera_tracks")
     CAMERA_TRACKS.check(tracks, stored=True)
     assert tracks.num_rows == 12 and set(tracks["source"].to_pylist()) == {"live"}

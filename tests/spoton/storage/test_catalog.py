@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spoton.storage.catalog import LiveFileCache, environment_keys, mirror_lake, read_tables
-from spoton.storage.lake import ParquetLake, live_key
+from spoton.storage.lake import LiveFileName, ParquetLake, live_key
 from spoton.storage.schemas import MAP_TRAJECTORIES
 from spoton.storage.store import LocalStore
 
@@ -56,6 +56,24 @@ def test_keys_are_pruned_by_environment_source_session_and_date_folder(tmp_path)
         "map_trajectories/live/env/2026-12-03/s-1-000001.parquet", "map_trajectories/live/env/2026-12-03/s1-000001.parquet"]
     assert environment_keys(lake, "map_trajectories", "env", source="live", to_s=DAY - 86400 * 5) == [
         "map_trajectories/live/env/2026-11-20/s1-000002.parquet"]
+
+
+def test_live_files_that_name_their_span_are_pruned_to_the_window(tmp_path):
+    lake = lake_with_sources(tmp_path)
+    minute = [live_key("map_trajectories", "env", "2026-12-03", "s-2", seq, (DAY + 60 * seq + 0.4, DAY + 60 * seq + 59.6))
+              for seq in range(1, 4)]  # three files of session s-2: minutes 1, 2 and 3 of the day
+    for key in minute:
+        put(lake.store, key, trajectories(1, "live", "s-2"))
+    assert minute[0].endswith(f"/s-2-000001-{int(DAY) + 60}-{int(DAY) + 120}.parquet")  # seconds rounded outward
+    window = environment_keys(lake, "map_trajectories", "env", source="live", from_s=DAY + 125, to_s=DAY + 130)
+    assert [k for k in window if "/s-2-" in k] == [minute[1]]  # the older names (no span) stay in: a superset
+    assert environment_keys(lake, "map_trajectories", "env", session_id="s-2", from_s=DAY + 120, to_s=DAY + 180) == [
+        minute[0], minute[1]]  # the first file's span, rounded up, reaches the window's start: kept; the third
+    # starts at the window's (open) end: left out
+    assert environment_keys(lake, "map_trajectories", "env", session_id="s-2", from_s=DAY + 241) == []
+    assert LiveFileName.parse(minute[2]) == LiveFileName("s-2", 3, (int(DAY) + 180, int(DAY) + 240))
+    assert LiveFileName.parse("map_trajectories/live/env/2026-12-03/s-1-000001.parquet") == LiveFileName("s-1", 1, None)
+    assert LiveFileName.parse("map_trajectories/live/env/2026-12-03/notes.txt") is None
 
 
 def test_objects_read_into_one_table_with_source_and_session_as_the_views_have_them(tmp_path):

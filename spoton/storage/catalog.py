@@ -15,6 +15,7 @@ and registered in the connection (:func:`register_table`, :func:`environment_key
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -31,27 +32,42 @@ from spoton.storage.schemas import TABLES
 from spoton.storage.store import StoreError
 
 
+MIRROR_MANIFEST = ".mirror-etags.json"  # in a mirror folder: the ETag each batch file was copied at
+
+
 def mirror_lake(lake: ParquetLake, folder: Path) -> Path:
     """Make ``folder`` a copy of a remote lake's Parquet files: a live file already there is kept
-    (live files are never rewritten), any other file is read again and replaced when it changed
-    (re-materialized partitions), and a file the lake no longer has (retention) is removed."""
+    (live files are never rewritten), any other file is copied again only when its ETag changed
+    (re-materialized partitions: one HEAD, not a download, for each unchanged one), and a file the
+    lake no longer has (retention) is removed."""
     folder = Path(folder)
-    wanted = set()
+    manifest_path = folder / MIRROR_MANIFEST
+    try:
+        copied_at = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        copied_at = {}  # a first mirror, or one from before the manifest: copy what is not there
+    wanted, etags = set(), {}
     for table in lake.tables():
         for key in lake.keys(table):
             target = folder / key
             wanted.add(target)
             if is_live_key(key) and target.is_file():
                 continue
+            if not is_live_key(key):
+                etags[key] = lake.store.info(key).etag
+                if target.is_file() and copied_at.get(key) == etags[key]:
+                    continue
             data = lake.store.read_bytes(key)
-            if target.is_file() and target.read_bytes() == data:
-                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             temp = target.with_name(f".{target.name}.part")
             temp.write_bytes(data)
             temp.replace(target)  # a query over the mirror never sees half a file
     for stale in (set(folder.rglob("*.parquet")) if folder.is_dir() else set()) - wanted:
         stale.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = manifest_path.with_name(f"{manifest_path.name}.part")
+    temp.write_text(json.dumps(etags, sort_keys=True))
+    temp.replace(manifest_path)
     return folder
 
 

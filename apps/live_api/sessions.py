@@ -3,10 +3,7 @@
 The processing loop takes only the latest frame of each camera (sources drop and count stale
 ones), processes whatever cameras have a new frame, and publishes a tick at most at the
 session's tick rate. Publishing hands a serialized tick to the fan-out and returns at once, so
-inference never waits on a client. When a processed frame's tick is due sooner than the next frame
-would take to process (the last processing time), the loop waits for the tick first: otherwise the
-tick would go out a whole processing time late, describing the next frame, and the frame before it
-would never get its own tick (a 30 fps webcam processed faster than the tick rate lost every other one).
+inference never waits on a client.
 
 Frame-to-tick latency runs from the moment the source made the frame available
 (``LiveSource.last_frame_monotonic`` read right after taking it) to the tick's hand-over.
@@ -144,12 +141,6 @@ class _Window:
         return (len(recent) - 1) / span if span > 0 else 0.0
 
 
-def tick_hold_s(now: float, due: float, process_s: float) -> float:
-    """How long to wait for a processed frame's tick before processing more: until it is due, when
-    that is sooner than processing the next instant would take (else 0: process, it is not late)."""
-    return due - now if now < due < now + process_s else 0.0
-
-
 class LiveSession:
     """Sources -> FrameProcessor -> identity gallery -> ticks, in one thread; see the module docstring."""
 
@@ -187,7 +178,6 @@ class LiveSession:
         self._latest: dict[str, CameraFrameResult] = {}
         self._latest_ids: dict[str, np.ndarray] = {}
         self._pending: dict[str, float] = {}  # camera -> arrival time of a processed, unpublished frame
-        self._process_s = 0.0  # how long the last processed instant took
         self._last_frame_unix_ms: dict[str, int] = {}
         self._dropped_reported: dict[str, int] = {name: 0 for name in self.sources}
         self._lock = threading.Lock()
@@ -328,13 +318,7 @@ class LiveSession:
                 if frames:
                     self._process(frames, arrivals)
                 now = time.monotonic()
-                due = last_tick + 1.0 / self.tick_rate_hz
-                hold = tick_hold_s(now, due, self._process_s) if self._pending else 0.0
-                if hold > 0:
-                    if self._stop.wait(hold):
-                        break
-                    now = max(time.monotonic(), due)
-                if self._pending and now >= due:
+                if self._pending and now - last_tick >= 1.0 / self.tick_rate_hz:
                     self._publish_tick()
                     last_tick = now
                 elif not frames:
@@ -355,7 +339,6 @@ class LiveSession:
                 self.history.end_session(self.id)
 
     def _process(self, frames: dict, arrivals: dict[str, float]) -> None:
-        start = time.monotonic()
         results = self.processor.process(frames)
         now = time.monotonic()
         embeddings = None
@@ -381,7 +364,6 @@ class LiveSession:
         if self.frame_sink is not None:  # after framing: the PTZ picture uses this frame's viewport
             for name in results:
                 self.frame_sink(self.id, name, frames[name].image, self._media_ts[name], ptz=renderers[name])
-        self._process_s = time.monotonic() - start
 
     def _follow(self, results: dict[str, CameraFrameResult], now: float) -> None:
         """The target's phase and the virtual PTZs after a processed instant (under the lock)."""

@@ -1,6 +1,5 @@
 """The media plane's parts in-process (no server): offer checks, a camera feed handing the newest
-processed frame to a viewer's track across threads, the WHIP jitter buffer, and when a session
-waits for a processed frame's tick."""
+processed frame to a viewer's track across threads, and the WHIP jitter buffer."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +13,6 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from apps.live_api.sessions import tick_hold_s
 from apps.live_api.webrtc import CameraFeed, FeedTrack, MarkerJitterBuffer, MediaError, check_offer
 from spoton.live.tick import MEDIA_TS_STEP
 
@@ -103,8 +101,3 @@ def test_the_jitter_buffer_hands_a_frame_over_with_its_marked_last_packet():
     lost = _packets(15000, 6, 3)
     assert ours.add(lost[0])[1] is None and ours.add(lost[2])[1] is None  # the middle one is missing
 
-
-def test_a_session_waits_for_a_tick_only_when_processing_more_would_delay_it_longer():
-    assert tick_hold_s(now=10.0, due=10.02, process_s=0.06) == pytest.approx(0.02)  # due before the next is done
-    assert tick_hold_s(now=10.0, due=10.1, process_s=0.06) == 0.0  # far off: process the next frame meanwhile
-    assert tick_hold_s(now=10.0, due=9.9, process_s=0.06) == 0.0  # due already: publish at once

@@ -21,6 +21,11 @@ display time of the frame (when the tick came first).
 
     PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 20
     PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 20 --precision int8   # NanoDet INT8
+    PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 15 --jitter-ms 0 --stages
+
+``--stages`` runs the API under ``bench/stage_probe.py`` and adds, per source, where a processed
+frame's time went on the server (RTP packets, jitter buffer, decode, slot, process(), tick, WHEP
+encode: wall p50/p95 and CPU) from the probe's records inside each phase's measuring window.
 """
 from __future__ import annotations
 

@@ -21,11 +21,17 @@ display time of the frame (when the tick came first).
 
     PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 20
     PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 20 --precision int8   # NanoDet INT8
+    PYTHONPATH=. .venv/bin/python bench/glass_to_glass.py --seconds 15 --jitter-ms 0 --stages
+
+``--stages`` runs the API under ``bench/stage_probe.py`` and adds, per source, where a processed
+frame's time went on the server (RTP packets, jitter buffer, decode, slot, process(), tick, WHEP
+encode: wall p50/p95 and CPU) from the probe's records inside each phase's measuring window.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import sys
 import time
@@ -163,8 +169,14 @@ def sample_frames_as_data_urls(source: Path, count: int) -> list[str]:
     return urls
 
 
+def api_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_phase(browser, base: str, kind: str, cameras: dict, seconds: float, tick_rate: float,
-              webcam_frames: list[str] | None, clip_frames: int, jitter_ms: int) -> dict:
+              webcam_frames: list[str] | None, clip_frames: int, jitter_ms: int, api_pid: int) -> dict:
     body = {"environment": ENV, "tick_rate_hz": tick_rate, "cameras": cameras}
     created = httpx.post(f"{base}/api/v1/sessions", json=body, headers=HEADERS, timeout=60).json()
     session_id = created["session_id"]
@@ -184,8 +196,11 @@ def run_phase(browser, base: str, kind: str, cameras: dict, seconds: float, tick
             page.click(f"figure[data-camera='{camera}'] button.publish", timeout=30_000)
         page.wait_for_function("window.glass.samples.length > 0", timeout=90_000)
         page.evaluate("window.glass.samples = []")  # warm-up done: count from here
+        window, cpu = [time.monotonic()], [api_cpu_s(api_pid)]
         time.sleep(seconds)
         samples = page.evaluate("window.glass.samples")
+        window.append(time.monotonic())
+        cpu.append(api_cpu_s(api_pid))
         server = httpx.get(f"{base}/api/v1/sessions/{session_id}", headers=HEADERS, timeout=30).json()["latency_ms"]
     finally:
         context.close()
@@ -209,7 +224,117 @@ def run_phase(browser, base: str, kind: str, cameras: dict, seconds: float, tick
 
     return {"kind": kind, "jitter_ms": jitter_ms, "frames": len(samples), "agree": agree / max(len(samples), 1),
             "drawn50": pct(drawn, 50), "drawn95": pct(drawn, 95), "shown50": pct(shown, 50),
-            "shown95": pct(shown, 95), "ft95": server["p95"]}
+            "shown95": pct(shown, 95), "ft95": server["p95"], "session_id": session_id, "window": window,
+            "api_cpu_s": cpu[1] - cpu[0]}
+
+
+def stage_rows(records: dict, row: dict) -> dict:
+    """Per-stage wall times (p50/p95 ms) and CPU (ms a frame) of one phase's processed frames, from
+    ``bench/stage_probe.py``'s records within the phase's measuring window (see its docstring)."""
+    start, end = row["window"]
+    inside = lambda t: start <= t <= end  # noqa: E731
+    session = row["session_id"]
+    published = [r for r in records["publish"] if r["session"] == session and inside(r["t"])]
+    taken = [r for r in records["taken"] if r["session"] == session and inside(r["t"])]
+
+    def last_before(items: list[dict], index: int, t: float) -> dict | None:
+        """The newest record of frame ``index`` at or before ``t`` (a looping file repeats indices)."""
+        found = [r for r in items if r["index"] == index and r["t"] <= t]
+        return found[-1] if found else None
+
+    processed = {}  # media_ts -> (publish record, taken record, process record)
+    for record in records["process"]:
+        if record["session"] == session and inside(record["t0"]):
+            for index, media in record["frames"].values():
+                took = last_before(taken, index, record["t0"])
+                pub = None if took is None else last_before(published, index, took["t"])
+                if pub is not None:
+                    processed[media] = (pub, took, record)
+    ticks = {}
+    for record in records["tick"]:
+        if record["session"] == session and inside(record["t"]):
+            for media in record["media"].values():
+                ticks.setdefault(media, record["t"])
+    encodes = {}
+    for record in records["encode"]:
+        if inside(record["t0"]):
+            encodes.setdefault(record["pts"], record)
+    decodes = {r["ts"]: r for r in records["decode"] if inside(r["t0"])}
+    raw_of = {r["mapped"]: r["raw"] for r in records["tsmap"] if inside(r["t"])}
+    first_packet, last_packet = {}, {}
+    for record in records["rtp"]:
+        if inside(record["t"]):
+            first_packet.setdefault(record["ts"], record["t"])
+            if record["marker"]:
+                last_packet[record["ts"]] = record["t"]
+    stages: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+
+    def add(name: str, value: float | None, cpu_s: float | None = None) -> None:
+        if value is not None:
+            stages.setdefault(name, []).append(value * 1000)
+        if cpu_s is not None:
+            cpu.setdefault(name, []).append(cpu_s * 1000)
+
+    for media, (pub, took, process) in processed.items():
+        if "rtp" in pub:  # WHIP: RTP -> decoded -> event loop -> slot
+            decode, raw = decodes.get(pub["rtp"]), raw_of.get(pub["rtp"])
+            first, last = first_packet.get(raw), last_packet.get(raw)
+            add("RTP first -> last packet", None if first is None or last is None else last - first)
+            add("last packet -> decode start", None if last is None or decode is None else decode["t0"] - last)
+            add("decode", None if decode is None else decode["t1"] - decode["t0"], decode and decode["cpu"])
+            add("decoded -> event loop", None if decode is None else pub["t_recv"] - decode["t1"])
+            add("to BGR + publish", pub["t"] - pub["t_recv"], pub["convert_cpu"])
+        else:
+            add("read (file decode)", None, pub.get("read_cpu"))
+        add("slot wait (published -> taken)", took["t"] - pub["t"])
+        add("process()", process["t1"] - process["t0"], process["cpu"] / len(process["frames"]))
+        add("processed -> its tick", ticks[media] - process["t1"] if media in ticks else None)
+        add("published -> its tick (f->t)", ticks[media] - pub["t"] if media in ticks else None)
+        encode = encodes.get(media)
+        add("processed -> encode start", None if encode is None else encode["t0"] - process["t1"])
+        add("WHEP encode", None if encode is None else encode["t1"] - encode["t0"], encode and encode["cpu"])
+    seconds = end - start
+    all_cpu = {  # every frame's, processed or not: CPU a second
+        "decode": sum(r["cpu"] for r in decodes.values()),
+        "to BGR + publish": sum(r.get("convert_cpu") or 0 for r in published),
+        "read (file decode)": sum(r.get("read_cpu") or 0 for r in published),
+        "WHEP encode": sum(r["cpu"] for r in encodes.values()),
+        "process()": sum(r["cpu"] for r in {id(p): p for *_, p in processed.values()}.values()),
+    }
+    return {"kind": row["kind"], "stages": stages, "cpu": cpu, "seconds": seconds,
+            "published": len(published), "processed": len(processed),
+            "with_tick": sum(media in ticks for media in processed),
+            "sizes": sorted({tuple(r["size"]) for r in published}),
+            "cpu_per_s": {k: v / seconds * 1000 for k, v in all_cpu.items()},
+            "api_cpu_per_s": row["api_cpu_s"] / seconds * 1000}
+
+
+def print_stages(tables: list[dict]) -> None:
+    names = []
+    for table in tables:
+        for name in list(table["stages"]) + list(table["cpu"]):
+            if name not in names:
+                names.append(name)
+    print("\nwhere a processed frame's time goes (bench/stage_probe.py; wall p50 / p95 ms, CPU ms a frame: "
+          "mean; compare CPU and ratios on a loaded machine)\n")
+    header = f"{'stage':>32}" + "".join(f" {t['kind'] + ' wall p50/p95':>22} {'CPU':>6}" for t in tables)
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        line = f"{name:>32}"
+        for table in tables:
+            wall, cpu = table["stages"].get(name), table["cpu"].get(name)
+            shown = f"{np.percentile(wall, 50):.1f} / {np.percentile(wall, 95):.1f}" if wall else "-"
+            line += f" {shown:>22} {np.mean(cpu) if cpu else float('nan'):>6.1f}"
+        print(line)
+    print()
+    for table in tables:
+        per_s = ", ".join(f"{k} {v:.0f}" for k, v in table["cpu_per_s"].items() if v)
+        print(f"{table['kind']}: frames {table['sizes']}, published {table['published'] / table['seconds']:.1f}/s, "
+              f"processed {table['processed'] / table['seconds']:.1f}/s, with their own tick "
+              f"{table['with_tick'] / max(table['processed'], 1):.0%}; CPU ms a second: {per_s}; "
+              f"the whole API {table['api_cpu_per_s']:.0f}")
 
 
 def main() -> None:
@@ -223,6 +348,8 @@ def main() -> None:
                              "their ticks; give several to compare")
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                         help="the API's detector (SPOTON_DETECTOR_PRECISION)")
+    parser.add_argument("--stages", action="store_true",
+                        help="run the API under bench/stage_probe.py and print where each frame's time goes")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -235,7 +362,11 @@ def main() -> None:
         webcam_frames = sample_frames_as_data_urls(store / ENV / "cam3" / "sub_video_01.mp4", 24)
         env = {"SPOTON_WEBRTC_ICE_HOSTS": "127.0.0.1", "SPOTON_MAX_TICK_RATE": "30",
                "SPOTON_DETECTOR_PRECISION": args.precision}
-        with running_api(store, 1, env) as (_, port), sync_playwright() as playwright:
+        probe = store / "glass" / "stages.json"
+        if args.stages:
+            env["SPOTON_STAGE_PROBE"] = str(probe)
+        module = "bench.stage_probe" if args.stages else "apps.live_api"
+        with running_api(store, 1, env, module) as (api, port), sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM,
                 args=CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
@@ -246,8 +377,9 @@ def main() -> None:
                 for jitter_ms in args.jitter_ms:
                     cameras, frames = phases[kind]
                     rows.append(run_phase(browser, base, kind, cameras, args.seconds, args.tick_rate, frames,
-                                          clip_frames, jitter_ms))
+                                          clip_frames, jitter_ms, api.pid))
             browser.close()
+        records = json.loads(probe.read_text()) if args.stages else None  # written as the API exited
 
     print(f"\nglass to glass in headless Chromium, sample environment, one camera per session, tick rate "
           f"{args.tick_rate:g}/s, {args.seconds:g} s per phase, {os.cpu_count()} CPUs, detector {args.precision}, "
@@ -264,6 +396,8 @@ def main() -> None:
           "stamp ok: file: the number in the picture = the drawn tick's frame_index, webcam: a time stamp read back\n"
           "whole; drawn: capture -> boxes drawn on that frame; shown: -> the frame's expected display time (or the\n"
           "draw, if later); the bar is p95 < 200 ms")
+    if records is not None:
+        print_stages([stage_rows(records, row) for row in rows])
 
 
 if __name__ == "__main__":

@@ -61,13 +61,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_api(store: Path, port: int, threads: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_api(store: Path, port: int, threads: int, extra_env: dict[str, str] | None = None,
+              module: str = "apps.live_api") -> subprocess.Popen:
     env = {**os.environ, "SPOTON_STORE": str(store), "SPOTON_LIVE_PORT": str(port),
            "SPOTON_API_KEYS": f"{KEY}:admin", "SPOTON_BUILD_SAMPLE": "0", "SPOTON_ORT_THREADS": str(threads),
            "OMP_NUM_THREADS": str(threads), "SPOTON_MAX_TICK_RATE": "30",
            "SPOTON_WS_MAX_CLIENTS": "1024", "SPOTON_WS_MAX_CLIENTS_PER_SESSION": "1024", **(extra_env or {})}
     env.pop("REDIS_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "apps.live_api"], cwd=REPO_ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", module], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -97,11 +98,11 @@ def sample_store(source_frames: int, prefix: str) -> Iterator[Path]:
 
 
 @contextmanager
-def running_api(store: Path, threads: int, extra_env: dict[str, str] | None = None
-                ) -> Iterator[tuple[subprocess.Popen, int]]:
-    """A ready API over ``store`` on a free port: (process, port)."""
+def running_api(store: Path, threads: int, extra_env: dict[str, str] | None = None,
+                module: str = "apps.live_api") -> Iterator[tuple[subprocess.Popen, int]]:
+    """A ready API over ``store`` on a free port: (process, port); ``module`` is what runs it."""
     port = free_port()
-    api = start_api(store, port, threads, extra_env)
+    api = start_api(store, port, threads, extra_env, module)
     try:
         yield api, port
     finally:

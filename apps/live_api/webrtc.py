@@ -20,6 +20,8 @@ while someone watches that view, once per frame whatever the number of viewers.
 
 WHIP (operator+) feeds a browser's video into the session's ``webrtc`` camera
 (:class:`spoton.live.sources.LiveSource`, latest-frame), one publisher per camera at a time.
+Its frames reach the decoder when their last RTP packet arrives (:class:`MarkerJitterBuffer`), not
+one frame interval later as aiortc's own buffer hands them over.
 
 Peers end on ``DELETE``, when ICE/DTLS fails or closes, when their session ends, or when they
 have not connected within ``connect_timeout_s``; each end closes the peer connection, which frees
@@ -38,7 +40,9 @@ from typing import Callable
 
 import av
 import numpy as np
+import aiortc.rtcrtpreceiver
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -215,6 +219,7 @@ class MediaPlane:
         self._reaper: asyncio.Task | None = None
         if settings.ice_hosts is not None:
             use_ice_hosts(settings.ice_hosts)
+        aiortc.rtcrtpreceiver.JitterBuffer = MarkerJitterBuffer  # what each new receiver builds
 
     async def start(self) -> None:
         """Bind to the running loop (frames put before are dropped) and start the reaper."""
@@ -352,6 +357,36 @@ async def _publish_frames(track, source) -> None:
             index += 1
     except MediaStreamError:
         return
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, handing a frame over as soon as its last packet is in.
+
+    aiortc (1.16) sees a frame as complete only when a packet of the *next* frame arrives, so every
+    WHIP frame waited one frame interval before its decode (33 ms at 30 fps, measured by
+    ``bench/glass_to_glass.py --stages``). A video frame's last packet carries the RTP marker bit
+    (RFC 7741 for VP8, RFC 6184 for H.264): when the packets from the buffer's origin are all there,
+    of one timestamp, up to a marked one, that frame goes to the decoder now. Everything else
+    (reordering, loss, PLI) is aiortc's.
+    """
+
+    def add(self, packet) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if frame is None and self._is_video and self._origin is not None:
+            frame = self._marked_frame()
+        return pli_flag, frame
+
+    def _marked_frame(self) -> JitterFrame | None:
+        packets = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None  # a gap, or the frame at the origin ended unmarked: aiortc's rule decides
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=packet.timestamp)
+        return None
 
 
 def use_ice_hosts(hosts: tuple[str, ...]) -> None:

@@ -3,11 +3,12 @@
 A session (the real ``LiveSession`` loop, tracker and ticks) reads a ``webrtc`` source fed 30 frames a
 second (a webcam's rate) from a thread; the detector only sleeps ``--detector-s`` (no CPU: the figures
 hold on a busy machine). Prints processed frames and ticks a second, the share of processed frames
-whose own ``media_ts`` went out in a tick, and frame->tick p50/p95: the session's own figure (from the
-oldest processed frame not yet in a tick) and that of the frames with a tick of their own. When
-processing is faster than the tick interval, a frame whose tick is not due yet is superseded by the
-next one, and the session's figure counts it until the next tick (docs/benchmarks.md, "Webcam
-glass-to-glass").
+whose own ``media_ts`` went out in a tick, the session's count of superseded frames (processed, then
+replaced by a newer frame before a tick was due), and frame->tick p50/p95: the session's own figure
+(the frame each tick describes) and, computed here from the probe, that of the frames with a tick of
+their own. The two agree since the session times the frame its tick describes; before 2026-12-03 it
+timed the oldest processed frame not yet in a tick, superseded ones included (docs/benchmarks.md,
+"Webcam glass-to-glass").
 
     PYTHONPATH=. .venv/bin/python bench/session_ticks.py --detector-s 0.05 0.03 --tick-rate 15
 """
@@ -71,9 +72,11 @@ def run(manager: sessions.SessionManager, tick_rate: float, seconds: float) -> s
             ticks.setdefault(media, tick["t"])
     processed = [(index, media) for p in records["process"] for index, media in p["frames"].values()]
     own = [(ticks[m] - published[i]) * 1000 for i, m in processed if m in ticks]
-    latency = session.status()["latency_ms"]
+    status = session.status()
+    latency = status["latency_ms"]
     return (f"processed {len(processed) / seconds:5.1f}/s, ticks {len(records['tick']) / seconds:5.1f}/s, "
-            f"own tick {len(own) / max(len(processed), 1):4.0%}, f->t p50/p95 {latency['p50']}/{latency['p95']} ms, "
+            f"own tick {len(own) / max(len(processed), 1):4.0%}, superseded {status['superseded_frames']}, "
+            f"f->t p50/p95 {latency['p50']}/{latency['p95']} ms, "
             f"own-tick f->t p50/p95 {np.percentile(own, 50):.1f}/{np.percentile(own, 95):.1f} ms")
 
 

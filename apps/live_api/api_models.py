@@ -60,7 +60,8 @@ class CameraStatus(BaseModel):
 
 
 class Latency(BaseModel):
-    p50: float | None = Field(description="frame-to-tick latency, milliseconds")
+    p50: float | None = Field(description="frame-to-tick latency, milliseconds: a frame's availability to the "
+                                          "hand-over of the tick that describes it")
     p95: float | None
 
 
@@ -81,6 +82,8 @@ class SessionStatus(BaseModel):
     fps: float
     latency_ms: Latency
     dropped_frames: int
+    superseded_frames: int = Field(0, description="processed frames a newer frame of their camera replaced before "
+                                                  "a tick was due (no tick describes them; not in latency_ms)")
     ticks_published: int
     global_ids: int
     reacquired_by_appearance: int = Field(0, description="live global ids taken up again by appearance and "

@@ -33,13 +33,16 @@ class LiveMetrics:
         self.ws_clients = Gauge("spoton_live_websocket_clients", "connected WebSocket clients", registry=r)
         self.fps = Gauge("spoton_live_processing_fps", "processed instants per second", ["session"], registry=r)
         self.latency = Histogram("spoton_live_frame_to_tick_latency_seconds",
-                                 "from a frame being available to its tick being handed to the fan-out",
+                                 "from a frame being available to the tick describing it being handed to "
+                                 "the fan-out",
                                  buckets=LATENCY_BUCKETS_S, registry=r)
         self.frames_processed = Counter("spoton_live_frames_processed", "camera frames processed",
                                         ["session"], registry=r)
         self.dropped_frames = Counter("spoton_live_dropped_frames", "stale frames dropped at ingest",
                                       ["session", "camera"], registry=r)
         self.ticks = Counter("spoton_live_ticks_published", "ticks published", ["session"], registry=r)
+        self.superseded_frames = Counter("spoton_live_superseded_frames", "processed frames replaced by a newer "
+                                         "frame of their camera before a tick described them", ["session"], registry=r)
         self.tick_send_delay = Histogram("spoton_live_tick_send_delay_seconds",
                                          "from a session publishing a tick to its hand-over to one client's "
                                          "socket (the fan-out's own delay, per client)",
@@ -81,7 +84,7 @@ class LiveMetrics:
                                      ["session"], registry=r)
 
         self.per_session = (self.fps, self.frames_processed, self.ticks, self.dropped_frames,
-                            self.fraction_locked)
+                            self.superseded_frames, self.fraction_locked)
 
     def forget_session(self, session_id: str) -> None:
         """Drop every series labelled with this session."""

@@ -6,7 +6,9 @@ session's tick rate. Publishing hands a serialized tick to the fan-out and retur
 inference never waits on a client.
 
 Frame-to-tick latency runs from the moment the source made the frame available
-(``LiveSource.last_frame_monotonic`` read right after taking it) to the tick's hand-over.
+(``LiveSource.last_frame_monotonic`` read right after taking it) to the hand-over of the tick that
+describes it. A processed frame that a newer one of its camera replaces before a tick is due has
+no tick of its own: it is counted as superseded (status ``superseded_frames``), not timed.
 """
 from __future__ import annotations
 
@@ -177,7 +179,8 @@ class LiveSession:
         self._processed_at = _Window()
         self._latest: dict[str, CameraFrameResult] = {}
         self._latest_ids: dict[str, np.ndarray] = {}
-        self._pending: dict[str, float] = {}  # camera -> arrival time of a processed, unpublished frame
+        self._pending: dict[str, float] = {}  # camera -> arrival time of its newest processed, unpublished frame
+        self.superseded_frames = 0  # processed frames replaced by a newer one of their camera before any tick
         self._last_frame_unix_ms: dict[str, int] = {}
         self._dropped_reported: dict[str, int] = {name: 0 for name in self.sources}
         self._lock = threading.Lock()
@@ -267,6 +270,7 @@ class LiveSession:
             "latency_ms": {"p50": None if p50 is None else round(p50 * 1000, 1),
                            "p95": None if p95 is None else round(p95 * 1000, 1)},
             "dropped_frames": sum(s.dropped for s in self.sources.values()),
+            "superseded_frames": self.superseded_frames,
             "ticks_published": self.ticks_published, "global_ids": len(self.gallery),
             "reacquired_by_appearance": self.gallery.reacquired,
             "cameras": cameras, "created_unix_ms": self.created_unix_ms, "instance": self.instance_id,
@@ -349,7 +353,10 @@ class LiveSession:
         for name in results:
             self._latest[name] = results[name]
             self._latest_ids[name] = global_ids[name]
-            self._pending.setdefault(name, arrivals[name])
+            if name in self._pending:
+                self.superseded_frames += 1
+                self.metrics.superseded_frames.labels(self.id).inc()
+            self._pending[name] = arrivals[name]
             self._last_frame_unix_ms[name] = unix_ms
             self._media_ts[name] = media_timestamp(arrivals[name] - self._media_epoch)
         if self.history is not None:  # capture times on the wall clock, from the frames' arrivals

@@ -200,12 +200,17 @@ def test_50_viewers_come_and_go_without_leaking_threads_or_fds(server, session):
             assert deleted == 200 and state["state"] == "connected"
     asyncio.run(cycles(3))  # warm-up: the executor's encoder threads, first-use imports
     before = _threads_and_fds(server.process.pid)
-    asyncio.run(cycles(50))
+    asyncio.run(cycles(25))
+    middle = _threads_and_fds(server.process.pid)
+    asyncio.run(cycles(25))
     after = _threads_and_fds(server.process.pid)
-    print(f"50 WHEP connect/disconnect cycles: threads {before[0]} -> {after[0]}, fds {before[1]} -> {after[1]} "
-          f"(while connected: up to {max(c[1] for c in connected)} fds)")
+    print(f"50 WHEP connect/disconnect cycles: threads {before[0]} -> {middle[0]} -> {after[0]}, "
+          f"fds {before[1]} -> {middle[1]} -> {after[1]} (while connected: up to {max(c[1] for c in connected)} fds)")
     assert max(c[1] for c in connected) > after[1]
-    assert after[0] <= before[0] + 4 and after[1] <= before[1] + 10, (before, after)
+    # a leak grows with the cycles: a resource per peer would add 25 in each half. Thread pools that
+    # grow lazily to their cap (more at once on a loaded machine) may add a few, once, in the first half
+    assert after[0] <= middle[0] + 2 and after[1] <= middle[1] + 10, (before, middle, after)
+    assert after[0] <= before[0] + 10 and after[1] <= before[1] + 20, (before, middle, after)
     with server.client("viewer") as client:
         assert client.get(f"/api/v1/sessions/{session['session_id']}").json()["state"] == "running"
 

@@ -137,6 +137,11 @@ class OfflineConfig:
     # position; None: every box keeps it
     partial_view_margin: float | None = 0.01
 
+    def __post_init__(self):
+        if self.partial_view_margin is not None and not 0 <= self.partial_view_margin < 0.5:
+            raise ValueError(f"OfflineConfig.partial_view_margin is a fraction of the frame in [0, 0.5) or None "
+                             f"(every box keeps its map position), got {self.partial_view_margin!r}")
+
     def gap_frames(self, fps: float) -> int:
         return int(round(self.max_gap_s * fps))
 

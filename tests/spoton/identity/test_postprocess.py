@@ -117,3 +117,8 @@ def test_final_tracks_keep_partial_boxes_and_place_them_only_where_a_camera_sees
     both = clean_environment_tracks(pd.concat([boxes, whole.assign(camera="cam2", tracklet_id="cam2/01/1")]), 1, FPS)
     assert both.loc[both["camera"] == "cam1", "map_x"].isna().tolist() == [True] + [False] * 15
     assert both.loc[both["camera"] == "cam2", "map_x"].notna().all()
+
+
+def test_a_partial_view_margin_outside_the_frame_is_refused():
+    with pytest.raises(ValueError, match="fraction of the frame"):
+        OfflineConfig(partial_view_margin=0.5)

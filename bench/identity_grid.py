@@ -84,7 +84,7 @@ def main() -> int:
                         help="train each cell's appearance adaptation head and give it to the resolver")
     parser.add_argument("--variant", action="append", default=[], metavar="'FIELD=VALUE ...'",
                         help="one more variant per use: space-separated FIELD=VALUE of IdentityConfig, "
-                             "reentry.FIELD (ReentryConfig), static.FIELD (StaticConfig)")
+                             "reentry.FIELD (ReentryConfig), static.FIELD (StaticConfig), offline.FIELD (OfflineConfig)")
     args = parser.parse_args()
     variants = {"default": Configs()}
     for spec in args.variant:

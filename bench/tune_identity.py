@@ -36,7 +36,7 @@ from spoton.storage.lake import ParquetLake
 from spoton.models.embedder import build_embedder
 from spoton.identity.phantoms import StaticConfig, resolve_people
 from spoton.identity.reentry import ReentryConfig
-from spoton.identity.postprocess import TrackletCut, clean_environment_tracks
+from spoton.identity.postprocess import OfflineConfig, TrackletCut, clean_environment_tracks
 from spoton.sample import ENV_NAME
 from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
@@ -114,12 +114,12 @@ class StoredRun:
         else:
             result, _ = resolve_people(self.boxes, self.embeddings, configs.identity, static=configs.static,
                                        adapted=self.adapted, reentry=configs.reentry)
-        return self.score_assignments(result.assignments)
+        return self.score_assignments(result.assignments, configs.offline)
 
-    def score_assignments(self, assignments: pd.DataFrame) -> dict[str, float]:
+    def score_assignments(self, assignments: pd.DataFrame, offline: OfflineConfig = OfflineConfig()) -> dict[str, float]:
         """Cross-camera and per-camera figures of one tracklet -> global id assignment."""
         boxes = self.boxes.merge(assignments, on="tracklet_id")
-        tracks = clean_environment_tracks(boxes, self.clock.step, self.clock.fps)
+        tracks = clean_environment_tracks(boxes, self.clock.step, self.clock.fps, offline)
         trajectories = map_trajectories(tracks.dropna(subset=["map_x", "map_y"]))
         evaluation = evaluate_environment(self.truth.cameras, tracks, self.processed, trajectories, self.clock.fps,
                                           online_tracks=self.boxes)
@@ -139,26 +139,28 @@ class StoredRun:
 
 @dataclasses.dataclass(frozen=True)
 class Configs:
-    """One variant of the environment level: the resolver's, re-entry's and the people filter's configs."""
+    """One variant of the environment level: the resolver's, re-entry's, the people filter's and the
+    final tracks' configs."""
 
     identity: IdentityConfig = IdentityConfig()
     reentry: ReentryConfig = ReentryConfig()
     static: StaticConfig = StaticConfig()
+    offline: OfflineConfig = OfflineConfig()
 
     @classmethod
     def parse(cls, pairs: list[str]) -> "Configs":
-        """``FIELD=VALUE`` pairs: IdentityConfig fields, ``reentry.FIELD`` (ReentryConfig) and
-        ``static.FIELD`` (StaticConfig)."""
-        parts = {"identity": [], "reentry": [], "static": []}
+        """``FIELD=VALUE`` pairs: IdentityConfig fields, ``reentry.FIELD`` (ReentryConfig),
+        ``static.FIELD`` (StaticConfig) and ``offline.FIELD`` (OfflineConfig, the final tracks)."""
+        parts = {"identity": [], "reentry": [], "static": [], "offline": []}
         for pair in pairs:
             prefix, dot, rest = pair.partition(".")
-            if dot and prefix in ("reentry", "static"):
+            if dot and prefix in ("reentry", "static", "offline"):
                 parts[prefix].append(rest)
             else:
                 parts["identity"].append(pair)
         base = cls()
         return cls(*(dataclasses.replace(getattr(base, name), **parse_overrides(parts[name], type(getattr(base, name))))
-                     for name in ("identity", "reentry", "static")))
+                     for name in ("identity", "reentry", "static", "offline")))
 
 
 def parse_overrides(pairs: list[str], kind: type = IdentityConfig) -> dict[str, float]:

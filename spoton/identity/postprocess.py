@@ -132,6 +132,15 @@ class OfflineConfig:
     # re-decide who leaves a crossing as whom before stitching (spoton.identity.crossings); None: the
     # tracker's answer (docs/benchmarks.md: single-camera IDF1 +5.2 in the worst cell, no cell worse)
     crossings: CrossingConfig | None = field(default_factory=CrossingConfig)
+    # the pipeline's final tracks (clean_environment_tracks): where every box of an identity at an instant is
+    # this close to its view's left, right or bottom border (fraction of the frame), they keep no map
+    # position; None: every box keeps it
+    partial_view_margin: float | None = 0.01
+
+    def __post_init__(self):
+        if self.partial_view_margin is not None and not 0 <= self.partial_view_margin < 0.5:
+            raise ValueError(f"OfflineConfig.partial_view_margin is a fraction of the frame in [0, 0.5) or None "
+                             f"(every box keeps its map position), got {self.partial_view_margin!r}")
 
     def gap_frames(self, fps: float) -> int:
         return int(round(self.max_gap_s * fps))
@@ -185,21 +194,49 @@ def clean_camera_tracks(tracks: pd.DataFrame, fps: float, config: OfflineConfig 
     return fill_and_prune(table, "track_id", "frame_index", fps, config)
 
 
+def cut_by_view(boxes: pd.DataFrame, margin: float) -> np.ndarray:
+    """Per row: the box reaches within ``margin`` (a fraction of the frame) of the left, right or
+    bottom border of its view, from the normalised ``bbox_*`` columns (all False without them).
+
+    Such a box holds only the part of a person inside the view: its bottom centre is not their
+    foot point (cut at the bottom: the feet are outside; at a side: the centre of the visible
+    part). The top border is not tested: a cut head leaves the feet where they are."""
+    if not {"bbox_x", "bbox_y", "bbox_w", "bbox_h"} <= set(boxes.columns):
+        return np.zeros(len(boxes), bool)
+    left = boxes["bbox_x"].to_numpy(np.float64)
+    right = left + boxes["bbox_w"].to_numpy(np.float64)
+    bottom = boxes["bbox_y"].to_numpy(np.float64) + boxes["bbox_h"].to_numpy(np.float64)
+    return (left <= margin) | (right >= 1 - margin) | (bottom >= 1 - margin)
+
+
 def clean_environment_tracks(boxes: pd.DataFrame, frame_step: int, fps: float,
                              config: OfflineConfig = OfflineConfig()) -> pd.DataFrame:
     """Every camera's boxes with their global ids -> the final per-camera tracks.
 
-    ``boxes``: tracklet rows (camera, global_frame, ts, x1..y2, conf, map_x, map_y, tracklet_id)
-    with ``global_id``; frames were processed every ``frame_step`` environment frames at ``fps``.
-    Each camera's view of an identity gets its holes filled and is dropped when fleeting.
+    ``boxes``: tracklet rows (camera, global_frame, ts, x1..y2, conf, map_x, map_y, tracklet_id,
+    and the normalised ``bbox_*`` columns where known) with ``global_id``; frames were processed
+    every ``frame_step`` environment frames at ``fps``. Each camera's view of an identity gets its
+    holes filled and is dropped when fleeting. At an instant where every box of an identity is cut
+    by its view's border (:func:`cut_by_view` within ``config.partial_view_margin``; an
+    interpolated box takes the flag of the box before its hole), those boxes keep their place in
+    the camera tracks but lose their map positions: no camera sees the person whole, so the floor
+    does not place them (people entering or leaving the covered area; on the sample these were
+    most floor positions that matched nobody, docs/benchmarks.md). Where another camera sees them
+    whole, the cut box still takes part in the fused position.
     """
     if boxes.empty:
         return CAMERA_TRACKS.empty_frame()
+    margin = config.partial_view_margin
+    boxes = boxes.assign(cut_by_view=cut_by_view(boxes, margin) if margin is not None else False)
     parts = []
     for camera, rows in boxes.groupby("camera", sort=True):
         # frames are kept where global_frame % frame_step == 0 (one grid for every camera)
-        rows = rows[[c for c in CAMERA_TRACKS.names if c != "interpolated"]].assign(step=rows["global_frame"] // frame_step)
+        rows = rows[[c for c in CAMERA_TRACKS.names if c != "interpolated"] + ["cut_by_view"]].assign(
+            step=rows["global_frame"] // frame_step)
         rows = fill_and_prune(rows, "global_id", "step", fps / frame_step, config)
         parts.append(rows.assign(global_frame=rows["step"] * frame_step, camera=camera))
-    out = pd.concat(parts, ignore_index=True)[CAMERA_TRACKS.names]
+    out = pd.concat(parts, ignore_index=True)
+    partial = out.groupby(["global_id", "global_frame"])["cut_by_view"].transform("all").to_numpy(bool)
+    out.loc[partial, ["map_x", "map_y"]] = np.nan
+    out = out[CAMERA_TRACKS.names]
     return out.sort_values(["camera", "global_frame", "global_id"], ignore_index=True)

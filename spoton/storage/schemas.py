@@ -239,7 +239,9 @@ CAMERA_TRACKS = TableContract(
      GLOBAL_ID.described("one id per real person across cameras and segments (live: within its session)"),
      TRACKLET_ID.described("the tracklet the box comes from (for an interpolated box: the one before the hole); "
                            "live: camera/session/track_id.0"),
-     *BOX, CONF, MAP_X, MAP_Y,
+     *BOX, CONF,
+     *(c.described(c.description + ", and (batch) where every box of the identity at that instant is cut by its "
+                                   "view's left, right or bottom border") for c in (MAP_X, MAP_Y)),
      Column("interpolated", pa.bool_(), "true for a box filled in across a hole of up to 1.5 s, "
                                         "not seen by the detector")), live=True)
 MAP_TRAJECTORIES = TableContract(

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spoton.identity.phantoms import StaticConfig, fleeting_identities, motion, resolve_people, static_identities
+from spoton.identity.phantoms import (StaticConfig, fleeting_identities, motion, resolve_people, shadow_identities,
+                                     static_identities)
 from spoton.identity.resolver import gather_evidence, resolve_evidence, resolve_global_identities
 
 FPS = 7.0
@@ -18,6 +19,7 @@ def track(camera, segment, track_id, t0, seconds, x, y, height=100.0, height_swa
     h = height * (1 + height_sway * np.sin(2 * np.pi * 0.5 * t)) + rng.normal(0, 0.5, len(t))
     foot_x = 300 + 20 * x(t)
     return pd.DataFrame({"camera": camera, "segment": segment, "track_id": track_id, "ts": t,
+                         "global_frame": np.round(t * FPS).astype(np.int64),
                          "x1": foot_x - 20, "y1": 300.0 - h, "x2": foot_x + 20, "y2": 300.0,
                          "map_x": x(t) + rng.normal(0, 0.02, len(t)), "map_y": y(t) + rng.normal(0, 0.02, len(t)),
                          "tracklet_id": f"{camera}/{segment}/{track_id}"})
@@ -129,3 +131,36 @@ def test_weak_identities_get_no_identity_but_a_short_full_view_keeps_it():
     labelled = pd.concat([walker().assign(global_id=1), sparse.assign(global_id=2)], ignore_index=True)
     assert fleeting_identities(labelled, 1.5, 3.0).tolist() == [2]
     assert fleeting_identities(labelled, 1.5, 0.0).tolist() == []
+
+
+def test_a_box_that_comes_and_goes_in_someone_s_place_is_a_shadow_but_a_companion_is_not():
+    # two people walk side by side 0.6 m apart in cam2; a box drawn around both (between them) is
+    # detected every other frame: it is in their place at every instant and fills half of its span
+    left = track("cam2", "01", 1, 0.0, 16.0, lambda t: -10 + 1.3 * t, lambda t: 0 * t, height_sway=0.05, seed=1)
+    right = track("cam2", "01", 2, 0.0, 16.0, lambda t: -10 + 1.3 * t, lambda t: 0.6 + 0 * t, height_sway=0.05,
+                  seed=2)
+    both = track("cam2", "01", 3, 2.0, 12.0, lambda t: -10 + 1.3 * t, lambda t: 0.3 + 0 * t, height_sway=0.05,
+                 seed=3).iloc[::2]
+    boxes = pd.concat([left, right, both], ignore_index=True)
+    result, _ = resolve_people(boxes, NO_EMBEDDINGS)
+    assert sorted(result.assignments["tracklet_id"]) == ["cam2/01/1", "cam2/01/2"]
+    assert result.diagnostics["shadows_dropped"] == 1
+    labelled = pd.concat([left.assign(global_id=1), right.assign(global_id=2), both.assign(global_id=3)])
+    assert shadow_identities(labelled, 1.0, 0.9, 0.75).tolist() == [3]
+    assert shadow_identities(labelled, 1.0, 0.9, 0.0).tolist() == []  # off
+    assert shadow_identities(labelled, 1.0, 0.9, 0.4).tolist() == []  # it fills half of its span
+
+
+def test_a_person_seen_now_and_then_on_their_own_is_not_a_shadow():
+    # every other frame (a hard view), but nobody else near: a person, not someone's shadow
+    alone = track("cam2", "01", 3, 0.0, 12.0, lambda t: -10 + 1.3 * t, lambda t: 5 + 0 * t, height_sway=0.05).iloc[::2]
+    boxes = pd.concat([walker(), alone], ignore_index=True)
+    assert shadow_identities(pd.concat([walker().assign(global_id=1), alone.assign(global_id=2)]), 1.0, 0.9,
+                             0.75).tolist() == []
+    result, _ = resolve_people(boxes, NO_EMBEDDINGS)
+    assert result.diagnostics["shadows_dropped"] == 0 and result.assignments["global_id"].nunique() == 2
+
+
+def test_shadow_thresholds_are_checked():
+    with pytest.raises(ValueError, match="min_shadow_fill within 0..1"):
+        StaticConfig(min_shadow_fill=1.5)

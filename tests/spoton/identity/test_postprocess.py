@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from spoton.identity.resolver import resolve_global_identities
-from spoton.identity.postprocess import TrackletCut, tracklet_pieces
+from spoton.identity.postprocess import (OfflineConfig, TrackletCut, clean_environment_tracks, cut_by_view,
+                                        tracklet_pieces)
 
 FPS = 7.0
 
@@ -76,3 +77,48 @@ def test_two_second_pieces_let_the_other_camera_undo_a_swap_at_a_crossing(cut, r
     cam1 = boxes[boxes["camera"] == "cam1"]
     share = float((cam1["global_id"].to_numpy() == truth[cam1["person"]].to_numpy()).mean())
     assert right_share[0] <= share <= right_share[1]
+
+
+def _view_boxes(x1, y1, x2, y2, width=640.0, height=480.0):
+    """Tracklet rows of one camera, one box a frame at 7 fps, with the normalised ``bbox_*`` columns."""
+    n = len(x1)
+    boxes = pd.DataFrame({"camera": "cam1", "global_frame": np.arange(n), "ts": np.arange(n) / FPS,
+                          "global_id": 1, "tracklet_id": "cam1/01/1", "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                          "conf": 0.8, "map_x": np.linspace(0, 1, n), "map_y": 0.0})
+    return boxes.assign(bbox_x=boxes["x1"] / width, bbox_y=boxes["y1"] / height,
+                        bbox_w=(boxes["x2"] - boxes["x1"]) / width, bbox_h=(boxes["y2"] - boxes["y1"]) / height)
+
+
+def test_boxes_cut_by_the_side_or_bottom_of_the_view_are_partial_views():
+    boxes = _view_boxes(x1=[-4.0, 300, 610, 300, 300], y1=[100.0, 100, 100, 380, -10],
+                        x2=[30.0, 340, 645, 340, 340], y2=[200.0, 200, 200, 480, 90])
+    # left edge, inside, right edge, feet at the bottom, head above the top (feet in view)
+    assert cut_by_view(boxes, 0.01).tolist() == [True, False, True, True, False]
+    assert not cut_by_view(boxes.drop(columns=["bbox_x", "bbox_y", "bbox_w", "bbox_h"]), 0.01).any()
+
+
+def test_final_tracks_keep_partial_boxes_and_place_them_only_where_a_camera_sees_the_person_whole():
+    # a person walks in through cam1's left border: its first 3 boxes are cut, the walk is whole after
+    x1 = np.array([-20.0, -10, 0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 220, 240, 260])
+    boxes = _view_boxes(x1=x1, y1=np.full(16, 100.0), x2=x1 + 40, y2=np.full(16, 220.0))
+    tracks = clean_environment_tracks(boxes, 1, FPS)
+    assert len(tracks) == 16 and tracks["global_id"].eq(1).all()  # the camera's track is whole
+    assert tracks["map_x"].isna().tolist() == [True] * 3 + [False] * 13
+    assert tracks["map_x"].iloc[3:].tolist() == pytest.approx(boxes["map_x"].iloc[3:].tolist())
+    # a box filled into a hole takes the flag of the box before the hole
+    holed = clean_environment_tracks(boxes.drop(index=[1, 4]), 1, FPS)
+    assert holed["interpolated"].tolist().count(True) == 2
+    assert holed["map_x"].isna().tolist() == [True] * 3 + [False] * 13
+    kept = clean_environment_tracks(boxes, 1, FPS, OfflineConfig(partial_view_margin=None))
+    assert kept["map_x"].notna().all()
+    # cam2 sees the same person whole from the second instant (its hole at the third is filled): there
+    # cam1's cut boxes keep their positions too, for the fused position
+    whole = _view_boxes(x1=[300.0] * 16, y1=[100.0] * 16, x2=[340.0] * 16, y2=[220.0] * 16).drop(index=[0, 2])
+    both = clean_environment_tracks(pd.concat([boxes, whole.assign(camera="cam2", tracklet_id="cam2/01/1")]), 1, FPS)
+    assert both.loc[both["camera"] == "cam1", "map_x"].isna().tolist() == [True] + [False] * 15
+    assert both.loc[both["camera"] == "cam2", "map_x"].notna().all()
+
+
+def test_a_partial_view_margin_outside_the_frame_is_refused():
+    with pytest.raises(ValueError, match="fraction of the frame"):
+        OfflineConfig(partial_view_margin=0.5)

@@ -38,7 +38,12 @@ only tips the balance between candidates that geometry allows.
 5. Clustering (``clustering``):
    - ``greedy``: links scoring at least ``min_score`` are merged by descending score with a
      union-find. A merge is refused when any cannot-link pair would end up in one cluster: the
-     constraints are carried between clusters, not only checked on the pair at hand.
+     constraints are carried between clusters, not only checked on the pair at hand. Then, unless
+     ``repair_min_gain`` is None, local moves mend what an early join blocked: two identities kept
+     apart by the cannot-links of a few tracklets (a stray piece of a track that drifted, a
+     duplicate box at a hand-over) are joined without them where that raises the summed
+     ``score - min_score`` inside identities by at least ``repair_min_gain`` (on the sample's worst
+     cell, a person's two halves were kept apart by 4 cannot-links refusing 51 links).
    - ``optimal``: the whole graph as one correlation clustering (:mod:`spoton.identity.correlation_clustering`,
      a MILP solved by HiGHS): maximise the summed ``score - min_score`` of the links kept inside
      identities, cannot-links hard. An early strong join can no longer block two better ones.
@@ -96,7 +101,9 @@ class IdentityConfig:
     stopped one camera's stitching from joining a person who left at the border to another who
     came in there 2.2 s later (single-camera IDF1 +1.0 to +1.8 at every score threshold tried);
     on both builds of the sample environment every tracklet keeps its global id (appearance and
-    the other cameras decide those people there).
+    the other cameras decide those people there). The repair of blocked merges
+    (``repair_min_gain`` 1, the objective's gain a move must bring) raised the worst cell of the
+    sample's score-threshold grid from 83.1 to 88.6 cross-camera IDF1 and lost nothing in any cell.
     """
 
     frame_tolerance_s: float = 0.5 / 7

@@ -186,7 +186,9 @@ def clean_camera_tracks(tracks: pd.DataFrame, fps: float, config: OfflineConfig 
     if config.stitch and len(table):
         boxes = table.assign(tracklet_id=table["tracker_id"].astype(str), camera="camera", segment="0")
         empty = pd.DataFrame({"tracklet_id": pd.Series(dtype=object), "embedding": pd.Series(dtype=object)})
-        assignments = resolve_global_identities(boxes, empty, IdentityConfig(max_gap_s=config.stitch_max_gap_s)).assignments
+        # the resolver's repair of blocked merges was measured on the environment's identities only
+        stitching = IdentityConfig(max_gap_s=config.stitch_max_gap_s, repair_min_gain=None)
+        assignments = resolve_global_identities(boxes, empty, stitching).assignments
         table = boxes.merge(assignments, on="tracklet_id").drop(columns=["tracklet_id", "camera", "segment"])
         table = table.rename(columns={"global_id": "track_id"})
     else:

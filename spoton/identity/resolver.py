@@ -38,7 +38,12 @@ only tips the balance between candidates that geometry allows.
 5. Clustering (``clustering``):
    - ``greedy``: links scoring at least ``min_score`` are merged by descending score with a
      union-find. A merge is refused when any cannot-link pair would end up in one cluster: the
-     constraints are carried between clusters, not only checked on the pair at hand.
+     constraints are carried between clusters, not only checked on the pair at hand. Then, unless
+     ``repair_min_gain`` is None, local moves mend what an early join blocked: two identities kept
+     apart by the cannot-links of a few tracklets (a stray piece of a track that drifted, a
+     duplicate box at a hand-over) are joined without them where that raises the summed
+     ``score - min_score`` inside identities by at least ``repair_min_gain`` (on the sample's worst
+     cell, a person's two halves were kept apart by 4 cannot-links refusing 51 links).
    - ``optimal``: the whole graph as one correlation clustering (:mod:`spoton.identity.correlation_clustering`,
      a MILP solved by HiGHS): maximise the summed ``score - min_score`` of the links kept inside
      identities, cannot-links hard. An early strong join can no longer block two better ones.
@@ -96,7 +101,9 @@ class IdentityConfig:
     stopped one camera's stitching from joining a person who left at the border to another who
     came in there 2.2 s later (single-camera IDF1 +1.0 to +1.8 at every score threshold tried);
     on both builds of the sample environment every tracklet keeps its global id (appearance and
-    the other cameras decide those people there).
+    the other cameras decide those people there). The repair of blocked merges
+    (``repair_min_gain`` 1, the objective's gain a move must bring) raised the worst cell of the
+    sample's score-threshold grid from 83.1 to 88.6 cross-camera IDF1 and lost nothing in any cell.
     """
 
     frame_tolerance_s: float = 0.5 / 7
@@ -126,10 +133,16 @@ class IdentityConfig:
     adapted_on_covisible: bool = False
     clustering: str = "greedy"
     solver_limits: SolverLimits = field(default_factory=SolverLimits)
+    # greedy only: after the merges, two identities that a few tracklets' cannot-links keep apart are
+    # joined without those tracklets where that raises the summed (score - min_score) inside
+    # identities by at least repair_min_gain (None: off; see _repair_blocked)
+    repair_min_gain: float | None = 1.0
 
     def __post_init__(self):
         if self.clustering not in CLUSTERINGS:
             raise ValueError(f"clustering {self.clustering!r} is not one of {CLUSTERINGS}")
+        if self.repair_min_gain is not None and not self.repair_min_gain > 0:
+            raise ValueError(f"repair_min_gain {self.repair_min_gain}: use a positive gain, or None for no repair")
 
 
 @dataclass(frozen=True)
@@ -346,6 +359,8 @@ def _cluster(links: pd.DataFrame, index: dict[str, int], must: np.ndarray,
                          for kind, score, a, b in zip(kinds, scores, a_idx, b_idx)]
             return labels, decisions, True
     roots, decisions = _cluster_greedy(a_idx, b_idx, kinds, scores, len(index), must, config)
+    if config.repair_min_gain is not None:
+        roots, decisions = _repair_blocked(a_idx, b_idx, kinds, scores, roots, decisions, must, config)
     return roots, decisions, False
 
 
@@ -392,6 +407,111 @@ def _cluster_greedy(a_idx: np.ndarray, b_idx: np.ndarray, kinds: np.ndarray, sco
             join(ra, rb)
             decisions[row] = "merged"
     return np.array([find(k) for k in range(n)]), decisions
+
+
+def _repair_blocked(a_idx: np.ndarray, b_idx: np.ndarray, kinds: np.ndarray, scores: np.ndarray,
+                    roots: np.ndarray, decisions: list[str], must: np.ndarray,
+                    config: IdentityConfig) -> tuple[np.ndarray, list[str]]:
+    """Local moves on greedy's answer, each raising the correlation-clustering objective (the summed
+    ``score - min_score`` of the links inside identities) by at least ``repair_min_gain``.
+
+    Greedy lets a tracklet joined early (a stray piece of a tracker track that drifted, a duplicate
+    box at a hand-over) carry cannot-links that refuse every later link between two halves of one
+    person. A move takes two identities with such refused links and tracklets that cover the
+    cannot-links between them (greedily, the cheapest per conflict covered, cost being what a
+    tracklet's links inside its identity are worth; must-linked tracklets are never taken), and
+    joins the rest. The taken
+    tracklets become identities of their own, and join another identity later where that gains and
+    nothing forbids it. Moves repeat, best first, until none gains.
+    """
+    n = len(roots)
+    labels = np.asarray(roots).copy()
+    weight = np.asarray(scores, np.float64) - config.min_score  # object dtype when there are no links
+    candidate = (kinds != "cannot_link") & np.isfinite(weight)
+    links: list[dict[int, float]] = [dict() for _ in range(n)]
+    for a, b, w in zip(a_idx[candidate], b_idx[candidate], weight[candidate]):
+        links[a][b] = links[a].get(b, 0.0) + w
+        links[b][a] = links[b].get(a, 0.0) + w
+    cannot: list[set[int]] = [set() for _ in range(n)]
+    for a, b in zip(a_idx[~candidate & (kinds == "cannot_link")], b_idx[~candidate & (kinds == "cannot_link")]):
+        cannot[a].add(b)
+        cannot[b].add(a)
+    pinned = set(must.reshape(-1).tolist())
+    members: dict[int, set[int]] = {}
+    for k, label in enumerate(labels):
+        members.setdefault(int(label), set()).add(k)
+    next_label = n
+
+    def inside(node: int, group: set[int]) -> float:
+        return sum(w for other, w in links[node].items() if other in group)
+
+    def cost_of(node: int, taken: set[int]) -> float:
+        return math.inf if node in pinned else inside(node, members[int(labels[node])] - taken)
+
+    def best_move() -> tuple[float, int, int, set[int]] | None:
+        between: dict[tuple[int, int], float] = {}
+        for a in range(n):
+            for b, w in links[a].items():
+                la, lb = int(labels[a]), int(labels[b])
+                if a < b and la != lb:
+                    key = (min(la, lb), max(la, lb))
+                    between[key] = between.get(key, 0.0) + w
+        best = None
+        for (la, lb), total in sorted(between.items(), key=lambda item: (-item[1], item[0])):
+            if total < config.repair_min_gain:
+                break
+            group_a, group_b = members[la], members[lb]
+            conflicts = [(a, b) for a in group_a for b in cannot[a] if b in group_b]
+            before = (sum(inside(k, group_a) for k in group_a) + sum(inside(k, group_b) for k in group_b)) / 2
+            taken = _cheap_cover(conflicts, cost_of)
+            if taken is None:
+                continue
+            joined = (group_a | group_b) - taken
+            gain = sum(inside(k, joined) for k in joined) / 2 - before
+            if gain >= config.repair_min_gain and (best is None or gain > best[0]):
+                best = (gain, la, lb, taken)
+        return best
+
+    moved = False
+    for _ in range(n):
+        move = best_move()
+        if move is None:
+            break
+        _, la, lb, taken = move
+        joined = (members.pop(la) | members.pop(lb)) - taken
+        labels[list(joined)] = la
+        members[la] = joined
+        for k in sorted(taken):
+            labels[k] = next_label
+            members[next_label] = {k}
+            next_label += 1
+        moved = True
+    if not moved:
+        return roots, decisions
+    decisions = list(decisions)
+    for row in np.flatnonzero(candidate):
+        together = labels[a_idx[row]] == labels[b_idx[row]]
+        if decisions[row] == "refused_cannot_link" and together:
+            decisions[row] = "merged_by_repair"
+        elif decisions[row] in ("merged", "same_cluster") and not together:
+            decisions[row] = "undone_by_repair"
+    return labels, decisions
+
+
+def _cheap_cover(conflicts: list[tuple[int, int]], cost_of) -> set[int] | None:
+    """Tracklets touching every conflict pair, picked greedily by cost per pair covered (None when
+    only infinitely costly ones are left)."""
+    taken: set[int] = set()
+    while conflicts:
+        degree: dict[int, int] = {}
+        for a, b in conflicts:
+            degree[a], degree[b] = degree.get(a, 0) + 1, degree.get(b, 0) + 1
+        cost, pick = min((cost_of(k, taken) / degree[k], k) for k in degree)
+        if math.isinf(cost):
+            return None
+        taken.add(pick)
+        conflicts = [(a, b) for a, b in conflicts if pick not in (a, b)]
+    return taken
 
 
 @dataclass(frozen=True)
@@ -456,7 +576,8 @@ def resolve_evidence(evidence: Evidence, config: IdentityConfig = IdentityConfig
     diagnostics = {"tracklets": len(tracklets), "identities": len(order),
                    "cannot_links": int((links["kind"] == "cannot_link").sum()), "optimal": int(optimal)}
     for kind in ("covisible", "continuation"):
-        for decision in ("merged", "same_cluster", "refused_cannot_link", "separated", "below_min_score"):
+        for decision in ("merged", "same_cluster", "refused_cannot_link", "separated", "below_min_score",
+                         "merged_by_repair", "undone_by_repair"):
             value = counts.at[kind, decision] if kind in counts.index and decision in counts else 0
             diagnostics[f"{kind}_{decision}"] = int(value)
     return IdentityResult(assignments, links, diagnostics)

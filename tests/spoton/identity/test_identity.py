@@ -378,3 +378,52 @@ def test_a_must_link_wins_over_a_cannot_link(clustering):
     joined = resolve_global_identities(boxes, embeddings, config, must_link=[pair])
     assert joined.assignments["global_id"].nunique() == 1
     assert joined.diagnostics["optimal"] == 0  # no clustering keeps both: the solver leaves it to greedy
+
+
+def _along(camera: str, tracklet_id: str, t0: float, t1: float, offset_y: float = 0.0) -> pd.DataFrame:
+    """A tracklet of the person walking along y = 5 at 1 m/s (x = 2 + t), ``offset_y`` off that path."""
+    ts = np.arange(round(t0 * FPS), round(t1 * FPS) + 1) / FPS
+    return pd.DataFrame({"camera": camera, "segment": "01", "tracklet_id": tracklet_id, "ts": ts,
+                         "map_x": 2.0 + ts, "map_y": 5.0 + offset_y, "conf": 0.9,
+                         "x1": 0.0, "y1": 0.0, "x2": 40.0, "y2": 100.0})
+
+
+def _stray_piece_scene() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One person seen by three cameras; cam1's track drifts off them for a moment (``s``, 2.7 m
+    away, looking exactly like ``a`` whose track it continues) while cam1 starts a new track ``c``
+    on the person. ``s`` joins ``a`` first, and its cannot-links (with ``c``: same camera at the
+    same time; with ``d``, ``e``: too far) keep the two halves of the person apart."""
+    boxes = pd.concat([_along("cam1", "a", 0.0, 3.0), _along("cam1", "s", 3.9, 4.7, offset_y=2.7),
+                       _along("cam1", "c", 3.6, 8.0), _along("cam2", "d", 0.0, 8.0),
+                       _along("cam3", "e", 0.0, 8.0)])
+    look, other = np.array([1.0, 0.0], np.float32), np.array([0.82, np.sqrt(1 - 0.82 ** 2)], np.float32)
+    embeddings = pd.DataFrame({"tracklet_id": list("ascde"), "embedding": [look, look, other, other, other]})
+    return boxes, embeddings
+
+
+def test_repair_undoes_a_stray_piece_that_splits_a_person():
+    boxes, embeddings = _stray_piece_scene()
+    greedy = resolve_global_identities(boxes, embeddings, IdentityConfig(repair_min_gain=None))
+    gid = dict(zip(greedy.assignments["tracklet_id"], greedy.assignments["global_id"]))
+    assert gid["a"] == gid["s"] != gid["c"] == gid["d"] == gid["e"]  # the split greedy makes
+    repaired = resolve_global_identities(boxes, embeddings)  # the default bar, 1
+    gid = dict(zip(repaired.assignments["tracklet_id"], repaired.assignments["global_id"]))
+    assert gid["a"] == gid["c"] == gid["d"] == gid["e"] != gid["s"]
+    assert repaired.diagnostics["covisible_merged_by_repair"] == 2
+    assert repaired.diagnostics["continuation_undone_by_repair"] == 1
+    # the repair reached the correlation clustering optimum here
+    optimal = resolve_global_identities(boxes, embeddings, IdentityConfig(clustering="optimal"))
+    pd.testing.assert_frame_equal(repaired.assignments, optimal.assignments)
+    # a move must gain at least the bar: 3.46 gained, not 4
+    unmoved = resolve_global_identities(boxes, embeddings, IdentityConfig(repair_min_gain=4.0))
+    pd.testing.assert_frame_equal(unmoved.assignments, greedy.assignments)
+
+
+def test_repair_never_breaks_a_must_link():
+    boxes, embeddings = _stray_piece_scene()
+    config = IdentityConfig(repair_min_gain=1.0)
+    result = resolve_global_identities(boxes, embeddings, config, must_link=[("a", "s")])
+    gid = dict(zip(result.assignments["tracklet_id"], result.assignments["global_id"]))
+    assert gid["a"] == gid["s"] != gid["c"]
+    with pytest.raises(ValueError, match="repair_min_gain 0"):
+        IdentityConfig(repair_min_gain=0)

@@ -15,6 +15,7 @@ similarity).
     .venv/bin/python bench/identity_grid.py --root /tmp/grid --grid 400:0.18,0.2 --grid demo:0.2
     .venv/bin/python bench/identity_grid.py --root /tmp/grid --adapt --variant "adapted_weight=1 adapted_neutral=0.3"
     .venv/bin/python bench/identity_grid.py --root /tmp/grid --feet axis   # builds older than the feet on the axis
+    .venv/bin/python bench/identity_grid.py --root /tmp/grid --feet bottom --fusion median   # as before both
 """
 from __future__ import annotations
 
@@ -93,9 +94,9 @@ def main() -> int:
                         help="map positions: as the build stored them, or taken anew from the stored boxes through "
                              "the committed calibration with foot points on the person's axis (vertical vanishing "
                              "point) or at the box's bottom-centre")
-    parser.add_argument("--fusion", choices=("median", "weighted"), default="median",
-                        help="map_trajectories' fusion of the cameras: plain median, or weighted by each box's "
-                             "foot_spread_m through the committed sample calibration")
+    parser.add_argument("--fusion", choices=("weighted", "median"), default="weighted",
+                        help="map_trajectories' fusion of the cameras: weighted by each box's foot_spread_m through "
+                             "the committed sample calibration (the pipeline's), or the plain median (before it)")
     parser.add_argument("--variant", action="append", default=[], metavar="'FIELD=VALUE ...'",
                         help="one more variant per use: space-separated FIELD=VALUE of IdentityConfig, "
                              "reentry.FIELD (ReentryConfig), static.FIELD (StaticConfig)")
@@ -111,8 +112,7 @@ def main() -> int:
         run = StoredRun.load(var)
         if args.feet != "stored":
             run = run.reproject(axis_feet=args.feet == "axis")
-        if args.fusion == "weighted":
-            run = dataclasses.replace(run, weighted_fusion=True)
+        run = dataclasses.replace(run, weighted_fusion=args.fusion == "weighted")
         if args.adapt:
             run = run.adapt()
         for label, config in variants.items():

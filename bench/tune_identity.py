@@ -58,7 +58,7 @@ class StoredRun:
     processed: dict[str, np.ndarray]
     clock: FrameClock
     adapted: pd.DataFrame | None = None  # the tracklets' adapted embeddings (spoton.identity.adaptation)
-    weighted_fusion: bool = False  # map_trajectories weighs cameras by their foot_spread_m
+    weighted_fusion: bool = True  # map_trajectories weighs cameras by foot_spread_m, as the pipeline does
 
     @classmethod
     def load(cls, var: Path, environment: str = ENV_NAME) -> "StoredRun":
@@ -137,7 +137,7 @@ class StoredRun:
         boxes = self.boxes.merge(assignments, on="tracklet_id")
         tracks = clean_environment_tracks(boxes, self.clock.step, self.clock.fps)
         located = tracks.dropna(subset=["map_x", "map_y"])
-        if self.weighted_fusion:
+        if self.weighted_fusion:  # the committed sample calibration: the same homographies every build stores
             located = with_foot_spread(located, {c.name: c.spec() for c in load_sample_environment().cameras})
         trajectories = map_trajectories(located)
         evaluation = evaluate_environment(self.truth.cameras, tracks, self.processed, trajectories, self.clock.fps,

@@ -7,12 +7,14 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
                      MetadataValue, Output, asset)
 
 from assets.partitions import ALL_SEGMENTS_OF_ENVIRONMENT, ENVIRONMENTS
-from spoton.analytics import map_trajectories as fuse_and_smooth
+from assets.ingest import StoreResource
+from spoton.analytics import map_trajectories as fuse_and_smooth, with_foot_spread
 from spoton.environment import FrameClock
 from spoton.storage.lake import ParquetLake
 from spoton.identity.overrides import apply_overrides, read_overrides
 from spoton.identity.phantoms import resolve_people
 from spoton.identity.postprocess import clean_environment_tracks
+from spoton.site.storage import load_environment
 from spoton.storage.schemas import CAMERA_TRACKS, GLOBAL_IDENTITIES, MAP_TRAJECTORIES
 
 MAX_CROSS_CAMERA_DISAGREEMENT_M = 1.0
@@ -77,9 +79,12 @@ def camera_tracks(context: AssetExecutionContext, tracklets: pa.Table, frames: p
 
 
 @asset(partitions_def=ENVIRONMENTS, group_name="identity", io_manager_key="lake_io_manager")
-def map_trajectories(context: AssetExecutionContext, camera_tracks: pa.Table) -> pa.Table:
-    """Each identity's path on the floor in metres: cameras fused per instant, then smoothed."""
-    trajectories = fuse_and_smooth(camera_tracks.to_pandas().dropna(subset=["map_x", "map_y"]))
+def map_trajectories(context: AssetExecutionContext, camera_tracks: pa.Table, store: StoreResource) -> pa.Table:
+    """Each identity's path on the floor in metres: cameras fused per instant (each weighted by
+    how far its calibration spreads a box's foot point on the floor), then smoothed."""
+    env = load_environment(store.get_store(), context.partition_key)
+    located = camera_tracks.to_pandas().dropna(subset=["map_x", "map_y"])
+    trajectories = fuse_and_smooth(with_foot_spread(located, {c.name: c.spec() for c in env.cameras}))
     context.add_output_metadata({"identities": int(trajectories["global_id"].nunique()), "samples": len(trajectories),
                                  "preview": MetadataValue.md(trajectories.head(10).to_markdown(index=False))})
     return MAP_TRAJECTORIES.table(trajectories)

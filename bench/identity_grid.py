@@ -14,10 +14,13 @@ similarity).
     .venv/bin/python bench/identity_grid.py --root /tmp/grid --build
     .venv/bin/python bench/identity_grid.py --root /tmp/grid --grid 400:0.18,0.2 --grid demo:0.2
     .venv/bin/python bench/identity_grid.py --root /tmp/grid --adapt --variant "adapted_weight=1 adapted_neutral=0.3"
+    .venv/bin/python bench/identity_grid.py --root /tmp/grid --feet axis   # builds older than the feet on the axis
+    .venv/bin/python bench/identity_grid.py --root /tmp/grid --feet bottom --fusion median   # as before both
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -74,6 +77,11 @@ def parse_grid(specs: list[str]) -> list[tuple[str, float]]:
     return cells
 
 
+def floatfmt(table: pd.DataFrame) -> tuple[str, ...]:
+    """Two decimals, three for the map error (metres: the targets sit at 0.15 / 0.30 m)."""
+    return tuple(".3f" if column.startswith("map ") else ".2f" for column in table.columns)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True, help="folder of the cells' builds (<build>_s<threshold>)")
@@ -82,6 +90,13 @@ def main() -> int:
     parser.add_argument("--build", action="store_true", help="build the cells that are not there yet")
     parser.add_argument("--adapt", action="store_true",
                         help="train each cell's appearance adaptation head and give it to the resolver")
+    parser.add_argument("--feet", choices=("stored", "axis", "bottom"), default="stored",
+                        help="map positions: as the build stored them, or taken anew from the stored boxes through "
+                             "the committed calibration with foot points on the person's axis (vertical vanishing "
+                             "point) or at the box's bottom-centre")
+    parser.add_argument("--fusion", choices=("weighted", "median"), default="weighted",
+                        help="map_trajectories' fusion of the cameras: weighted by each box's foot_spread_m through "
+                             "the committed sample calibration (the pipeline's), or the plain median (before it)")
     parser.add_argument("--variant", action="append", default=[], metavar="'FIELD=VALUE ...'",
                         help="one more variant per use: space-separated FIELD=VALUE of IdentityConfig, "
                              "reentry.FIELD (ReentryConfig), static.FIELD (StaticConfig), offline.FIELD (OfflineConfig)")
@@ -95,6 +110,9 @@ def main() -> int:
         if var is None:
             continue
         run = StoredRun.load(var)
+        if args.feet != "stored":
+            run = run.reproject(axis_feet=args.feet == "axis")
+        run = dataclasses.replace(run, weighted_fusion=args.fusion == "weighted")
         if args.adapt:
             run = run.adapt()
         for label, config in variants.items():
@@ -106,11 +124,11 @@ def main() -> int:
         print("no cell was scored", file=sys.stderr)
         return 1
     table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False, floatfmt=".2f"))
+    print(table.to_markdown(index=False, floatfmt=floatfmt(table)))
     worst = table.groupby("variant", sort=False).agg({c: how for c, how in WORST.items()})
     worst.insert(0, "cells", table.groupby("variant", sort=False).size())
     print("\nworst cell per variant (each column on its own: min of rates, max of ids and map error)\n")
-    print(worst.reset_index().to_markdown(index=False, floatfmt=".2f"))
+    print(worst.reset_index().to_markdown(index=False, floatfmt=floatfmt(worst.reset_index())))
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spoton.analytics import map_trajectories
+from spoton.analytics import map_trajectories, with_foot_spread
 from spoton.perception.appearance import CROPS_PER_TRACKLET, TRACKLET_CROP_SIZE, embed_tracklets
 from spoton.environment import FrameClock, sub_video_key
 from spoton.evaluation.multi_camera import evaluate_environment
@@ -38,6 +38,7 @@ from spoton.identity.phantoms import StaticConfig, resolve_people
 from spoton.identity.reentry import ReentryConfig
 from spoton.identity.postprocess import OfflineConfig, TrackletCut, clean_environment_tracks
 from spoton.sample import ENV_NAME
+from spoton.sample.builder import load_sample_environment
 from spoton.storage.store import LocalStore
 from spoton.video import iter_frames
 from spoton.artifacts import cache_dir_from
@@ -57,6 +58,7 @@ class StoredRun:
     processed: dict[str, np.ndarray]
     clock: FrameClock
     adapted: pd.DataFrame | None = None  # the tracklets' adapted embeddings (spoton.identity.adaptation)
+    weighted_fusion: bool = True  # map_trajectories weighs cameras by foot_spread_m, as the pipeline does
 
     @classmethod
     def load(cls, var: Path, environment: str = ENV_NAME) -> "StoredRun":
@@ -97,6 +99,20 @@ class StoredRun:
         name = f"{self.name} {label}" if label else self.name
         return dataclasses.replace(self, name=name, embeddings=pd.DataFrame(rows))
 
+    def reproject(self, axis_feet: bool = True) -> "StoredRun":
+        """The stored boxes' map positions taken anew through the committed sample calibration, foot
+        points on the person's axis (its ``vertical_vanishing_point``) or, without ``axis_feet``, at
+        the box's bottom-centre (what builds before it stored). Detections the tracked region would
+        now keep or drop are not replayed: that needs a build."""
+        positions = np.full((len(self.boxes), 2), np.nan)
+        for camera in load_sample_environment().cameras:
+            rows = (self.boxes["camera"] == camera.name).to_numpy()
+            spec = camera.spec() if axis_feet else dataclasses.replace(camera.spec(), vertical_vanishing_point=None)
+            positions[rows] = spec.map_positions(self.boxes.loc[rows, ["x1", "y1", "x2", "y2"]].to_numpy(np.float64))
+        label = "feet on the axis" if axis_feet else "feet at the bottom-centre"
+        return dataclasses.replace(self, name=f"{self.name} {label}",
+                                   boxes=self.boxes.assign(map_x=positions[:, 0], map_y=positions[:, 1]))
+
     def adapt(self, params: AdaptationParams = AdaptationParams()) -> "StoredRun":
         """The run with its adapted embeddings, the head trained on its own tracklets as the
         ``appearance_adaptation`` asset does; prints the held-out separation."""
@@ -120,7 +136,10 @@ class StoredRun:
         """Cross-camera and per-camera figures of one tracklet -> global id assignment."""
         boxes = self.boxes.merge(assignments, on="tracklet_id")
         tracks = clean_environment_tracks(boxes, self.clock.step, self.clock.fps, offline)
-        trajectories = map_trajectories(tracks.dropna(subset=["map_x", "map_y"]))
+        located = tracks.dropna(subset=["map_x", "map_y"])
+        if self.weighted_fusion:  # the committed sample calibration: the same homographies every build stores
+            located = with_foot_spread(located, {c.name: c.spec() for c in load_sample_environment().cameras})
+        trajectories = map_trajectories(located)
         evaluation = evaluate_environment(self.truth.cameras, tracks, self.processed, trajectories, self.clock.fps,
                                           online_tracks=self.boxes)
         cross = evaluation.cross_camera

@@ -13,6 +13,8 @@ instead; so does each identity's last sample. A person seen for 10 s at 7 fps th
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Mapping
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -21,6 +23,9 @@ import polars as pl
 from spoton.geometry import Zone
 from spoton.storage.schemas import DWELL, MAP_TRAJECTORIES, OCCUPANCY
 
+if TYPE_CHECKING:
+    from spoton.perception.processor import CameraSpec
+
 
 def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_window_s: float = 1.0,
                      max_gap_s: float = 1.0) -> pd.DataFrame:
@@ -28,20 +33,30 @@ def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_win
 
     1. Fuse: boxes of one identity in one bucket (``round(ts / bucket_s)``, so cameras whose
        clocks differ by under half a bucket land together) become their median position, and
-       ``n_cameras`` counts the cameras that saw it.
+       ``n_cameras`` counts the cameras that saw it. Where ``boxes`` has ``foot_spread_m`` (the
+       scale of each position's error, :meth:`spoton.perception.processor.CameraSpec.foot_spread_m`)
+       the median is weighted by its inverse square: a far or small view's position counts less
+       (rows without one weigh the median weight).
     2. Smooth: a least-squares line through the samples of a centred window of
        ``smooth_window_s`` (Savitzky-Golay of order 1 that tolerates missing buckets), evaluated
        at the sample's own time. It does not lag on straight walks, not even at the ends of a run,
        and never reaches across a gap longer than ``max_gap_s``.
     3. ``speed_mps`` is the slope of that fit; NaN where the window holds a single sample.
     """
-    frame = (pl.from_pandas(boxes[["global_id", "ts", "map_x", "map_y", "camera"]], nan_to_null=True)
-             .drop_nulls(["global_id", "map_x", "map_y"]))
+    weighted = "foot_spread_m" in boxes
+    columns = ["global_id", "ts", "map_x", "map_y", "camera"] + (["foot_spread_m"] if weighted else [])
+    frame = pl.from_pandas(boxes[columns], nan_to_null=True).drop_nulls(["global_id", "map_x", "map_y"])
     if frame.is_empty():
         return MAP_TRAJECTORIES.empty_frame()
+    if weighted:
+        weight = pl.when(pl.col("foot_spread_m") > 0).then(1.0 / pl.col("foot_spread_m") ** 2)
+        frame = frame.with_columns(weight=weight).with_columns(pl.col("weight").fill_null(pl.col("weight").median()))
+        position = {axis: _weighted_median(axis, "weight") for axis in ("map_x", "map_y")}
+    else:
+        position = {axis: pl.col(axis).median() for axis in ("map_x", "map_y")}
     fused = (frame.group_by(pl.col("global_id").cast(pl.Int64),
                             (pl.col("ts") / bucket_s).round(0, mode="half_to_even").cast(pl.Int64).alias("bucket"))
-             .agg(pl.col("ts").mean(), pl.col("map_x").median(), pl.col("map_y").median(),
+             .agg(pl.col("ts").mean(), **position,
                   n_cameras=pl.col("camera").drop_nulls().n_unique().cast(pl.Int64))
              .sort("global_id", "bucket"))
     new_run = (pl.col("global_id").diff() != 0) | (pl.col("bucket").diff() * bucket_s > max_gap_s)
@@ -70,6 +85,26 @@ def map_trajectories(boxes: pd.DataFrame, *, bucket_s: float = 1 / 7, smooth_win
     out = grid.select("global_id", "ts", **fitted, n_cameras="n_cameras").to_pandas()
     speed = np.hypot(out.pop("vx").to_numpy(), out.pop("vy").to_numpy())
     return out.assign(speed_mps=speed)[MAP_TRAJECTORIES.names]
+
+
+def with_foot_spread(boxes: pd.DataFrame, cameras: Mapping[str, "CameraSpec"]) -> pd.DataFrame:
+    """``boxes`` (camera, x1..y2) with ``foot_spread_m`` from their camera's calibration, which
+    :func:`map_trajectories` weighs cameras by; NaN for a camera not in ``cameras``."""
+    spread = np.full(len(boxes), np.nan)
+    cameras_of_rows = boxes["camera"].to_numpy()
+    for name, spec in cameras.items():
+        rows = cameras_of_rows == name
+        if rows.any():
+            spread[rows] = spec.foot_spread_m(boxes.loc[rows, ["x1", "y1", "x2", "y2"]].to_numpy(np.float64))
+    return boxes.assign(foot_spread_m=spread)
+
+
+def _weighted_median(value: str, weight: str) -> pl.Expr:
+    """The weighted median of a group's ``value`` (midpoint rule: equal weights give the plain median)."""
+    ordered = pl.col(weight).sort_by(value)
+    share = ordered.cum_sum() / pl.col(weight).sum()
+    values = pl.col(value).sort_by(value)
+    return (values.filter(share >= 0.5 - 1e-12).first() + values.filter(share > 0.5 + 1e-12).first()) / 2
 
 
 def sample_seconds(trajectories: pd.DataFrame, *, max_step_s: float = 1.0) -> np.ndarray:

@@ -26,6 +26,23 @@ def apply_homography(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
+def homography_scale(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) output units per input pixel at each of (N, 2) points: the root-sum-square of the
+    homography's Jacobian there (how far a one-pixel slip in any direction moves the mapped point,
+    up to a factor sqrt 2); NaN where a point maps to infinity."""
+    matrix = np.asarray(matrix, np.float64)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    homogeneous = np.column_stack([points, np.ones(len(points))]) @ matrix.T
+    w = homogeneous[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # d(a / w) / du = (H00 w - a H20) / w^2, and so on for the other three partial derivatives
+        jacobian = (matrix[None, :2, :2] * w[:, None, None]
+                    - homogeneous[:, :2, None] * matrix[None, 2:3, :2]) / (w * w)[:, None, None]
+    scale = np.sqrt(np.sum(jacobian * jacobian, axis=(1, 2)))
+    scale[np.abs(w) < 1e-12] = np.nan
+    return scale
+
+
 @dataclass(frozen=True)
 class Homography:
     """A camera's image-plane to ground-plane mapping (pixels -> metres).
@@ -86,10 +103,24 @@ class Homography:
         return apply_homography(self.map_to_image, map_points)
 
 
-def foot_points(xyxy: np.ndarray) -> np.ndarray:
-    """Bottom-centre of (N, 4) boxes: where a person touches the ground."""
+def foot_points(xyxy: np.ndarray, vertical_vanishing_point: np.ndarray | None = None) -> np.ndarray:
+    """Where the people in (N, 4) boxes touch the ground, on the boxes' bottom edge.
+
+    Without ``vertical_vanishing_point`` (pixels: where the images of vertical lines meet), the
+    bottom-centre. With it, where the person's axis (the line from the vanishing point through the
+    box centre) meets the bottom edge: a person the view shows leaning fills an upright box whose
+    bottom-centre is off the feet by about half the lean (a tilted or rolled camera, a view edge).
+    """
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    return np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]])
+    centre_x, bottom = (xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]
+    if vertical_vanishing_point is None:
+        return np.column_stack([centre_x, bottom])
+    vx, vy = np.asarray(vertical_vanishing_point, dtype=np.float64).reshape(2)
+    centre_y = (xyxy[:, 1] + bottom) / 2
+    rise = vy - centre_y
+    safe = np.abs(rise) > 1e-6  # a vanishing point level with the box centre gives no axis: keep the centre
+    slope = np.divide(vx - centre_x, rise, out=np.zeros(len(xyxy)), where=safe)
+    return np.column_stack([centre_x + (bottom - centre_y) * slope, bottom])
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:

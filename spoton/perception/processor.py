@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from spoton.geometry import Homography, foot_points, points_in_polygon
+from spoton.geometry import Homography, foot_points, homography_scale, points_in_polygon
 from spoton.models.base import Detector, Embedder
 from spoton.records import CameraFrameResult
 from spoton.perception.tracking import Tracker, TrackerConfig
@@ -34,24 +34,54 @@ class CameraSpec:
 
     ``region_m``: the floor-plan polygon (metres) this camera tracks people in. Detections whose
     foot point falls outside it (far away, beyond the calibrated ground) are dropped before
-    tracking. None tracks everything.
+    tracking. None tracks everything. ``vertical_vanishing_point`` (pixels) puts foot points on
+    the person's axis instead of the box's bottom-centre (:func:`spoton.geometry.foot_points`).
     """
 
     name: str
     homography: Homography | None = None  # image pixels -> floor-plan metres
     region_m: np.ndarray | None = None
+    vertical_vanishing_point: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.vertical_vanishing_point is not None:
+            point = np.array(self.vertical_vanishing_point, dtype=np.float64).reshape(-1)
+            if point.shape != (2,) or not np.isfinite(point).all():
+                raise ValueError(f"camera {self.name!r}: vertical_vanishing_point must be [x, y] in pixels (finite), "
+                                 f"got {self.vertical_vanishing_point!r}; leave it out for bottom-centre foot points")
+            point.setflags(write=False)
+            object.__setattr__(self, "vertical_vanishing_point", point)
 
     @classmethod
     def from_calibration(cls, name: str, path: Path) -> "CameraSpec":
-        """From a calibration file (image/map point pairs, optional ``region_m`` polygon)."""
-        region = json.loads(Path(path).read_text()).get("region_m")
-        return cls(name, Homography.from_json(path), None if region is None else np.asarray(region, np.float64))
+        """From a calibration file (image/map point pairs, optional ``region_m`` polygon and
+        ``vertical_vanishing_point``)."""
+        spec = json.loads(Path(path).read_text())
+        region, vanishing = spec.get("region_m"), spec.get("vertical_vanishing_point")
+        return cls(name, Homography.from_json(path), None if region is None else np.asarray(region, np.float64),
+                   None if vanishing is None else np.asarray(vanishing, np.float64))
+
+    def map_positions(self, xyxy: np.ndarray) -> np.ndarray:
+        """(N, 2) floor metres of boxes' foot points; NaN without a homography."""
+        if self.homography is None:
+            return np.full((len(xyxy), 2), np.nan)
+        return self.homography.to_map(foot_points(xyxy, self.vertical_vanishing_point))
+
+    def foot_spread_m(self, xyxy: np.ndarray) -> np.ndarray:
+        """(N,) floor metres one box height of pixels spans at each box's foot point: the scale of
+        its map position's error (a box's bottom slips by a share of its height, and a pixel there
+        weighs the floor metres the calibration gives it). NaN without a homography."""
+        if self.homography is None:
+            return np.full(len(xyxy), np.nan)
+        xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+        feet = foot_points(xyxy, self.vertical_vanishing_point)
+        return (xyxy[:, 3] - xyxy[:, 1]) * homography_scale(self.homography.image_to_map, feet)
 
     def in_region(self, xyxy: np.ndarray) -> np.ndarray:
         """(N,) bool: boxes whose foot point is inside ``region_m`` (all True without one)."""
         if self.region_m is None or self.homography is None or not len(xyxy):
             return np.ones(len(xyxy), bool)
-        return points_in_polygon(self.homography.to_map(foot_points(xyxy)), self.region_m)
+        return points_in_polygon(self.map_positions(xyxy), self.region_m)
 
 
 class FrameProcessor:
@@ -119,11 +149,7 @@ class FrameProcessor:
                                                     if len(detections) else
                                                     np.zeros((0, self.embedder.dim), np.float32))
         tracks = self.trackers[camera].update(detections, image)
-        homography = spec.homography
-        if homography is not None and len(tracks):
-            map_xy = homography.to_map(foot_points(tracks.xyxy))
-        else:
-            map_xy = np.full((len(tracks), 2), np.nan)
+        map_xy = spec.map_positions(tracks.xyxy) if len(tracks) else np.full((0, 2), np.nan)
         height, width = image.shape[:2]
         return CameraFrameResult(camera=camera, frame_index=int(frame.index), ts=float(frame.ts),
                                  frame_size=(width, height), detections=detections, tracks=tracks,

@@ -30,7 +30,7 @@ from spoton.sample import DATA_DIR, ENV_NAME
 from spoton.sample.floor_plan import ZONES_M, draw_floor_plan, floor_plan_around
 from spoton.sample.virtual_cameras import (
     SOURCE_FPS, SOURCE_SIZE, VirtualCamera, rounded, calibration_points, camera_footprint_m, default_cameras,
-    ground_check_error_m,
+    ground_check_error_m, vertical_vanishing_point,
 )
 from spoton.site import legacy
 from spoton.site.model import Environment, EnvironmentConfigError
@@ -139,6 +139,7 @@ def build_environment_config(tsai_xml: Path = TSAI_XML) -> tuple[dict, dict[str,
             "reprojection_error_m": round(homography.reprojection_error_m, 4),
             "ground_check_rms_m": round(rms, 4),
             "ground_check_max_m": round(worst, 4),
+            "vertical_vanishing_point": rounded(vertical_vanishing_point(camera, tsai, image_points), 1),
             "source": "camera px -> source px (inverse warp) -> PETS 2009 S2.L1 View_001 Tsai "
                       "model (lens distortion included) -> ground plane Z=0, mm / 1000",
         }

@@ -241,6 +241,22 @@ def calibration_points(camera: VirtualCamera, tsai: TsaiCamera, min_points: int 
     return image_points, map_points
 
 
+def vertical_vanishing_point(camera: VirtualCamera, tsai: TsaiCamera, image_points: np.ndarray,
+                             height_m: float = 1.7) -> np.ndarray:
+    """Camera pixels (2,) where the images of vertical lines meet: the least-squares meeting point
+    of the people's axes (ground point to ``height_m`` above it, through the Tsai model and the
+    warp) standing on ``image_points`` (camera px on the ground)."""
+    ground_mm = tsai.image_to_ground(camera.camera_to_source(image_points))
+    up_mm = np.column_stack([ground_mm, np.full(len(ground_mm), 1000.0 * height_m)])
+    head = camera.source_to_camera(tsai.world_to_image(up_mm))
+    direction = head - image_points
+    normal = np.column_stack([-direction[:, 1], direction[:, 0]])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    lines = np.column_stack([normal, -(normal * image_points).sum(axis=1)])  # homogeneous: n . p - c = 0
+    point = np.linalg.svd(lines)[2][-1]
+    return point[:2] / point[2]
+
+
 def ground_check_error_m(camera: VirtualCamera, homography: Homography, tsai: TsaiCamera,
                          step_px: float = 16.0) -> tuple[float, float]:
     """(RMS, max) distance in metres between the homography and the true (Tsai) ground

@@ -63,7 +63,8 @@ def read_environment(store: ObjectStore, environment: str) -> Environment:
             calibration = None
             if store.exists(calibration_file):
                 pairs = _read_json(store, calibration_file)
-                calibration = Calibration.from_point_pairs(pairs["image_points"], pairs["map_points"])
+                calibration = Calibration.from_point_pairs(pairs["image_points"], pairs["map_points"],
+                                                           pairs.get("vertical_vanishing_point"))
             cameras.append(Camera(str(camera["name"]), fps, tuple(camera["size"]), calibration,
                                   camera.get("footprint_m"), None, camera.get("start_offset_frames", 0),
                                   camera.get("time_offset_s", 0.0)))

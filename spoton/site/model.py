@@ -57,13 +57,16 @@ def _size(what: str, value) -> tuple[int, int]:
 @dataclass(frozen=True, eq=False)
 class Calibration:
     """Image pixels <-> floor metres of one camera: the point pairs, the homography fitted to them
-    and its RMS reprojection error (metres, over the RANSAC inliers)."""
+    and its RMS reprojection error (metres, over the RANSAC inliers). An optional
+    ``vertical_vanishing_point`` (pixels, where the images of vertical lines meet) places foot
+    points on people's axes (:func:`spoton.geometry.foot_points`)."""
 
     image_points: np.ndarray  # (N, 2) pixels
     map_points: np.ndarray  # (N, 2) metres
     image_to_map: np.ndarray  # (3, 3)
     reprojection_error_m: float
     inliers: np.ndarray  # (N,) bool: the pairs the fit used
+    vertical_vanishing_point: np.ndarray | None = None  # (2,) pixels
 
     def __post_init__(self) -> None:
         image = _points("calibration image_points", self.image_points, 4)
@@ -86,15 +89,24 @@ class Calibration:
             value.setflags(write=False)
             object.__setattr__(self, name, value)
         object.__setattr__(self, "reprojection_error_m", float(self.reprojection_error_m))
+        if self.vertical_vanishing_point is not None:
+            point = np.array(self.vertical_vanishing_point, dtype=np.float64)
+            if point.shape != (2,) or not np.isfinite(point).all():
+                raise EnvironmentConfigError(
+                    f"calibration vertical_vanishing_point: give [x, y] in pixels (finite numbers), got "
+                    f"{self.vertical_vanishing_point!r}, or leave it out (foot points at the boxes' bottom-centre)")
+            point.setflags(write=False)
+            object.__setattr__(self, "vertical_vanishing_point", point)
 
     @classmethod
-    def from_point_pairs(cls, image_points, map_points) -> "Calibration":
+    def from_point_pairs(cls, image_points, map_points, vertical_vanishing_point=None) -> "Calibration":
         """Fit the homography (RANSAC beyond 4 pairs) to image/map point pairs."""
         try:
             fitted = Homography.from_point_pairs(image_points, map_points)
         except CalibrationError as exc:
             raise EnvironmentConfigError(f"calibration: {exc}") from None
-        return cls(image_points, map_points, fitted.image_to_map, fitted.reprojection_error_m, fitted.inliers)
+        return cls(image_points, map_points, fitted.image_to_map, fitted.reprojection_error_m, fitted.inliers,
+                   vertical_vanishing_point)
 
     @property
     def homography(self) -> Homography:
@@ -159,8 +171,10 @@ class Camera:
 
     def spec(self) -> CameraSpec:
         """What the FrameProcessor needs: the calibration and the tracked region."""
-        return CameraSpec(self.name, None if self.calibration is None else self.calibration.homography,
-                          region_m=self.tracked_region_m)
+        if self.calibration is None:
+            return CameraSpec(self.name, region_m=self.tracked_region_m)
+        return CameraSpec(self.name, self.calibration.homography, self.tracked_region_m,
+                          self.calibration.vertical_vanishing_point)
 
 
 @dataclass(frozen=True, eq=False)

@@ -72,6 +72,8 @@ ENVIRONMENT_SCHEMA: dict = {
                                  "description": "the homography fitted to the pairs (pixels -> metres)"},
                 "reprojection_error_m": {"type": "number", "minimum": 0},
                 "inliers": {"type": "array", "items": {"type": "boolean"}},
+                "vertical_vanishing_point": {**_POINT, "description": "pixels where the images of vertical lines "
+                                                                     "meet: foot points on people's axes"},
             },
         },
         "floor_plan": {

@@ -46,10 +46,13 @@ def _polygon(points: np.ndarray | None) -> list | None:
 def to_document(env: Environment) -> dict:
     """The stored form (JSON-ready; floats kept exactly, so a load gives back the same numbers)."""
     def calibration(c: Calibration | None) -> dict | None:
-        return None if c is None else {
-            "image_points": c.image_points.tolist(), "map_points": c.map_points.tolist(),
-            "image_to_map": c.image_to_map.tolist(), "reprojection_error_m": c.reprojection_error_m,
-            "inliers": c.inliers.tolist()}
+        if c is None:
+            return None
+        vanishing = c.vertical_vanishing_point
+        return {"image_points": c.image_points.tolist(), "map_points": c.map_points.tolist(),
+                "image_to_map": c.image_to_map.tolist(), "reprojection_error_m": c.reprojection_error_m,
+                "inliers": c.inliers.tolist()
+                } | ({} if vanishing is None else {"vertical_vanishing_point": vanishing.tolist()})
 
     plan = env.floor_plan
     optional = {} if env.segment_length_s is None else {"segment_length_s": env.segment_length_s}

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spoton.analytics import dwell, heatmap, heatmap_image, map_trajectories, occupancy, sample_seconds
+from spoton.analytics import (dwell, heatmap, heatmap_image, map_trajectories, occupancy, sample_seconds,
+                              with_foot_spread)
 from spoton.geometry import Zone
 from spoton.storage.schemas import DWELL, HEATMAPS, MAP_TRAJECTORIES, OCCUPANCY
 
@@ -41,6 +42,33 @@ def test_two_cameras_seeing_one_person_at_offset_positions_fuse_to_the_midpoint(
     np.testing.assert_allclose(out["ts"], ts + 0.015, atol=1e-9)  # fused at the mean instant
     np.testing.assert_allclose(out["map_x"], xy[:, 0] + 0.015, atol=1e-9)
     np.testing.assert_allclose(out["speed_mps"], 1.0, atol=1e-9)
+
+
+def test_cameras_are_weighted_by_the_inverse_square_of_their_foot_spread():
+    ts, xy = _walk((2.0, 3.0), (1.0, 0.0), 3.0)
+    near, mid, far = (_boxes(1, ts, xy + [0.0, dy], cam) for dy, cam in ((0.1, "cam1"), (0.0, "cam2"), (-0.6, "cam3")))
+    plain = map_trajectories(pd.concat([near, mid, far]))
+    np.testing.assert_allclose(plain["map_y"], 3.0, atol=1e-9)  # the plain median: the middle camera
+    spread = pd.concat([near.assign(foot_spread_m=0.1), mid.assign(foot_spread_m=0.3), far.assign(foot_spread_m=0.4)])
+    np.testing.assert_allclose(map_trajectories(spread)["map_y"], 3.1, atol=1e-9)  # near holds 85% of the weight
+    # two cameras: the better one; equal spreads: the plain median (their midpoint)
+    pair = pd.concat([near.assign(foot_spread_m=0.1), far.assign(foot_spread_m=0.4)])
+    np.testing.assert_allclose(map_trajectories(pair)["map_y"], 3.1, atol=1e-9)
+    even = pd.concat([near.assign(foot_spread_m=0.2), far.assign(foot_spread_m=0.2)])
+    np.testing.assert_allclose(map_trajectories(even)["map_y"], 2.75, atol=1e-9)
+    # a row without a spread weighs the median weight
+    unknown = pd.concat([near.assign(foot_spread_m=0.1), mid.assign(foot_spread_m=np.nan), far.assign(foot_spread_m=0.4)])
+    np.testing.assert_allclose(map_trajectories(unknown)["map_y"], 3.1, atol=1e-9)
+
+
+def test_foot_spread_comes_from_each_camera_calibration():
+    class Spec:  # a camera whose floor metres per box height grow with the box's bottom row
+        def foot_spread_m(self, xyxy):
+            return xyxy[:, 3] / 1000.0
+
+    boxes = pd.concat([_boxes(1, np.zeros(2), np.zeros((2, 2)), "cam1"), _boxes(2, np.zeros(1), np.zeros((1, 2)), "cam9")])
+    out = with_foot_spread(boxes.assign(y2=[100.0, 200.0, 300.0]), {"cam1": Spec()})
+    np.testing.assert_allclose(out["foot_spread_m"], [0.1, 0.2, np.nan])
 
 
 def test_smoothing_reduces_jitter_without_lag_on_a_straight_walk():

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from spoton.geometry import CalibrationError, Homography, apply_homography, foot_points
+from spoton.geometry import CalibrationError, Homography, apply_homography, foot_points, homography_scale
 
 TRUE_H = np.array([[0.02, 0.001, -3.0], [0.0005, 0.05, -8.0], [0.00002, 0.0009, 1.0]])
 
@@ -44,3 +44,24 @@ def test_bad_point_pairs_name_the_fix(tmp_path):
 
 def test_foot_point_is_bottom_centre():
     np.testing.assert_allclose(foot_points([[10, 20, 30, 100]]), [[20, 100]])
+
+
+def test_foot_point_on_the_axis_through_the_vertical_vanishing_point():
+    # a person leaning in the image: feet at (100, 300), head at (130, 200), verticals meet at (10, 600)
+    feet, head, vanishing = np.array([100.0, 300.0]), np.array([130.0, 200.0]), np.array([10.0, 600.0])
+    assert np.cross(head - feet, vanishing - feet) == 0  # the head is on the axis through the feet
+    box = [[feet[0] - 8, head[1], head[0] + 8, feet[1]]]  # upright box around the leaning body
+    np.testing.assert_allclose(foot_points(box, vanishing), [[100.0, 300.0]], atol=0.5)
+    assert foot_points(box)[0, 0] == 115.0  # the bottom-centre sits under the middle of the lean
+    # verticals straight down the image: the bottom-centre; level with the centre: the centre too
+    np.testing.assert_allclose(foot_points(box, [115.0, 1e9]), foot_points(box))
+    np.testing.assert_allclose(foot_points(box, [500.0, 250.0]), foot_points(box))
+
+
+def test_homography_scale_is_the_size_of_its_jacobian():
+    points = np.array([[100.0, 200.0], [500.0, 400.0]])
+    step = 1e-4
+    du = (apply_homography(TRUE_H, points + [step, 0]) - apply_homography(TRUE_H, points)) / step
+    dv = (apply_homography(TRUE_H, points + [0, step]) - apply_homography(TRUE_H, points)) / step
+    np.testing.assert_allclose(homography_scale(TRUE_H, points), np.sqrt((du**2).sum(1) + (dv**2).sum(1)), rtol=1e-4)
+    np.testing.assert_allclose(homography_scale(np.diag([0.01, 0.02, 1.0]), [[3.0, 4.0]]), [np.sqrt(0.01**2 + 0.02**2)])

@@ -91,6 +91,19 @@ def test_the_stored_form_matches_the_schema_and_round_trips_exactly():
     assert again.camera("hall").calibration is None and again.camera_spec("hall").homography is None
 
 
+def test_a_vertical_vanishing_point_is_stored_validated_and_reaches_the_camera_spec():
+    image, world = _pairs()
+    door = Camera("door", 7.0, (640, 480), Calibration.from_point_pairs(image, world, [320.0, 2400.0]))
+    env = Environment("lobby", 7.0, (door,), FloorPlan(None, (400, 300), 0.05, (-10.0, 8.0)))
+    document = to_document(env)
+    assert document["cameras"][0]["calibration"]["vertical_vanishing_point"] == [320.0, 2400.0]
+    again = from_document(json.loads(json.dumps(document)))
+    np.testing.assert_array_equal(again.camera_spec("door").vertical_vanishing_point, [320.0, 2400.0])
+    assert "vertical_vanishing_point" not in to_document(_site())["cameras"][0]["calibration"]  # optional
+    with pytest.raises(EnvironmentConfigError, match="vertical_vanishing_point: give \\[x, y\\]"):
+        Calibration.from_point_pairs(image, world, [320.0])
+
+
 def test_a_document_that_breaks_the_schema_names_the_place():
     document = to_document(_site())
     document["cameras"][0]["resolution"] = [640]
